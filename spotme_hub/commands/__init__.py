@@ -1,0 +1,1 @@
+"""CLI command modules: each defines `register(cli)` and is loaded by `spotme_hub.cli`."""

@@ -1,0 +1,424 @@
+"""Hub configuration: pydantic models for the YAML file an agency admin writes.
+
+Errors name the file, the line and the dotted field path (`devices[2].office`), and every error in
+the file is reported at once. Device kinds bring their own option models (see `adapters`).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .yamlsource import ConfigError, Document, Issue, dotted, load_yaml
+
+#: Malaysian subdivisions as the `holidays` package spells them.
+MY_STATES = (
+    "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
+    "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
+)  # fmt: skip
+StateCode = Literal[
+    "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
+    "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
+]  # fmt: skip
+
+DEFAULT_TZ = "Asia/Kuala_Lumpur"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+@functools.cache
+def _zone_ok(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is not None and not _zone_ok(value):
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. Asia/Kuala_Lumpur, Asia/Kuching)")
+    return value
+
+
+def _as_str_list(value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, str | int):
+        value = [value]
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+class HubSection(Strict):
+    id: str = Field("spotme-hub", min_length=1, description="Identifies this hub to the core.")
+    data_dir: str = Field("data", description="Data directory, relative to the config file.")
+    database: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/hub.db. PostgreSQL: "
+        "postgresql+psycopg://user@host/db",
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="FULL survives power loss; NORMAL survives process crashes only."
+    )
+    max_clock_skew_s: float = Field(300, gt=0, description="Flag clock_skew above this.")
+    failures_to_down: int = Field(3, ge=1, description="Consecutive failures before DOWN.")
+    restart_min_s: float = Field(1.0, gt=0)
+    restart_max_s: float = Field(300.0, gt=0)
+    submit_queue: int = Field(10_000, ge=1, description="Punches waiting for commit (bounded).")
+
+
+class Office(Strict):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    state: StateCode | None = Field(None, description="Malaysian state code (holidays' MY subdiv).")
+    timezone: str = DEFAULT_TZ
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    geofence_m: float | None = Field(None, gt=0)
+
+    _tz = field_validator("timezone")(check_timezone)
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Office:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together")
+        return self
+
+
+class Device(BaseModel):
+    """Keys common to every device; the rest belong to the device kind's own option model."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    kind: str
+    office: str
+    name: str | None = None
+    enabled: bool = True
+    timezone: str | None = None
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    _options: Any = PrivateAttr(default=None)
+
+    _tz = field_validator("timezone")(check_timezone)
+
+    @property
+    def options(self) -> Any:
+        """The validated kind-specific options (an instance of the adapter's options model)."""
+        return self._options
+
+    def option_values(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class Employee(Strict):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    user_ids: list[str] = Field(
+        default_factory=list,
+        description="Device user ids / PINs. 'PIN' matches on any device, 'DEVICE:PIN' on one.",
+    )
+    cards: list[str] = Field(default_factory=list)
+
+    _lists = field_validator("user_ids", "cards", mode="before")(_as_str_list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class CoreSection(Strict):
+    url: str | None = Field(None, description="SPOT-Me core base URL; no forwarding when unset.")
+    token: SecretStr | None = None
+    path: str = "/api/v1/attendance/batch"
+    batch_size: int = Field(500, ge=1, le=10_000)
+    timeout_s: float = Field(30, gt=0)
+    drain_rate: float | None = Field(None, gt=0, description="Max records/s after an outage.")
+    backlog_alert: int | None = Field(None, ge=1, description="Alert when the backlog exceeds this.")
+    backlog_alert_age_s: float | None = Field(None, gt=0)
+
+
+Scope = Literal["feed:read", "punches:write", "admin"]
+
+
+class ApiToken(Strict):
+    name: str
+    token: SecretStr
+    scopes: list[Scope]
+
+
+class ApiSection(Strict):
+    enabled: bool = True
+    listen: str = Field("127.0.0.1:8080", pattern=r"^[^:]+:\d+$")
+    tokens: list[ApiToken] = Field(default_factory=list)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    max_page: int = Field(5000, ge=1)
+
+
+class HubConfig(Strict):
+    hub: HubSection = Field(default_factory=HubSection)  # type: ignore[arg-type]
+    offices: list[Office] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
+    employees: list[Employee] = Field(default_factory=list)
+    employees_file: str | None = Field(
+        None, description="CSV with columns id,name,user_ids,cards (lists split on ';')."
+    )
+    core: CoreSection = Field(default_factory=CoreSection)  # type: ignore[arg-type]
+    api: ApiSection = Field(default_factory=ApiSection)  # type: ignore[arg-type]
+
+    _base_dir: Path = PrivateAttr(default=Path("."))
+    _source: str = PrivateAttr(default="<memory>")
+
+    # -- derived helpers -------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def data_dir(self) -> Path:
+        p = Path(self.hub.data_dir)
+        return p if p.is_absolute() else (self._base_dir / p)
+
+    @property
+    def database_url(self) -> str:
+        if self.hub.database:
+            return self.hub.database
+        return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    def office(self, office_id: str) -> Office:
+        return next(o for o in self.offices if o.id == office_id)
+
+    def device(self, device_id: str) -> Device:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(device_id)
+
+    def resolve_path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self._base_dir / p
+
+
+def _employees_from_csv(path: Path, file_label: str) -> tuple[list[dict[str, Any]], list[Issue]]:
+    issues: list[Issue] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"id"} - set(reader.fieldnames or [])
+            if missing:
+                return [], [Issue(str(path), 1, "", "employees file needs an 'id' column")]
+            for lineno, row in enumerate(reader, start=2):
+                if not (row.get("id") or "").strip():
+                    issues.append(Issue(str(path), lineno, "id", "empty employee id"))
+                    continue
+
+                def split(v: str | None) -> list[str]:
+                    return [x.strip() for x in (v or "").split(";") if x.strip()]
+
+                rows.append(
+                    {
+                        "id": row["id"].strip(),
+                        "name": (row.get("name") or "").strip() or None,
+                        "user_ids": split(row.get("user_ids")),
+                        "cards": split(row.get("cards")),
+                        "_line": lineno,
+                    }
+                )
+    except OSError as exc:
+        issues.append(Issue(file_label, None, "employees_file", f"cannot read {path}: {exc}"))
+    return rows, issues
+
+
+def _check_references(cfg: HubConfig, doc: Document, issues: list[Issue]) -> None:
+    office_ids: set[str] = set()
+    for i, office in enumerate(cfg.offices):
+        if office.id in office_ids:
+            issues.append(doc.issue(["offices", i, "id"], f"duplicate office id {office.id!r}"))
+        office_ids.add(office.id)
+    seen: set[str] = set()
+    for i, dev in enumerate(cfg.devices):
+        if dev.id in seen:
+            issues.append(doc.issue(["devices", i, "id"], f"duplicate device id {dev.id!r}"))
+        seen.add(dev.id)
+        if dev.office not in office_ids:
+            known = ", ".join(sorted(office_ids)) or "none defined"
+            issues.append(
+                doc.issue(["devices", i, "office"], f"unknown office {dev.office!r} ({known})")
+            )
+    emp_ids: set[str] = set()
+    from .normalize.cards import canonical_card  # local: normalize imports config types
+
+    card_owner: dict[str, str] = {}
+    pin_owner: dict[str, str] = {}
+    for i, emp in enumerate(cfg.employees):
+        if emp.id in emp_ids:
+            issues.append(doc.issue(["employees", i, "id"], f"duplicate employee id {emp.id!r}"))
+        emp_ids.add(emp.id)
+        for j, card in enumerate(emp.cards):
+            key = canonical_card(card)
+            if key is None:
+                issues.append(doc.issue(["employees", i, "cards", j], f"not a card number: {card!r}"))
+                continue
+            other = card_owner.get(key)
+            if other is not None and other != emp.id:
+                issues.append(
+                    doc.issue(
+                        ["employees", i, "cards", j],
+                        f"card {card!r} is already mapped to employee {other!r}",
+                    )
+                )
+            card_owner[key] = emp.id
+        for j, pin in enumerate(emp.user_ids):
+            other = pin_owner.get(pin)
+            if other is not None and other != emp.id:
+                issues.append(
+                    doc.issue(
+                        ["employees", i, "user_ids", j],
+                        f"user id {pin!r} is already mapped to employee {other!r}",
+                    )
+                )
+            pin_owner[pin] = emp.id
+
+
+def _validate_device_options(cfg: HubConfig, doc: Document, issues: list[Issue]) -> None:
+    from .adapters import registry
+
+    for i, dev in enumerate(cfg.devices):
+        try:
+            adapter_cls = registry.get(dev.kind)
+        except KeyError:
+            known = ", ".join(registry.kinds())
+            issues.append(doc.issue(["devices", i, "kind"], f"unknown kind {dev.kind!r} ({known})"))
+            continue
+        try:
+            dev._options = adapter_cls.options_model.model_validate(dev.option_values())
+        except ValidationError as exc:
+            issues.extend(_pydantic_issues(exc, doc, ["devices", i]))
+
+
+def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int]) -> list[Issue]:
+    out: list[Issue] = []
+    for err in exc.errors():
+        loc = [*prefix, *err["loc"]]
+        # Drop pydantic's union/tag segments that are not keys in the file.
+        clean = [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        out.append(doc.issue(clean, msg))
+    return out
+
+
+def parse_config(doc: Document) -> HubConfig:
+    """Validate a loaded document; raises ConfigError listing every problem."""
+    issues: list[Issue] = []
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([Issue(doc.file, 1, "", "the file must be a mapping of sections")])
+    base_dir = Path(doc.file).resolve().parent
+    try:
+        cfg = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc, doc, []))
+        # Validate what can be validated so one run reports as much as possible.
+        partial = {k: v for k, v in data.items() if k in HubConfig.model_fields}
+        for key in list(partial):
+            try:
+                HubConfig.model_validate({key: partial[key]})
+            except ValidationError:
+                partial.pop(key)
+        try:
+            cfg = HubConfig.model_validate(partial)
+        except ValidationError:
+            raise ConfigError(issues) from None
+    cfg._base_dir = base_dir
+    cfg._source = doc.file
+    if cfg.employees_file:
+        rows, file_issues = _employees_from_csv(cfg.resolve_path(cfg.employees_file), doc.file)
+        issues.extend(file_issues)
+        for row in rows:
+            line = row.pop("_line")
+            try:
+                cfg.employees.append(Employee.model_validate(row))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    issues.append(
+                        Issue(str(cfg.resolve_path(cfg.employees_file)), line, dotted(err["loc"]), err["msg"])
+                    )
+    _check_references(cfg, doc, issues)
+    _validate_device_options(cfg, doc, issues)
+    if issues:
+        raise ConfigError(sorted(set(issues), key=lambda i: (i.file, i.line or 0, i.path)))
+    return cfg
+
+
+def load_config(path: str | Path) -> HubConfig:
+    return parse_config(load_yaml(path))
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> HubConfig:
+    """Build a config from a dict (tests, embedding). Same validation as a file."""
+    from ruamel.yaml.comments import CommentedMap
+
+    doc = Document(str(Path(base_dir) / "<dict>"), CommentedMap(), data)
+    return parse_config(doc)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema for editors: devices are a union of every registered kind's options."""
+    from pydantic import create_model
+
+    from .adapters import registry
+
+    common = {
+        name: (f.annotation, f)
+        for name, f in Device.model_fields.items()
+        if name != "kind"
+    }
+    variants = []
+    for kind in registry.kinds():
+        opts = registry.get(kind).options_model
+        fields: dict[str, Any] = dict(common)
+        fields["kind"] = (Literal[kind], ...)  # type: ignore[valid-type]
+        for name, f in opts.model_fields.items():
+            fields[name] = (f.annotation, f)
+        variants.append(
+            create_model(  # type: ignore[call-overload]
+                f"Device_{kind}", __config__=ConfigDict(extra="forbid"), **fields
+            )
+        )
+    schema = HubConfig.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    any_of = []
+    for model in variants:
+        sub = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[model.__name__] = sub
+        any_of.append({"$ref": f"#/$defs/{model.__name__}"})
+    schema["properties"]["devices"] = {"type": "array", "items": {"anyOf": any_of}}
+    schema["title"] = "spotme-hub configuration"
+    return schema

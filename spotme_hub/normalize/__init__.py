@@ -1,0 +1,228 @@
+"""Normalisation: an adapter's RawPunch → the canonical Record (or a Rejection for quarantine).
+
+Pure functions of the configuration and the input: no I/O, no clock except `now` passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Device, HubConfig, Office
+from ..record import Flag, LocationSource, RawPunch, Record, Rejection, identity_key, record_id
+from .cards import canonical_card
+from .codes import to_punch, to_verify
+from .geo import haversine_m, valid_coordinates
+from .timefix import implausible, local_rfc3339, to_aware, utc_z, utc_z_ms, zone
+
+__all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
+
+
+class Normalizer:
+    """Holds the lookups derived from a config (employees by PIN and card, offices by id)."""
+
+    def __init__(self, cfg: HubConfig):
+        self.cfg = cfg
+        self.offices: dict[str, Office] = {o.id: o for o in cfg.offices}
+        self.by_pin: dict[str, str] = {}
+        self.by_device_pin: dict[tuple[str, str], str] = {}
+        self.by_card: dict[str, str] = {}
+        for emp in cfg.employees:
+            for pin in emp.user_ids:
+                dev, sep, scoped = pin.partition(":")
+                if sep and dev in {d.id for d in cfg.devices}:
+                    self.by_device_pin[(dev, scoped)] = emp.id
+                else:
+                    self.by_pin[pin] = emp.id
+            for card in emp.cards:
+                key = canonical_card(card)
+                if key:
+                    self.by_card[key] = emp.id
+        self.max_skew = cfg.hub.max_clock_skew_s
+
+    # -- lookups ---------------------------------------------------------------------------
+    def timezone_of(self, device: Device) -> str:
+        return device.timezone or self.offices[device.office].timezone
+
+    def employee_for(self, device_id: str, user_id: str | None, card: str | None) -> str | None:
+        if user_id is not None:
+            emp = self.by_device_pin.get((device_id, user_id)) or self.by_pin.get(user_id)
+            if emp is None and user_id.isdigit():  # "00012" on one system, "12" on another
+                stripped = user_id.lstrip("0") or "0"
+                emp = self.by_device_pin.get((device_id, stripped)) or self.by_pin.get(stripped)
+            if emp:
+                return emp
+        if card is not None:
+            return self.by_card.get(card)
+        return None
+
+    # -- the transformation -------------------------------------------------------------------
+    def normalize(
+        self,
+        device: Device,
+        raw: RawPunch,
+        now: datetime | None = None,
+        punch_map: Mapping[str, str] | None = None,
+        verify_map: Mapping[str, str] | None = None,
+    ) -> Record | Rejection:
+        now = now or datetime.now(UTC)
+        received = raw.received_at or now
+        tz_name = self.timezone_of(device)
+        office = self.offices[device.office]
+        flags = set(raw.flags)
+
+        def reject(reason: str) -> Rejection:
+            source = {**raw.source, "punch": punch_snapshot(raw)}
+            return Rejection(reason=reason, raw=_jsonable(raw.raw), source=source, device_id=device.id)
+
+        # who
+        user_id = str(raw.user_id).strip() if raw.user_id is not None else None
+        user_id = user_id or None
+        card: str | None = None
+        if raw.card is not None and str(raw.card).strip():
+            card = canonical_card(raw.card)
+            if card is None:
+                return reject(f"not a card number: {raw.card!r}")
+        if user_id is None and card is None:
+            return reject("no user id or card in the punch")
+
+        # when
+        if raw.device_time is None or Flag.DEVICE_TIME_UNTRUSTED in flags:
+            flags.add(Flag.DEVICE_TIME_UNTRUSTED)
+            when = received
+        else:
+            when = to_aware(raw.device_time, tz_name)
+        when_utc = when.astimezone(UTC)
+        problem = implausible(when_utc, now)
+        if problem:
+            return reject(problem)
+        local = when.astimezone(zone(tz_name))
+        if raw.clock_skew_s is not None and abs(raw.clock_skew_s) > self.max_skew:
+            flags.add(Flag.CLOCK_SKEW)
+
+        # what
+        punch = to_punch(raw.punch, punch_map)
+        if punch is None:
+            return reject(f"unknown punch type {raw.punch!r}")
+        verify = to_verify(raw.verify, verify_map)
+        if card is not None and raw.verify is None:
+            verify = to_verify("card")
+
+        # identity
+        credential = f"u:{user_id}" if user_id is not None else f"c:{card}"
+        if raw.identity is not None:
+            rid = record_id(f"{device.id}|{raw.identity}")
+        else:
+            rid = record_id(
+                identity_key(device.id, credential, local.strftime("%Y-%m-%dT%H:%M:%S"), punch)
+            )
+
+        employee = self.employee_for(device.id, user_id, card)
+        if employee is None:
+            flags.add(Flag.UNMAPPED_EMPLOYEE)
+
+        # where
+        lat, lon, loc_source = self._location(device, office, raw)
+        distance: float | None = None
+        within: bool | None = None
+        if lat is not None and lon is not None and office.latitude is not None:
+            assert office.longitude is not None
+            distance = round(haversine_m(office.latitude, office.longitude, lat, lon), 1)
+            if office.geofence_m is not None:
+                within = distance <= office.geofence_m
+                if not within:
+                    flags.add(Flag.OUTSIDE_GEOFENCE)
+
+        return Record(
+            id=rid,
+            employee_id=employee,
+            source_user_id=user_id,
+            card=card,
+            punch=str(punch),
+            verify=str(verify),
+            occurred_at=utc_z(when_utc),
+            local_time=local_rfc3339(when_utc, tz_name),
+            timezone=tz_name,
+            received_at=utc_z_ms(received),
+            clock_skew_s=None if raw.clock_skew_s is None else round(raw.clock_skew_s, 3),
+            device_id=device.id,
+            device_kind=device.kind,
+            device_serial=raw.device_serial,
+            office_id=office.id,
+            office_state=office.state,
+            latitude=lat,
+            longitude=lon,
+            location_source=loc_source,
+            distance_m=distance,
+            within_geofence=within,
+            flags=sorted(str(f) for f in flags),
+            source=raw.source,
+            raw=_jsonable(raw.raw),
+        )
+
+    @staticmethod
+    def _location(
+        device: Device, office: Office, raw: RawPunch
+    ) -> tuple[float | None, float | None, str | None]:
+        if valid_coordinates(raw.latitude, raw.longitude):
+            return raw.latitude, raw.longitude, LocationSource.PAYLOAD.value
+        if valid_coordinates(device.latitude, device.longitude):
+            return device.latitude, device.longitude, LocationSource.DEVICE.value
+        if valid_coordinates(office.latitude, office.longitude):
+            return office.latitude, office.longitude, LocationSource.OFFICE.value
+        return None, None, None
+
+
+def punch_snapshot(raw: RawPunch) -> dict[str, Any]:
+    """A RawPunch as JSON, kept with a quarantined item so it can be replayed after a fix."""
+    return {
+        "device_time": raw.device_time.isoformat() if raw.device_time else None,
+        "user_id": raw.user_id,
+        "card": raw.card,
+        "punch": _jsonable(raw.punch),
+        "verify": _jsonable(raw.verify),
+        "latitude": raw.latitude,
+        "longitude": raw.longitude,
+        "device_serial": raw.device_serial,
+        "clock_skew_s": raw.clock_skew_s,
+        "received_at": raw.received_at.isoformat() if raw.received_at else None,
+        "flags": sorted(raw.flags),
+        "identity": raw.identity,
+    }
+
+
+def punch_from_snapshot(snap: dict[str, Any], raw: Any, source: dict[str, Any]) -> RawPunch:
+    def dt(v: str | None) -> datetime | None:
+        return datetime.fromisoformat(v) if v else None
+
+    return RawPunch(
+        device_time=dt(snap.get("device_time")),
+        user_id=snap.get("user_id"),
+        card=snap.get("card"),
+        punch=snap.get("punch"),
+        verify=snap.get("verify"),
+        latitude=snap.get("latitude"),
+        longitude=snap.get("longitude"),
+        device_serial=snap.get("device_serial"),
+        clock_skew_s=snap.get("clock_skew_s"),
+        received_at=dt(snap.get("received_at")),
+        flags=set(snap.get("flags") or ()),
+        source={k: v for k, v in source.items() if k != "punch"},
+        raw=raw,
+        identity=snap.get("identity"),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,145 @@
+"""The canonical attendance record (v1) and the raw punch adapters hand to normalisation.
+
+Every source (terminal, reader, broker, file, HTTP) ends up as one `Record`. It is flat and
+JSON-serialisable, and the same dict is stored, served by the API and forwarded to the core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+#: Namespace for record ids. Never change it: ids must stay stable across releases.
+RECORD_NAMESPACE = uuid.UUID("6f1c3a52-2d7e-5b8e-9a41-5350f74d6501")
+_NS_BYTES = RECORD_NAMESPACE.bytes
+
+
+class Punch(StrEnum):
+    IN = "in"
+    OUT = "out"
+    BREAK_OUT = "break_out"
+    BREAK_IN = "break_in"
+    OVERTIME_IN = "overtime_in"
+    OVERTIME_OUT = "overtime_out"
+    UNKNOWN = "unknown"
+
+
+class Verify(StrEnum):
+    FINGERPRINT = "fingerprint"
+    FACE = "face"
+    CARD = "card"
+    PASSWORD = "password"
+    PALM = "palm"
+    VEIN = "vein"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class LocationSource(StrEnum):
+    OFFICE = "office"
+    DEVICE = "device"
+    PAYLOAD = "payload"
+
+
+class Flag(StrEnum):
+    UNMAPPED_EMPLOYEE = "unmapped_employee"
+    OUTSIDE_GEOFENCE = "outside_geofence"
+    CLOCK_SKEW = "clock_skew"
+    DEVICE_TIME_UNTRUSTED = "device_time_untrusted"
+
+
+def record_id(identity: str) -> str:
+    """UUIDv5 of `identity` in the record namespace (same value as `uuid.uuid5`, computed faster)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + identity.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def identity_key(device_id: str, credential: str, local_second: str, punch: str) -> str:
+    """The source identity of a punch: device, user id or card, device-local time to the second,
+    punch type. `local_second` is ``YYYY-MM-DDTHH:MM:SS`` in the device's wall-clock time."""
+    return f"{device_id}|{credential}|{local_second}|{punch}"
+
+
+@dataclass(slots=True)
+class RawPunch:
+    """What an adapter hands to normalisation: the punch as the source gave it.
+
+    `device_time` naive means wall-clock time of the device's zone; aware means an absolute time.
+    `punch`/`verify` may be canonical values, device codes (ints, e.g. ZKTeco) or words
+    ("Check In", "Masuk"); normalisation maps them. `identity` overrides the identity key when the
+    source has no trustworthy time of its own (e.g. a payload hash).
+    """
+
+    device_time: datetime | None
+    user_id: str | None = None
+    card: str | None = None
+    punch: Any = None
+    verify: Any = None
+    latitude: float | None = None
+    longitude: float | None = None
+    device_serial: str | None = None
+    clock_skew_s: float | None = None
+    received_at: datetime | None = None
+    flags: set[str] = field(default_factory=set)
+    source: dict[str, Any] = field(default_factory=dict)
+    raw: Any = None
+    identity: str | None = None
+
+
+@dataclass(slots=True)
+class Record:
+    id: str
+    employee_id: str | None
+    source_user_id: str | None
+    card: str | None
+    punch: str
+    verify: str
+    occurred_at: str
+    local_time: str
+    timezone: str
+    received_at: str
+    clock_skew_s: float | None
+    device_id: str
+    device_kind: str
+    device_serial: str | None
+    office_id: str
+    office_state: str | None
+    latitude: float | None
+    longitude: float | None
+    location_source: str | None
+    distance_m: float | None
+    within_geofence: bool | None
+    flags: list[str]
+    source: dict[str, Any]
+    raw: Any
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        names = RECORD_FIELDS
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A punch that cannot become a record: it goes to quarantine with its reason."""
+
+    reason: str
+    raw: Any
+    source: dict[str, Any]
+    device_id: str | None = None

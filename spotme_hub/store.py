@@ -1,0 +1,476 @@
+"""The durable store: records, quarantine, checkpoints and device health.
+
+SQLite (WAL) by default, PostgreSQL by URL. Writes are serialised, so the records' `seq` is the
+commit order: a feed cursor on `seq` never skips a record that committed late, and the forwarder's
+outbox is simply "records with seq above the forward cursor" — queued in the same transaction as
+the record by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, SQLModel
+
+from .record import RECORD_FIELDS, Record, Rejection
+
+JSON_FIELDS = ("flags", "source", "raw")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+class RecordRow(SQLModel, table=True):
+    __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_occurred_at", "occurred_at"),
+        {"sqlite_autoincrement": True},
+    )
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    employee_id: str | None = None
+    source_user_id: str | None = None
+    card: str | None = None
+    punch: str
+    verify: str
+    occurred_at: str
+    local_time: str
+    timezone: str
+    received_at: str
+    clock_skew_s: float | None = None
+    device_id: str
+    device_kind: str
+    device_serial: str | None = None
+    office_id: str
+    office_state: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    location_source: str | None = None
+    distance_m: float | None = None
+    within_geofence: bool | None = None
+    flags: str = "[]"
+    source: str = "{}"
+    raw: str = "null"
+    schema_version: int = 1
+    committed_at: str
+
+
+class QuarantineRow(SQLModel, table=True):
+    __tablename__ = "quarantine"
+    qid: int | None = Field(default=None, primary_key=True)
+    created_at: str
+    device_id: str | None = Field(default=None, index=True)
+    source: str = "{}"
+    reason: str
+    raw: str = "null"
+    status: str = Field(default="open", index=True)  # open | replayed | discarded
+    resolved_at: str | None = None
+    resolution: str | None = None
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    scope: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: str
+
+
+class DeviceHealthRow(SQLModel, table=True):
+    __tablename__ = "device_health"
+    device_id: str = Field(primary_key=True)
+    kind: str
+    office_id: str | None = None
+    state: str = "UNKNOWN"  # UNKNOWN | UP | DEGRADED | DOWN | DISABLED
+    last_seen: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    consecutive_failures: int = 0
+    counters: str = "{}"
+    detail: str = "{}"
+    updated_at: str
+
+
+RECORDS = RecordRow.__table__  # type: ignore[attr-defined]
+QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
+CHECKPOINTS = CheckpointRow.__table__  # type: ignore[attr-defined]
+HEALTH = DeviceHealthRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class CommitResult:
+    new: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    quarantined: list[int] = field(default_factory=list)
+
+
+def record_to_row(rec: Record, committed_at: str) -> dict[str, Any]:
+    row = {name: getattr(rec, name) for name in RECORD_FIELDS}
+    for name in JSON_FIELDS:
+        row[name] = dumps(row[name])
+    row["committed_at"] = committed_at
+    return row
+
+
+def row_to_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row → the canonical record dict (plus `seq`)."""
+    out: dict[str, Any] = {"seq": row["seq"]}
+    for name in RECORD_FIELDS:
+        value = row[name]
+        if name in JSON_FIELDS:
+            value = orjson.loads(value)
+        elif name == "within_geofence" and value is not None:
+            value = bool(value)
+        out[name] = value
+    return out
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RecordFilter:
+    office_id: str | None = None
+    employee_id: str | None = None
+    device_id: str | None = None
+    since: str | None = None  # occurred_at >= (UTC, RFC 3339 Z)
+    until: str | None = None  # occurred_at <
+    flag: str | None = None
+
+
+class Store:
+    """Thread-safe: one writer at a time (a lock), readers in parallel."""
+
+    def __init__(self, url: str, sqlite_synchronous: str = "FULL", echo: bool = False):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            sync = sqlite_synchronous
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={sync}")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+        self._write_lock = threading.Lock()
+
+    # -- schema ------------------------------------------------------------------------------
+    def create_all(self) -> None:
+        from .adapters import registry  # adapters may define tables of their own
+
+        registry.load_builtin()
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One serialised write transaction (commit order = seq order, also on PostgreSQL)."""
+        with self._write_lock, self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("LOCK TABLE records IN EXCLUSIVE MODE"))
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        return (sqlite_insert if self.is_sqlite else pg_insert)(table)
+
+    def commit(
+        self,
+        records: Sequence[Record] = (),
+        rejections: Sequence[Rejection] = (),
+        checkpoints: Mapping[tuple[str, str], Any] | None = None,
+    ) -> CommitResult:
+        """Insert records idempotently (by id), quarantine rejections and move checkpoints, in one
+        transaction. Returns which ids were new and which were already stored."""
+        result = CommitResult()
+        now = _now()
+        with self.write() as conn:
+            self._commit_records(conn, records, now, result)
+            if rejections:
+                result.quarantined = self._quarantine(conn, rejections, now)
+            if checkpoints:
+                for (scope, key), value in checkpoints.items():
+                    self._set_checkpoint(conn, scope, key, value, now)
+        return result
+
+    def _commit_records(
+        self, conn: Connection, records: Sequence[Record], now: str, result: CommitResult
+    ) -> None:
+        if not records:
+            return
+        unique: dict[str, Record] = {}
+        for rec in records:
+            if rec.id in unique:
+                result.duplicate.append(rec.id)
+            else:
+                unique[rec.id] = rec
+        existing: set[str] = set()
+        ids = list(unique)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            existing.update(conn.execute(select(RECORDS.c.id).where(RECORDS.c.id.in_(chunk))).scalars())
+        rows = []
+        for rid, rec in unique.items():
+            if rid in existing:
+                result.duplicate.append(rid)
+            else:
+                rows.append(record_to_row(rec, now))
+                result.new.append(rid)
+        if rows:
+            conn.execute(self._insert(RECORDS).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+    def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
+        qids = []
+        for rej in rejections:
+            res = conn.execute(
+                QUARANTINE.insert().values(
+                    created_at=now,
+                    device_id=rej.device_id,
+                    source=dumps(rej.source),
+                    reason=rej.reason,
+                    raw=dumps(_jsonable_raw(rej.raw)),
+                    status="open",
+                )
+            )
+            qids.append(int(res.inserted_primary_key[0]))
+        return qids
+
+    def quarantine(self, rejections: Sequence[Rejection]) -> list[int]:
+        with self.write() as conn:
+            return self._quarantine(conn, rejections, _now())
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _set_checkpoint(self, conn: Connection, scope: str, key: str, value: Any, now: str) -> None:
+        stmt = self._insert(CHECKPOINTS).values(scope=scope, key=key, value=dumps(value), updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["scope", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
+        )
+        conn.execute(stmt)
+
+    def set_checkpoint(self, scope: str, key: str, value: Any) -> None:
+        with self.write() as conn:
+            self._set_checkpoint(conn, scope, key, value, _now())
+
+    def get_checkpoint(self, scope: str, key: str, default: Any = None) -> Any:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(CHECKPOINTS.c.value).where(
+                    and_(CHECKPOINTS.c.scope == scope, CHECKPOINTS.c.key == key)
+                )
+            ).scalar()
+        return default if value is None else orjson.loads(value)
+
+    # -- reading records -----------------------------------------------------------------------
+    def _filtered(self, f: RecordFilter | None) -> list[Any]:
+        conds: list[Any] = []
+        if f is None:
+            return conds
+        if f.office_id:
+            conds.append(RECORDS.c.office_id == f.office_id)
+        if f.employee_id:
+            conds.append(RECORDS.c.employee_id == f.employee_id)
+        if f.device_id:
+            conds.append(RECORDS.c.device_id == f.device_id)
+        if f.since:
+            conds.append(RECORDS.c.occurred_at >= f.since)
+        if f.until:
+            conds.append(RECORDS.c.occurred_at < f.until)
+        if f.flag:
+            conds.append(RECORDS.c.flags.like(f'%"{f.flag}"%'))
+        return conds
+
+    def records(
+        self, after: int = 0, limit: int = 1000, flt: RecordFilter | None = None
+    ) -> list[dict[str, Any]]:
+        """Records with seq > after, in commit order."""
+        stmt = (
+            select(RECORDS)
+            .where(RECORDS.c.seq > after, *self._filtered(flt))
+            .order_by(RECORDS.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row_to_dict(r) for r in conn.execute(stmt).mappings()]
+
+    def iter_records(self, flt: RecordFilter | None = None, page: int = 5000) -> Iterator[dict[str, Any]]:
+        after = 0
+        while True:
+            batch = self.records(after, page, flt)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1]["seq"]
+
+    def count_records(self, flt: RecordFilter | None = None) -> int:
+        stmt = select(func.count()).select_from(RECORDS).where(*self._filtered(flt))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def max_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(RECORDS.c.seq), 0))).scalar_one())
+
+    def get_record(self, record_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(RECORDS).where(RECORDS.c.id == record_id)).mappings().first()
+        return row_to_dict(row) if row else None
+
+    def punches_since(self, since_utc: str) -> dict[str, int]:
+        """Per-device count of records with occurred_at >= since (for 'punches today')."""
+        stmt = (
+            select(RECORDS.c.device_id, func.count())
+            .where(RECORDS.c.occurred_at >= since_utc)
+            .group_by(RECORDS.c.device_id)
+        )
+        with self.engine.connect() as conn:
+            return {d: int(n) for d, n in conn.execute(stmt)}
+
+    # -- quarantine --------------------------------------------------------------------------
+    def quarantine_items(
+        self, status: str | None = "open", limit: int = 100, device_id: str | None = None,
+        after: int = 0,
+    ) -> list[dict[str, Any]]:
+        conds = [QUARANTINE.c.qid > after]
+        if status:
+            conds.append(QUARANTINE.c.status == status)
+        if device_id:
+            conds.append(QUARANTINE.c.device_id == device_id)
+        stmt = select(QUARANTINE).where(*conds).order_by(QUARANTINE.c.qid).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [_quarantine_dict(r) for r in rows]
+
+    def quarantine_count(self, status: str = "open") -> int:
+        stmt = select(func.count()).select_from(QUARANTINE).where(QUARANTINE.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def quarantine_counts_by_device(self) -> dict[str, int]:
+        stmt = (
+            select(QUARANTINE.c.device_id, func.count())
+            .where(QUARANTINE.c.status == "open")
+            .group_by(QUARANTINE.c.device_id)
+        )
+        with self.engine.connect() as conn:
+            return {str(d): int(n) for d, n in conn.execute(stmt)}
+
+    def resolve_quarantine(
+        self, qid: int, status: str, resolution: str, records: Sequence[Record] = ()
+    ) -> CommitResult:
+        """Mark an item replayed/discarded, committing the records it produced atomically."""
+        result = CommitResult()
+        now = _now()
+        with self.write() as conn:
+            self._commit_records(conn, records, now, result)
+            conn.execute(
+                QUARANTINE.update()
+                .where(QUARANTINE.c.qid == qid)
+                .values(status=status, resolution=resolution, resolved_at=now)
+            )
+        return result
+
+    # -- device health -------------------------------------------------------------------------
+    def save_health(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        now = _now()
+        with self._write_lock, self.engine.begin() as conn:
+            for row in rows:
+                values = dict(row)
+                for name in ("counters", "detail"):
+                    if name in values and not isinstance(values[name], str):
+                        values[name] = dumps(values[name])
+                values["updated_at"] = now
+                stmt = self._insert(HEALTH).values(**values)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["device_id"],
+                    set_={k: getattr(stmt.excluded, k) for k in values if k != "device_id"},
+                )
+                conn.execute(stmt)
+
+    def health(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = select(HEALTH).order_by(HEALTH.c.device_id)
+        if device_id:
+            stmt = stmt.where(HEALTH.c.device_id == device_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["counters"] = orjson.loads(d["counters"] or "{}")
+            d["detail"] = orjson.loads(d["detail"] or "{}")
+            out.append(d)
+        return out
+
+
+def _quarantine_dict(r: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(r)
+    d["source"] = orjson.loads(d["source"] or "{}")
+    d["raw"] = orjson.loads(d["raw"] or "null")
+    return d
+
+
+def _jsonable_raw(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"hex": bytes(value).hex()}
+    try:
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+__all__ = ["Store", "CommitResult", "RecordFilter", "row_to_dict", "record_to_row", "or_"]
