@@ -107,9 +107,9 @@ async def run_hub(
     services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api)]
     if on_hub is None:
         click.echo(
-        f"spotme-hub {cfg.hub.id}: {len(cfg.devices)} device(s), store {redact(cfg.database_url)}"
-        + (f", API http://{cfg.api.listen}" if serve_api else ""),
-        err=True,
+            f"spotme-hub {cfg.hub.id}: {len(cfg.devices)} device(s), store {redact(cfg.database_url)}"
+            + (f", API http://{cfg.api.listen}" if serve_api else ""),
+            err=True,
         )
     await hub.run_until(stop)
     await asyncio.gather(*services, return_exceptions=True)
@@ -197,10 +197,21 @@ def records(
             w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
             w.writeheader()
             for r in rows:
-                w.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()})
+                w.writerow(
+                    {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+                )
     else:
         t = Table(title=f"{len(rows)} record(s)")
-        for col in ("local_time", "employee_id", "source_user_id", "punch", "verify", "device_id", "office_id", "flags"):
+        for col in (
+            "local_time",
+            "employee_id",
+            "source_user_id",
+            "punch",
+            "verify",
+            "device_id",
+            "office_id",
+            "flags",
+        ):
             t.add_column(col)
         for r in rows:
             t.add_row(
@@ -234,7 +245,17 @@ def devices(config_path: Path, fmt: str) -> None:
         return
     colors = {"UP": "green", "DOWN": "red", "DEGRADED": "yellow"}
     t = Table(title="devices")
-    for col in ("device", "kind", "office", "state", "last seen", "new", "dup", "quar.", "last error"):
+    for col in (
+        "device",
+        "kind",
+        "office",
+        "state",
+        "last seen",
+        "new",
+        "dup",
+        "quar.",
+        "last error",
+    ):
         t.add_column(col)
     for h in out:
         c = h.get("counters") or {}
@@ -254,11 +275,15 @@ def quarantine() -> None:
 
 @quarantine.command("list")
 @CONFIG_OPTION
-@click.option("--status", type=click.Choice(["open", "replayed", "discarded", "all"]), default="open")
+@click.option(
+    "--status", type=click.Choice(["open", "replayed", "discarded", "all"]), default="open"
+)
 @click.option("--device")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def quarantine_list(config_path: Path, status: str, device: str | None, limit: int, fmt: str) -> None:
+def quarantine_list(
+    config_path: Path, status: str, device: str | None, limit: int, fmt: str
+) -> None:
     """List quarantined inputs with their source and reason."""
     cfg = load_config(config_path)
     store = open_store(cfg)
@@ -310,7 +335,9 @@ def quarantine_replay(config_path: Path, ids: tuple[int, ...], replay_all: bool)
 
 
 @cli.command()
-@click.option("--duration", type=float, default=0, help="Stop after this many seconds (0 = Ctrl-C).")
+@click.option(
+    "--duration", type=float, default=0, help="Stop after this many seconds (0 = Ctrl-C)."
+)
 @click.option("--port", type=int, default=8080, show_default=True, help="API/dashboard port.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the demo's data here (default: a temporary directory).")  # fmt: skip

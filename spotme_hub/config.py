@@ -71,7 +71,8 @@ class HubSection(Strict):
     id: str = Field("spotme-hub", min_length=1, description="Identifies this hub to the core.")
     data_dir: str = Field("data", description="Data directory, relative to the config file.")
     database: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/hub.db. PostgreSQL: "
+        None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/hub.db. PostgreSQL: "
         "postgresql+psycopg://user@host/db",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
@@ -151,7 +152,9 @@ class CoreSection(Strict):
     batch_size: int = Field(500, ge=1, le=10_000)
     timeout_s: float = Field(30, gt=0)
     drain_rate: float | None = Field(None, gt=0, description="Max records/s after an outage.")
-    backlog_alert: int | None = Field(None, ge=1, description="Alert when the backlog exceeds this.")
+    backlog_alert: int | None = Field(
+        None, ge=1, description="Alert when the backlog exceeds this."
+    )
     backlog_alert_age_s: float | None = Field(None, gt=0)
 
 
@@ -279,7 +282,9 @@ def _check_references(cfg: HubConfig, doc: Document, issues: list[Issue]) -> Non
         for j, card in enumerate(emp.cards):
             key = canonical_card(card)
             if key is None:
-                issues.append(doc.issue(["employees", i, "cards", j], f"not a card number: {card!r}"))
+                issues.append(
+                    doc.issue(["employees", i, "cards", j], f"not a card number: {card!r}")
+                )
                 continue
             other = card_owner.get(key)
             if other is not None and other != emp.id:
@@ -323,7 +328,9 @@ def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int
     for err in exc.errors():
         loc = [*prefix, *err["loc"]]
         # Drop pydantic's union/tag segments that are not keys in the file.
-        clean = [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+        clean = [
+            p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        ]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
@@ -367,7 +374,12 @@ def parse_config(doc: Document) -> HubConfig:
             except ValidationError as exc:
                 for err in exc.errors():
                     issues.append(
-                        Issue(str(cfg.resolve_path(cfg.employees_file)), line, dotted(err["loc"]), err["msg"])
+                        Issue(
+                            str(cfg.resolve_path(cfg.employees_file)),
+                            line,
+                            dotted(err["loc"]),
+                            err["msg"],
+                        )
                     )
     _check_references(cfg, doc, issues)
     _validate_device_options(cfg, doc, issues)
@@ -394,11 +406,7 @@ def json_schema() -> dict[str, Any]:
 
     from .adapters import registry
 
-    common = {
-        name: (f.annotation, f)
-        for name, f in Device.model_fields.items()
-        if name != "kind"
-    }
+    common = {name: (f.annotation, f) for name, f in Device.model_fields.items() if name != "kind"}
     variants = []
     for kind in registry.kinds():
         opts = registry.get(kind).options_model

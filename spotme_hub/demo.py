@@ -105,7 +105,9 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
                     os.environ[k] = v
         demo.cfg = cfg
         stop = asyncio.Event()
-        hub_task = asyncio.create_task(run_hub(cfg, serve_api=True, stop=stop, on_hub=lambda h: _attach(demo, h, on_commit)))
+        hub_task = asyncio.create_task(
+            run_hub(cfg, serve_api=True, stop=stop, on_hub=lambda h: _attach(demo, h, on_commit))
+        )
         await demo.started.wait()
         console.print(
             f"[bold]spotme-hub demo[/bold] — dashboard and API at [link]http://127.0.0.1:{port}/[/link] "
@@ -129,7 +131,9 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
                 t.cancel()
             await asyncio.gather(*demo.tasks, return_exceptions=True)
             await hub_task
-    console.print(f"demo stopped: {totals['new']} punches committed, {totals['duplicate']} duplicates ignored")
+    console.print(
+        f"demo stopped: {totals['new']} punches committed, {totals['duplicate']} duplicates ignored"
+    )
     if tmp is not None:
         tmp.cleanup()
 
@@ -155,7 +159,16 @@ def _view(demo: Demo, recent: deque[Record], totals: dict[str, int]) -> Group:
                 (h.last_error or "")[:50],
             )  # fmt: skip
     punches = Table(title=f"recent punches ({totals['new']} committed)", expand=True)
-    for col in ("local time", "employee", "user/card", "punch", "verify", "device", "where", "flags"):
+    for col in (
+        "local time",
+        "employee",
+        "user/card",
+        "punch",
+        "verify",
+        "device",
+        "where",
+        "flags",
+    ):
         punches.add_column(col)
     for r in reversed(recent):
         where = r.location_source or ""

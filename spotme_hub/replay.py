@@ -58,4 +58,6 @@ def replay_item(cfg: HubConfig, store: Store, item: dict[str, Any]) -> ReplayOut
             return ReplayOutcome(qid, "open", f"still rejected: {out.reason}")
         records.append(out)
     result = store.resolve_quarantine(qid, "replayed", f"{len(records)} record(s)", records)
-    return ReplayOutcome(qid, "replayed", f"new={len(result.new)} duplicate={len(result.duplicate)}", len(records))
+    return ReplayOutcome(
+        qid, "replayed", f"new={len(result.new)} duplicate={len(result.duplicate)}", len(records)
+    )

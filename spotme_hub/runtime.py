@@ -102,7 +102,9 @@ class Context:
         return SubmitResult(records, result.new, result.duplicate, result.quarantined)
 
     def reject(self, reason: str, raw: Any, source: Mapping[str, Any] | None = None) -> Rejection:
-        return Rejection(reason=reason, raw=raw, source=dict(source or {}), device_id=self.device.id)
+        return Rejection(
+            reason=reason, raw=raw, source=dict(source or {}), device_id=self.device.id
+        )
 
     def checkpoint(self, key: str, default: Any = None) -> Any:
         return self.hub.store.get_checkpoint(self.device.id, key, default)
@@ -149,7 +151,9 @@ class Hub:
         self.store = store or Store(cfg.database_url, cfg.hub.sqlite_synchronous)
         self.store.create_all()
         self.normalizer = Normalizer(cfg)
-        self.writer = GroupWriter(self.store, max_queue=cfg.hub.submit_queue, on_commit=self._committed)
+        self.writer = GroupWriter(
+            self.store, max_queue=cfg.hub.submit_queue, on_commit=self._committed
+        )
         self.health: dict[str, Health] = {}
         self.contexts: dict[str, Context] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -178,7 +182,9 @@ class Hub:
         self.writer.start()
         for dev in self.cfg.devices:
             if dev.enabled:
-                self.tasks[dev.id] = asyncio.create_task(self._supervise(dev), name=f"device:{dev.id}")
+                self.tasks[dev.id] = asyncio.create_task(
+                    self._supervise(dev), name=f"device:{dev.id}"
+                )
         self._flusher = asyncio.create_task(self._flush_health_loop(), name="health-flush")
         await asyncio.to_thread(self.flush_health, True)
 
@@ -206,7 +212,9 @@ class Hub:
         ctx = self.contexts[dev.id]
         health = ctx.health
         wait = wait_exponential_jitter(
-            initial=self.cfg.hub.restart_min_s, max=self.cfg.hub.restart_max_s, jitter=self.cfg.hub.restart_min_s
+            initial=self.cfg.hub.restart_min_s,
+            max=self.cfg.hub.restart_max_s,
+            jitter=self.cfg.hub.restart_min_s,
         )
         attempt = 0
         while not self._stop.is_set():

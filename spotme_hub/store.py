@@ -61,7 +61,9 @@ class RecordRow(SQLModel, table=True):
     )
     seq: int | None = Field(
         default=None,
-        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
     )
     id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     employee_id: str | None = None
@@ -263,7 +265,9 @@ class Store:
         ids = list(unique)
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
-            existing.update(conn.execute(select(RECORDS.c.id).where(RECORDS.c.id.in_(chunk))).scalars())
+            existing.update(
+                conn.execute(select(RECORDS.c.id).where(RECORDS.c.id.in_(chunk))).scalars()
+            )
         rows = []
         for rid, rec in unique.items():
             if rid in existing:
@@ -296,7 +300,9 @@ class Store:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _set_checkpoint(self, conn: Connection, scope: str, key: str, value: Any, now: str) -> None:
-        stmt = self._insert(CHECKPOINTS).values(scope=scope, key=key, value=dumps(value), updated_at=now)
+        stmt = self._insert(CHECKPOINTS).values(
+            scope=scope, key=key, value=dumps(value), updated_at=now
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
         )
@@ -347,7 +353,9 @@ class Store:
         with self.engine.connect() as conn:
             return [row_to_dict(r) for r in conn.execute(stmt).mappings()]
 
-    def iter_records(self, flt: RecordFilter | None = None, page: int = 5000) -> Iterator[dict[str, Any]]:
+    def iter_records(
+        self, flt: RecordFilter | None = None, page: int = 5000
+    ) -> Iterator[dict[str, Any]]:
         after = 0
         while True:
             batch = self.records(after, page, flt)
@@ -382,7 +390,10 @@ class Store:
 
     # -- quarantine --------------------------------------------------------------------------
     def quarantine_items(
-        self, status: str | None = "open", limit: int = 100, device_id: str | None = None,
+        self,
+        status: str | None = "open",
+        limit: int = 100,
+        device_id: str | None = None,
         after: int = 0,
     ) -> list[dict[str, Any]]:
         conds = [QUARANTINE.c.qid > after]

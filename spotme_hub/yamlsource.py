@@ -61,12 +61,13 @@ class Document:
         node = self.tree
         line: int | None = None
         for part in loc:
-            if isinstance(node, CommentedMap) and part in node:
-                pos = node.lc.data.get(part)
-                if pos:
-                    line = pos[0] + 1
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            if (
+                isinstance(node, CommentedMap)
+                and part in node
+                or isinstance(node, CommentedSeq)
+                and isinstance(part, int)
+                and 0 <= part < len(node)
+            ):
                 pos = node.lc.data.get(part)
                 if pos:
                     line = pos[0] + 1
@@ -119,7 +120,9 @@ def load_yaml(path: str | Path) -> Document:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError([Issue(str(path), None, "", f"cannot read file: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [Issue(str(path), None, "", f"cannot read file: {exc.strerror}")]
+        ) from exc
     try:
         tree = yaml.load(text)
     except MarkedYAMLError as exc:

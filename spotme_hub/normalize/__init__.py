@@ -74,7 +74,9 @@ class Normalizer:
 
         def reject(reason: str) -> Rejection:
             source = {**raw.source, "punch": punch_snapshot(raw)}
-            return Rejection(reason=reason, raw=_jsonable(raw.raw), source=source, device_id=device.id)
+            return Rejection(
+                reason=reason, raw=_jsonable(raw.raw), source=source, device_id=device.id
+            )
 
         # who
         user_id = str(raw.user_id).strip() if raw.user_id is not None else None

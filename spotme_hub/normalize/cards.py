@@ -33,8 +33,11 @@ def canonical_card(value: object) -> str | None:
             return None
         return _fmt((fc << 16) | card)
     m = _HEX.match(text)
-    if m and (text.lower().startswith(("0x", "hex:")) or text.lower().endswith("h") or
-              any(c in "abcdefABCDEF" for c in m.group(1))):
+    if m and (
+        text.lower().startswith(("0x", "hex:"))
+        or text.lower().endswith("h")
+        or any(c in "abcdefABCDEF" for c in m.group(1))
+    ):
         digits = m.group(1)
         n = int(digits, 16)
         if len(digits) == 10:  # EM4100 with the version/customer byte first
