@@ -7,6 +7,7 @@ Core commands live here; features add theirs from modules in `spotme_hub/command
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import importlib
 import json
@@ -97,10 +98,8 @@ async def run_hub(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     hub = Hub(cfg)
     if on_hub is not None:
         on_hub(hub)

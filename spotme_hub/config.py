@@ -83,6 +83,12 @@ class HubSection(Strict):
     restart_min_s: float = Field(1.0, gt=0)
     restart_max_s: float = Field(300.0, gt=0)
     submit_queue: int = Field(10_000, ge=1, description="Punches waiting for commit (bounded).")
+    punch_map: dict[str, Literal[
+        "in", "out", "break_out", "break_in", "overtime_in", "overtime_out", "unknown"
+    ]] = Field(
+        default_factory=dict,
+        description="The agency's own punch words, e.g. {Hadir: in, Pulang: out}.",
+    )  # fmt: skip
 
 
 class Office(Strict):
@@ -254,44 +260,57 @@ def _employees_from_csv(path: Path, file_label: str) -> tuple[list[dict[str, Any
     return rows, issues
 
 
-def _check_references(cfg: HubConfig, doc: Document, issues: list[Issue]) -> None:
+def _raw_items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(section)
+    if not isinstance(items, list):
+        return []
+    return [(i, it) for i, it in enumerate(items) if isinstance(it, dict)]
+
+
+def _check_references(
+    cfg: HubConfig, doc: Document, data: dict[str, Any], issues: list[Issue]
+) -> None:
+    """Cross-references, checked on the file as written (so one invalid office does not also
+    make every device that points at it an error)."""
     office_ids: set[str] = set()
-    for i, office in enumerate(cfg.offices):
-        if office.id in office_ids:
-            issues.append(doc.issue(["offices", i, "id"], f"duplicate office id {office.id!r}"))
-        office_ids.add(office.id)
+    for i, office in _raw_items(data, "offices"):
+        oid = str(office.get("id"))
+        if oid in office_ids:
+            issues.append(doc.issue(["offices", i, "id"], f"duplicate office id {oid!r}"))
+        office_ids.add(oid)
     seen: set[str] = set()
-    for i, dev in enumerate(cfg.devices):
-        if dev.id in seen:
-            issues.append(doc.issue(["devices", i, "id"], f"duplicate device id {dev.id!r}"))
-        seen.add(dev.id)
-        if dev.office not in office_ids:
+    for i, dev in _raw_items(data, "devices"):
+        did = str(dev.get("id"))
+        if did in seen:
+            issues.append(doc.issue(["devices", i, "id"], f"duplicate device id {did!r}"))
+        seen.add(did)
+        if "office" in dev and str(dev["office"]) not in office_ids:
             known = ", ".join(sorted(office_ids)) or "none defined"
             issues.append(
-                doc.issue(["devices", i, "office"], f"unknown office {dev.office!r} ({known})")
+                doc.issue(["devices", i, "office"], f"unknown office {dev['office']!r} ({known})")
             )
-    emp_ids: set[str] = set()
     from .normalize.cards import canonical_card  # local: normalize imports config types
 
+    emp_ids: set[str] = set()
     card_owner: dict[str, str] = {}
     pin_owner: dict[str, str] = {}
     for i, emp in enumerate(cfg.employees):
+        loc: list[str | int] = ["employees", i]
+        if i >= len(data.get("employees") or []):
+            loc = ["employees_file"]
         if emp.id in emp_ids:
-            issues.append(doc.issue(["employees", i, "id"], f"duplicate employee id {emp.id!r}"))
+            issues.append(doc.issue([*loc, "id"], f"duplicate employee id {emp.id!r}"))
         emp_ids.add(emp.id)
         for j, card in enumerate(emp.cards):
             key = canonical_card(card)
             if key is None:
-                issues.append(
-                    doc.issue(["employees", i, "cards", j], f"not a card number: {card!r}")
-                )
+                issues.append(doc.issue([*loc, "cards", j], f"not a card number: {card!r}"))
                 continue
             other = card_owner.get(key)
             if other is not None and other != emp.id:
                 issues.append(
                     doc.issue(
-                        ["employees", i, "cards", j],
-                        f"card {card!r} is already mapped to employee {other!r}",
+                        [*loc, "cards", j], f"card {card!r} is already mapped to employee {other!r}"
                     )
                 )
             card_owner[key] = emp.id
@@ -300,7 +319,7 @@ def _check_references(cfg: HubConfig, doc: Document, issues: list[Issue]) -> Non
             if other is not None and other != emp.id:
                 issues.append(
                     doc.issue(
-                        ["employees", i, "user_ids", j],
+                        [*loc, "user_ids", j],
                         f"user id {pin!r} is already mapped to employee {other!r}",
                     )
                 )
@@ -340,6 +359,31 @@ def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int
     return out
 
 
+def _partial(data: dict[str, Any]) -> HubConfig:
+    """The valid part of an invalid file (valid sections, valid list items), so that the checks
+    that follow still run and one pass reports every problem."""
+    partial: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in HubConfig.model_fields:
+            continue
+        if key in ("offices", "devices", "employees") and isinstance(value, list):
+            good = []
+            for item in value:
+                try:
+                    HubConfig.model_validate({key: [item]})
+                    good.append(item)
+                except ValidationError:
+                    pass
+            partial[key] = good
+            continue
+        try:
+            HubConfig.model_validate({key: value})
+            partial[key] = value
+        except ValidationError:
+            pass
+    return HubConfig.model_validate(partial)
+
+
 def parse_config(doc: Document) -> HubConfig:
     """Validate a loaded document; raises ConfigError listing every problem."""
     issues: list[Issue] = []
@@ -351,17 +395,7 @@ def parse_config(doc: Document) -> HubConfig:
         cfg = HubConfig.model_validate(data)
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, doc, []))
-        # Validate what can be validated so one run reports as much as possible.
-        partial = {k: v for k, v in data.items() if k in HubConfig.model_fields}
-        for key in list(partial):
-            try:
-                HubConfig.model_validate({key: partial[key]})
-            except ValidationError:
-                partial.pop(key)
-        try:
-            cfg = HubConfig.model_validate(partial)
-        except ValidationError:
-            raise ConfigError(issues) from None
+        cfg = _partial(data)
     cfg._base_dir = base_dir
     cfg._source = doc.file
     if cfg.employees_file:
@@ -381,7 +415,7 @@ def parse_config(doc: Document) -> HubConfig:
                             err["msg"],
                         )
                     )
-    _check_references(cfg, doc, issues)
+    _check_references(cfg, doc, data, issues)
     _validate_device_options(cfg, doc, issues)
     if issues:
         raise ConfigError(sorted(set(issues), key=lambda i: (i.file, i.line or 0, i.path)))

@@ -120,10 +120,8 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
                     live.update(_view(demo, recent, totals))
                     if duration and time.monotonic() - started >= duration:
                         break
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(hub_task), timeout=1.0)
-                    except TimeoutError:
-                        pass
                 live.update(_view(demo, recent, totals))
         finally:
             stop.set()

@@ -212,7 +212,7 @@ class Hub:
         ctx = self.contexts[dev.id]
         health = ctx.health
         wait = wait_exponential_jitter(
-            initial=self.cfg.hub.restart_min_s,
+            multiplier=self.cfg.hub.restart_min_s,
             max=self.cfg.hub.restart_max_s,
             jitter=self.cfg.hub.restart_min_s,
         )

@@ -40,6 +40,7 @@ class Normalizer:
                 if key:
                     self.by_card[key] = emp.id
         self.max_skew = cfg.hub.max_clock_skew_s
+        self.punch_map: dict[str, str] = dict(cfg.hub.punch_map)
 
     # -- lookups ---------------------------------------------------------------------------
     def timezone_of(self, device: Device) -> str:
@@ -104,7 +105,9 @@ class Normalizer:
             flags.add(Flag.CLOCK_SKEW)
 
         # what
-        punch = to_punch(raw.punch, punch_map)
+        punch = to_punch(
+            raw.punch, {**self.punch_map, **punch_map} if punch_map else self.punch_map
+        )
         if punch is None:
             return reject(f"unknown punch type {raw.punch!r}")
         verify = to_verify(raw.verify, verify_map)

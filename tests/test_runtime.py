@@ -1,0 +1,189 @@
+"""The runtime: supervision, health transitions, isolation between devices, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hub_helpers import wait_until
+
+from spotme_hub.adapters import registry
+from spotme_hub.adapters.base import DeviceContext, DeviceError, Options
+from spotme_hub.record import RawPunch
+from spotme_hub.runtime import Hub
+
+ROOT = Path(__file__).resolve().parent.parent
+ATTEMPTS: dict[str, int] = defaultdict(int)
+
+
+class FlakyOptions(Options):
+    fail_times: int = 0
+    crash: bool = False
+    concurrent_submits: int = 0
+
+
+@registry.register
+class FlakyAdapter:
+    """Fails `fail_times` times (unreachable), then answers and submits one punch a run."""
+
+    kind: ClassVar[str] = "test_flaky"
+    options_model: ClassVar[type[Options]] = FlakyOptions
+
+    def __init__(self, device: Any, options: FlakyOptions):
+        self.device, self.opts = device, options
+
+    async def run(self, ctx: DeviceContext) -> None:
+        ATTEMPTS[self.device.id] += 1
+        if self.opts.crash:
+            raise RuntimeError("driver bug")
+        if ATTEMPTS[self.device.id] <= self.opts.fail_times:
+            raise DeviceError("unreachable", f"no route to {self.device.id}")
+        ctx.mark_up(firmware="flaky-1")
+        if self.opts.concurrent_submits:
+            from datetime import datetime, timedelta
+
+            t0 = datetime(2026, 2, 1, 8, 0)
+            tasks = [
+                asyncio.create_task(
+                    ctx.submit([RawPunch(device_time=t0 + timedelta(seconds=i), user_id="1")])
+                )
+                for i in range(self.opts.concurrent_submits)
+            ]
+            await asyncio.sleep(0)
+            ctx.count("enqueued", len(tasks))
+            await asyncio.sleep(3600)
+        await ctx.sleep(3600)
+
+
+def hub_for(make_config, *devices: dict[str, Any], **hub: Any) -> Hub:  # type: ignore[no-untyped-def]
+    cfg = make_config(
+        hub={
+            "data_dir": "data",
+            "failures_to_down": 2,
+            "restart_min_s": 0.01,
+            "restart_max_s": 0.05,
+            **hub,
+        },
+        devices=list(devices),
+    )
+    return Hub(cfg)
+
+
+async def test_down_after_failures_then_up(make_config) -> None:  # type: ignore[no-untyped-def]
+    hub = hub_for(
+        make_config, {"id": "flaky1", "kind": "test_flaky", "office": "hq", "fail_times": 4}
+    )
+    states: list[str] = []
+    await hub.start()
+    try:
+        h = hub.health["flaky1"]
+
+        def up_again() -> bool:
+            if not states or states[-1] != h.state:
+                states.append(h.state)
+            return h.state == "UP"
+
+        await wait_until(up_again, every=0.001)
+    finally:
+        await hub.stop()
+    assert "DOWN" in states, states
+    assert states.index("DOWN") < len(states) - 1 and states[-1] == "UP"
+    assert h.consecutive_failures == 0 and h.counters["failures"] == 4
+    assert h.last_error == "unreachable: no route to flaky1"
+    row = next(r for r in hub.store.health() if r["device_id"] == "flaky1")
+    assert row["state"] == "UP" and row["detail"]["firmware"] == "flaky-1"
+
+
+async def test_crashing_device_does_not_stop_others(make_config) -> None:  # type: ignore[no-untyped-def]
+    hub = hub_for(
+        make_config,
+        {"id": "broken", "kind": "test_flaky", "office": "hq", "crash": True},
+        {
+            "id": "sim",
+            "kind": "simulated",
+            "office": "hq",
+            "every": 0.01,
+            "sequence": True,
+            "total": 200,
+        },
+    )
+    await hub.start()
+    try:
+        await wait_until(lambda: hub.store.count_records() == 200)
+        await wait_until(lambda: hub.health["broken"].state == "DOWN")
+    finally:
+        await hub.stop()
+    assert hub.health["sim"].state == "UP"
+    assert "RuntimeError: driver bug" in (hub.health["broken"].last_error or "")
+    assert ATTEMPTS["broken"] >= 2
+
+
+async def test_stop_commits_everything_already_submitted(make_config) -> None:  # type: ignore[no-untyped-def]
+    hub = hub_for(
+        make_config,
+        {"id": "burst", "kind": "test_flaky", "office": "hq", "concurrent_submits": 300},
+    )
+    await hub.start()
+    await wait_until(lambda: hub.health["burst"].counters["enqueued"] == 300)
+    await hub.stop()
+    assert hub.store.count_records() == 300
+
+
+async def test_disabled_device_is_not_started(make_config) -> None:  # type: ignore[no-untyped-def]
+    hub = hub_for(
+        make_config, {"id": "off", "kind": "test_flaky", "office": "hq", "enabled": False}
+    )
+    await hub.start()
+    await asyncio.sleep(0.05)
+    await hub.stop()
+    assert ATTEMPTS["off"] == 0 and hub.health["off"].state == "DISABLED"
+
+
+def test_third_party_adapter_via_entry_point(tmp_path: Path) -> None:
+    """A package that declares `spotme_hub.adapters` adds a device kind without forking."""
+    pkg = tmp_path / "acme_reader"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
+        from typing import ClassVar
+        from spotme_hub.adapters.base import Options
+
+        class AcmeOptions(Options):
+            door: str
+
+        class AcmeAdapter:
+            kind: ClassVar[str] = "acme"
+            options_model: ClassVar[type] = AcmeOptions
+            def __init__(self, device, options): ...
+            async def run(self, ctx): ...
+    """)
+    )
+    dist = tmp_path / "acme_reader-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-reader\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[spotme_hub.adapters]\nacme = acme_reader:AcmeAdapter\n"
+    )
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(
+        "offices: [{id: a}]\ndevices:\n  - {id: r1, kind: acme, office: a, door: front}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    ok = subprocess.run([sys.executable, "-m", "spotme_hub.cli", "config", "check", "-c", str(cfg)],
+                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "1 acme" in ok.stdout
+    cfg.write_text(
+        "offices: [{id: a}]\ndevices:\n  - {id: r1, kind: acme, office: a, dor: front}\n"
+    )
+    bad = subprocess.run([sys.executable, "-m", "spotme_hub.cli", "config", "check", "-c", str(cfg)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
+    assert bad.returncode != 0
+    assert "devices[0].door: required key is missing" in bad.stderr
+    assert "devices[0].dor: unknown key" in bad.stderr

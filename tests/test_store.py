@@ -1,0 +1,129 @@
+"""The store, on SQLite and (when SPOTME_TEST_PG_URL is set) PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from spotme_hub.normalize import Normalizer
+from spotme_hub.record import RawPunch, Record, Rejection
+from spotme_hub.store import RecordFilter, Store
+
+
+def make_records(make_config, n: int, start: int = 0, device: str = "dev1") -> list[Record]:  # type: ignore[no-untyped-def]
+    cfg = make_config(devices=[{"id": "dev1", "kind": "simulated", "office": "hq"},
+                               {"id": "dev2", "kind": "simulated", "office": "kch"}])  # fmt: skip
+    norm = Normalizer(cfg)
+    dev = cfg.device(device)
+    t0 = datetime(2026, 6, 1, 8, 0, 0)
+    out = []
+    for i in range(start, start + n):
+        rec = norm.normalize(dev, RawPunch(device_time=t0 + timedelta(seconds=i), user_id=str(i % 3 + 1),
+                                           punch=i % 2, raw={"i": i}, source={"i": i}))  # fmt: skip
+        assert isinstance(rec, Record)
+        out.append(rec)
+    return out
+
+
+def test_idempotent_insert_reports_new_and_duplicate(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 10)
+    first = store.commit(recs[:6])
+    assert len(first.new) == 6 and first.duplicate == []
+    second = store.commit(recs[4:] + recs[4:5])  # overlap, plus a repeat inside the batch
+    assert sorted(second.new) == sorted(r.id for r in recs[6:])
+    assert sorted(second.duplicate) == sorted([recs[4].id, recs[5].id, recs[4].id])
+    assert store.count_records() == 10
+
+
+def test_round_trip_and_cursor_order(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 25)
+    for chunk in (recs[:10], recs[10:20], recs[20:]):
+        store.commit(chunk)
+    page1 = store.records(after=0, limit=10)
+    page2 = store.records(after=page1[-1]["seq"], limit=100)
+    got = page1 + page2
+    assert [r["id"] for r in got] == [r.id for r in recs]
+    seqs = [r["seq"] for r in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 25
+    first = {k: v for k, v in got[0].items() if k != "seq"}
+    assert first == recs[0].to_dict()
+    assert store.get_record(recs[3].id) == got[3]
+    assert store.max_seq() == seqs[-1]
+
+
+def test_filters(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    a = make_records(make_config, 6, device="dev1")
+    b = make_records(make_config, 4, start=100, device="dev2")
+    store.commit(a + b)
+    assert store.count_records(RecordFilter(device_id="dev2")) == 4
+    assert store.count_records(RecordFilter(office_id="hq")) == 6
+    both = a + b
+    assert store.count_records(RecordFilter(employee_id="E1")) == sum(
+        r.employee_id == "E1" for r in both
+    )
+    since = a[2].occurred_at
+    assert store.count_records(RecordFilter(device_id="dev1", since=since)) == 4
+    assert store.count_records(RecordFilter(device_id="dev1", until=since)) == 2
+    unmapped = sum("unmapped_employee" in r.flags for r in both)
+    assert unmapped > 0 and store.count_records(RecordFilter(flag="unmapped_employee")) == unmapped
+
+
+def test_quarantine_and_checkpoint_in_one_transaction(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 3)
+    rej = Rejection(
+        reason="bad checksum", raw={"hex": "0231"}, source={"line": 7}, device_id="dev1"
+    )
+    res = store.commit(recs, [rej], {("dev1", "hwm"): {"n": 3}})
+    assert len(res.quarantined) == 1
+    items = store.quarantine_items()
+    assert items[0]["reason"] == "bad checksum" and items[0]["source"] == {"line": 7}
+    assert items[0]["raw"] == {"hex": "0231"} and items[0]["status"] == "open"
+    assert store.get_checkpoint("dev1", "hwm") == {"n": 3}
+    store.set_checkpoint("dev1", "hwm", {"n": 4})
+    assert store.get_checkpoint("dev1", "hwm") == {"n": 4}
+    assert store.get_checkpoint("dev1", "missing", 42) == 42
+    store.resolve_quarantine(items[0]["qid"], "discarded", "admin: test frame")
+    assert store.quarantine_count() == 0 and store.quarantine_items("discarded")[0]["resolution"]
+
+
+def test_failed_transaction_commits_nothing(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 3)
+    bad = Rejection(reason="x", raw=None, source={}, device_id=None)
+    bad.reason = None  # type: ignore[assignment]  # violates NOT NULL: the whole commit must fail
+    try:
+        store.commit(recs, [bad], {("dev1", "hwm"): 3})
+    except Exception:
+        pass
+    else:
+        raise AssertionError("commit with an invalid quarantine row should fail")
+    assert store.count_records() == 0 and store.get_checkpoint("dev1", "hwm") is None
+
+
+def test_concurrent_writers_keep_seq_in_commit_order(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 400)
+    chunks = [recs[i : i + 20] for i in range(0, 400, 20)]
+    threads = [threading.Thread(target=store.commit, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = store.records(limit=1000)
+    assert len(rows) == 400
+    # each chunk was one transaction: its rows have consecutive seqs
+    by_id = {r["id"]: r["seq"] for r in rows}
+    for c in chunks:
+        seqs = sorted(by_id[r.id] for r in c)
+        assert seqs == list(range(seqs[0], seqs[0] + 20))
+
+
+def test_health_rows(store: Store) -> None:
+    store.save_health(
+        [{"device_id": "d1", "kind": "zkteco", "state": "UP", "counters": {"new": 3}}]
+    )
+    store.save_health(
+        [{"device_id": "d1", "kind": "zkteco", "state": "DOWN", "last_error": "timeout"}]
+    )
+    (row,) = store.health()
+    assert (
+        row["state"] == "DOWN" and row["last_error"] == "timeout" and row["counters"] == {"new": 3}
+    )
