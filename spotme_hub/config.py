@@ -445,13 +445,11 @@ def json_schema() -> dict[str, Any]:
     for kind in registry.kinds():
         opts = registry.get(kind).options_model
         fields: dict[str, Any] = dict(common)
-        fields["kind"] = (Literal[kind], ...)  # type: ignore[valid-type]
+        fields["kind"] = (Literal[kind], ...)
         for name, f in opts.model_fields.items():
             fields[name] = (f.annotation, f)
         variants.append(
-            create_model(  # type: ignore[call-overload]
-                f"Device_{kind}", __config__=ConfigDict(extra="forbid"), **fields
-            )
+            create_model(f"Device_{kind}", __config__=ConfigDict(extra="forbid"), **fields)
         )
     schema = HubConfig.model_json_schema()
     defs = schema.setdefault("$defs", {})

@@ -150,7 +150,7 @@ def record_to_row(rec: Record, committed_at: str) -> dict[str, Any]:
     return row
 
 
-def row_to_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_dict(row: Any) -> dict[str, Any]:
     """A stored row → the canonical record dict (plus `seq`)."""
     out: dict[str, Any] = {"seq": row["seq"]}
     for name in RECORD_FIELDS:
@@ -291,7 +291,9 @@ class Store:
                     status="open",
                 )
             )
-            qids.append(int(res.inserted_primary_key[0]))
+            key = res.inserted_primary_key
+            assert key is not None
+            qids.append(int(key[0]))
         return qids
 
     def quarantine(self, rejections: Sequence[Rejection]) -> list[int]:
@@ -467,7 +469,7 @@ class Store:
         return out
 
 
-def _quarantine_dict(r: Mapping[str, Any]) -> dict[str, Any]:
+def _quarantine_dict(r: Any) -> dict[str, Any]:
     d = dict(r)
     d["source"] = orjson.loads(d["source"] or "{}")
     d["raw"] = orjson.loads(d["raw"] or "null")

@@ -27,7 +27,8 @@ def register(cls: type[Any]) -> type[Any]:
 
 def _import(target: str) -> type[Any]:
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    cls: type[Any] = getattr(importlib.import_module(module), attr)
+    return cls
 
 
 def _scan() -> None:

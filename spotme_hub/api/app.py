@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Query
@@ -75,7 +76,8 @@ async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # The hub owns SIGINT/SIGTERM (it stops devices and flushes writes first); uvicorn must not.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
