@@ -46,6 +46,7 @@ class Health:
     consecutive_failures: int = 0
     counters: Counter[str] = field(default_factory=Counter)
     detail: dict[str, Any] = field(default_factory=dict)
+    degradations: int = 0
     dirty: bool = True
 
     def row(self) -> dict[str, Any]:
@@ -126,6 +127,7 @@ class Context:
     def mark_degraded(self, reason: str, **detail: Any) -> None:
         h = self.health
         h.state = "DEGRADED"
+        h.degradations += 1
         h.last_error = reason
         h.last_error_at = _now_iso()
         h.detail.update(detail, degraded_reason=reason)
@@ -239,8 +241,9 @@ class Hub:
         every = float(getattr(ctx.device.options, "poll_every", 60))
         while not self._stop.is_set():
             started = time.monotonic()
+            degradations = ctx.health.degradations
             await adapter.poll(ctx)
-            if ctx.health.state not in ("DEGRADED",):
+            if ctx.health.degradations == degradations:  # a clean poll: the device is UP
                 ctx.mark_up()
             ctx.count("polls")
             await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))

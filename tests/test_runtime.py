@@ -187,3 +187,53 @@ def test_third_party_adapter_via_entry_point(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "devices[0].door: required key is missing" in bad.stderr
     assert "devices[0].dor: unknown key" in bad.stderr
+
+
+class PollOptions(Options):
+    poll_every: float = 0.01
+    script: list[str] = []  # per poll: "ok", "degraded" or "fail"
+
+
+@registry.register
+class ScriptedPoller:
+    """A polling adapter whose polls follow a script (then stay "ok")."""
+
+    kind: ClassVar[str] = "test_poller"
+    options_model: ClassVar[type[Options]] = PollOptions
+
+    def __init__(self, device: Any, options: PollOptions):
+        self.device, self.opts = device, options
+
+    async def poll(self, ctx: DeviceContext) -> None:
+        n = ATTEMPTS[self.device.id]
+        ATTEMPTS[self.device.id] += 1
+        step = self.opts.script[n] if n < len(self.opts.script) else "ok"
+        ctx.count("poll_" + step)
+        if step == "fail":
+            raise DeviceError("timeout", "no answer in 1s")
+        if step == "degraded":
+            ctx.mark_degraded("device reports 100 records, read 99", reported=100, read=99)
+
+
+async def test_polling_health_follows_each_poll(make_config) -> None:  # type: ignore[no-untyped-def]
+    script = ["ok", "degraded", "degraded", "fail", "fail", "ok"]
+    hub = hub_for(
+        make_config, {"id": "p1", "kind": "test_poller", "office": "hq", "script": script}
+    )
+    seen: list[str] = []
+    await hub.start()
+    try:
+        h = hub.health["p1"]
+
+        def done() -> bool:
+            if not seen or seen[-1] != h.state:
+                seen.append(h.state)
+            return ATTEMPTS["p1"] > len(script) and h.state == "UP"
+
+        await wait_until(done, every=0.001)
+    finally:
+        await hub.stop()
+    # UP, then DEGRADED, then DOWN after two failures, and UP again after a clean poll
+    assert [s for s in seen if s != "UNKNOWN"][:1] == ["UP"]
+    assert seen.index("DEGRADED") < seen.index("DOWN") < len(seen) - 1 and seen[-1] == "UP"
+    assert h.counters["polls"] >= 3 and h.counters["failures"] == 2
