@@ -40,7 +40,7 @@ def config(
     tmp_path: Path, devices: list[dict[str, Any]] | None = None, **extra: Any
 ) -> dict[str, Any]:
     return {
-        "hub": {"id": "test-hub", "data_dir": str(tmp_path / "data")},
+        "hub": extra.pop("hub", {"id": "test-hub", "data_dir": str(tmp_path / "data")}),
         "offices": [OFFICE, {"id": "in-office", "timezone": "Asia/Kolkata"}],
         "employees": [{"id": "E1", "user_ids": ["1"]}, {"id": "E2", "user_ids": ["2"]}],
         "devices": devices

@@ -451,3 +451,46 @@ def test_push_simulator_full_story_with_gps(tmp_path: Path) -> None:
                 await term.close()
 
     asyncio.run(scenario())
+
+
+# --- health: a terminal that stops calling ------------------------------------------------------
+
+
+def test_silent_terminal_goes_down_and_up_on_its_next_request(tmp_path: Path) -> None:
+    dev = {"id": DEVICE, "kind": "zkteco_adms", "office": "pjy-hq", "serial": SN,
+           "silent_after_s": 0.2}  # fmt: skip
+    hub_section = {"id": "t", "data_dir": str(tmp_path / "data"), "failures_to_down": 1,
+                   "restart_min_s": 0.05, "restart_max_s": 0.1}  # fmt: skip
+
+    async def state(h: Running) -> str:
+        return h.hub.health[DEVICE].state
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path, devices=[dev], hub=hub_section) as h:
+            for _ in range(300):
+                if await state(h) == "DOWN":
+                    break
+                await asyncio.sleep(0.05)
+            health = await h.device_health()
+            assert (
+                health["state"] == "DOWN"
+                and "no request from terminal ADMS0001" in health["last_error"]
+            )
+            assert (await h.iclock("GET", "ping")).text == "OK"
+            assert (await h.device_health())["state"] == "UP"
+
+    asyncio.run(scenario())
+
+
+def test_quarantined_line_replay_goes_back_to_the_parser(tmp_path: Path) -> None:
+    from spotme_hub.replay import replay_item
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path) as h:
+            assert (await h.attlog("1\t2026-11-20 25:00:00\t0\t1\t0\t0\t0\n")).text == "OK:1"
+            (item,) = h.hub.store.quarantine_items()
+            outcome = replay_item(h.cfg, h.hub.store, item)
+            assert outcome.status == "open" and "still rejected" in outcome.detail
+            assert "YYYY-MM-DD" in outcome.detail
+
+    asyncio.run(scenario())
