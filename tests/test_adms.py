@@ -377,6 +377,31 @@ def test_verify_sum_match_mismatch_backfill_and_recheck(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_mismatch_survives_a_hub_restart(tmp_path: Path) -> None:
+    window = {"start": "2026-11-20 00:00:00", "end": "2026-11-20 23:59:59"}
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path) as h:
+            assert (await h.attlog(BASE)).text == "OK:2"
+            await _queue(h, kind="verify", **window)
+            cmd_id = (await h.iclock("GET", "getrequest")).text.split(":")[1]
+            await h.iclock(
+                "POST", "devicecmd", f"ID={cmd_id}&Return=0&CMD=VERIFY SUM&AttlogSum=9\n"
+            )
+            assert (await h.device_health())["state"] == "DEGRADED"
+        async with running_hub(tmp_path) as h:  # same database, new process state
+            assert (await h.iclock("GET", "ping")).text == "OK"
+            health = await h.device_health()
+            assert (
+                health["state"] == "DEGRADED"
+                and "terminal has 9, hub has 2" in health["last_error"]
+            )
+            # the queued backfill is still there for the terminal's next poll
+            assert "DATA QUERY ATTLOG" in (await h.iclock("GET", "getrequest")).text
+
+    asyncio.run(scenario())
+
+
 def test_scheduled_verify_sum(tmp_path: Path) -> None:
     dev = {"id": DEVICE, "kind": "zkteco_adms", "office": "pjy-hq", "serial": SN,
            "verify_sum_every": 3600, "verify_window_h": 2}  # fmt: skip
@@ -492,5 +517,26 @@ def test_quarantined_line_replay_goes_back_to_the_parser(tmp_path: Path) -> None
             outcome = replay_item(h.cfg, h.hub.store, item)
             assert outcome.status == "open" and "still rejected" in outcome.detail
             assert "YYYY-MM-DD" in outcome.detail
+
+    asyncio.run(scenario())
+
+
+def test_simulate_adms_command_posts_gps_punches(tmp_path: Path) -> None:
+    from spotme_hub.cli import cli
+
+    dev = {"id": DEVICE, "kind": "zkteco_adms", "office": "pjy-hq", "serial": SN, "delay": 2,
+           "extra_options": {"TransTimes": "12:00"}}  # fmt: skip
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path, devices=[dev]) as h:
+            opts = lines_of((await h.iclock("GET", "cdata", options="all")).text)
+            assert (opts["Delay"], opts["TransTimes"]) == ("2", "12:00")
+            args = ["simulate", "adms", "--url", h.url, "--sn", SN, "--records", "5", "--gps",
+                    "--polls", "1", "--delay", "0"]  # fmt: skip
+            res = await asyncio.to_thread(CliRunner().invoke, cli, args)
+            assert res.exit_code == 0, res.output
+            assert "handshake OK (TimeZone=8, Delay=2)" in res.output and "posted=5" in res.output
+            recs = await h.records()
+            assert len(recs) == 5 and {r["location_source"] for r in recs} == {"payload"}
 
     asyncio.run(scenario())

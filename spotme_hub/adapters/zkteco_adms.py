@@ -392,6 +392,7 @@ class AdmsState:
 
     last_contact: float | None = None
     degraded_reason: str | None = None
+    restored: bool = False  # the last reconciliation verdict was read back from the store
     detail: dict[str, Any] = field(default_factory=dict)
 
     def contact(self, ctx: DeviceContext, **detail: Any) -> None:

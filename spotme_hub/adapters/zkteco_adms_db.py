@@ -123,7 +123,9 @@ def enqueue(
         "created_at": _now(),
     }  # fmt: skip
     with store.write() as conn:
-        new_id = conn.execute(COMMANDS.insert().values(**values)).inserted_primary_key[0]
+        pk = conn.execute(COMMANDS.insert().values(**values)).inserted_primary_key
+        assert pk is not None
+        new_id = pk[0]
         row = conn.execute(select(COMMANDS).where(COMMANDS.c.id == new_id)).mappings().one()
     return _command_dict(row)
 
@@ -208,7 +210,22 @@ def last_created(store: Store, device_id: str, kind: str, origin: str) -> str | 
         COMMANDS.c.device_id == device_id, COMMANDS.c.kind == kind, COMMANDS.c.origin == origin
     )
     with store.engine.connect() as conn:
-        return conn.execute(stmt).scalar()  # type: ignore[no-any-return]
+        value: str | None = conn.execute(stmt).scalar()
+    return value
+
+
+def last_verdict(store: Store, device_id: str) -> str | None:
+    """The verdict of the device's latest answered reconciliation (restored after a restart)."""
+    stmt = (
+        select(COMMANDS.c.verdict)
+        .where(COMMANDS.c.device_id == device_id, COMMANDS.c.kind == "verify",
+               COMMANDS.c.verdict.is_not(None))
+        .order_by(COMMANDS.c.id.desc())
+        .limit(1)
+    )  # fmt: skip
+    with store.engine.connect() as conn:
+        value: str | None = conn.execute(stmt).scalar()
+    return value
 
 
 def due_for_schedule(store: Store, device_id: str, every_s: float) -> bool:

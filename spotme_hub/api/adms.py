@@ -52,7 +52,20 @@ class Terminal:
 
 
 def serials(cfg: HubConfig) -> dict[str, Device]:
-    return {d.options.serial: d for d in cfg.devices if d.kind == wire.KIND}
+    out: dict[str, Device] = {}
+    for d in cfg.devices:
+        if d.kind != wire.KIND:
+            continue
+        first = out.setdefault(d.options.serial, d)
+        if first is not d:
+            log.error(
+                "serial %s is configured for %s and %s; using %s",
+                d.options.serial,
+                first.id,
+                d.id,
+                first.id,
+            )
+    return out
 
 
 async def terminal(request: Request) -> Terminal | Response:
@@ -81,7 +94,14 @@ async def terminal(request: Request) -> Terminal | Response:
     if hub is None or device.id not in hub.contexts:
         return text("ERROR: hub is not running; try again later", 503)
     ctx = hub.contexts[device.id]
-    return Terminal(sn, device, device.options, ctx, wire.state_of(ctx), hub, state.store)
+    st = wire.state_of(ctx)
+    if not st.restored:  # a mismatch found before a restart stays visible until a match
+        st.restored = True
+        verdict = await asyncio.to_thread(db.last_verdict, state.store, device.id)
+        if verdict and verdict.startswith("mismatch"):
+            st.degraded_reason = f"last reconciliation: {verdict}"
+            ctx.mark_degraded(st.degraded_reason)
+    return Terminal(sn, device, device.options, ctx, st, hub, state.store)
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
