@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlmodel import SQLModel
 
 from spotme_hub.api import create_app
 from spotme_hub.config import HubConfig, config_from_dict
 from spotme_hub.runtime import Hub
+from spotme_hub.store import Store
 
 SN = "ADMS0001"
 DEVICE = "pjy-push"
@@ -79,9 +82,27 @@ class Running:
         return next(h for h in resp.json() if h["device_id"] == device)
 
 
+PG_URL = os.environ.get("SPOTME_TEST_PG_URL")
+
+
+def fresh_database(url: str) -> None:
+    """Drop every table of the hub (incl. the adms_* ones) in a PostgreSQL test database."""
+    store = Store(url)
+    store.create_all()
+    SQLModel.metadata.drop_all(store.engine)
+    store.close()
+
+
 @asynccontextmanager
-async def running_hub(tmp_path: Path, **kw: Any) -> AsyncIterator[Running]:
-    cfg = config_from_dict(config(tmp_path, **kw), base_dir=tmp_path)
+async def running_hub(
+    tmp_path: Path, database: str | None = None, fresh: bool = True, **kw: Any
+) -> AsyncIterator[Running]:
+    data = config(tmp_path, **kw)
+    if database:
+        data["hub"]["database"] = database
+        if fresh:
+            await asyncio.to_thread(fresh_database, database)
+    cfg = config_from_dict(data, base_dir=tmp_path)
     hub = Hub(cfg)
     await hub.start()
     port = free_port()

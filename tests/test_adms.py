@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from adms_helpers import DEVICE, SN, Running, gps_extend, running_hub
+import pytest
+from adms_helpers import DEVICE, PG_URL, SN, Running, gps_extend, running_hub
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
@@ -16,6 +17,16 @@ from spotme_hub.adapters.zkteco_adms import LineError, parse_attlog_line, timezo
 from spotme_hub.simulators.adms import PushTerminal
 
 BASE = "1\t2026-11-20 08:01:02\t0\t1\t0\t0\t0\n2\t2026-11-20 17:30:00\t1\t15\t0\t0\t0\n"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """None = the default SQLite file; PostgreSQL when SPOTME_TEST_PG_URL is set."""
+    if request.param == "sqlite":
+        return None
+    if not PG_URL:
+        pytest.skip("SPOTME_TEST_PG_URL is not set (a PostgreSQL database these tests may wipe)")
+    return PG_URL
 
 
 def lines_of(text: str) -> dict[str, str]:
@@ -100,7 +111,9 @@ def test_attlog_base_and_extended_lines(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_gps_extend_data_gives_payload_location_distance_and_geofence(tmp_path: Path) -> None:
+def test_gps_extend_data_gives_payload_location_distance_and_geofence(
+    tmp_path: Path, database: str | None
+) -> None:
     near = gps_extend(2.9270, 101.6964)  # ~67 m north of the office (geofence 150 m)
     far = gps_extend(2.9364, 101.6964)  # ~1.1 km north
     body = (
@@ -109,7 +122,7 @@ def test_gps_extend_data_gives_payload_location_distance_and_geofence(tmp_path: 
     )
 
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             assert (await h.attlog(body)).text == "OK:2"
             recs = {r["source_user_id"]: r for r in await h.records()}
             near_rec, far_rec = recs["1"], recs["2"]
@@ -123,9 +136,9 @@ def test_gps_extend_data_gives_payload_location_distance_and_geofence(tmp_path: 
     asyncio.run(scenario())
 
 
-def test_repeated_post_creates_no_duplicates(tmp_path: Path) -> None:
+def test_repeated_post_creates_no_duplicates(tmp_path: Path, database: str | None) -> None:
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             assert (await h.attlog(BASE)).text == "OK:2"
             assert (await h.attlog(BASE)).text == "OK:2"  # the device did not see the first OK
             assert len(await h.records()) == 2
@@ -135,7 +148,9 @@ def test_repeated_post_creates_no_duplicates(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_malformed_lines_are_quarantined_and_the_rest_accepted(tmp_path: Path) -> None:
+def test_malformed_lines_are_quarantined_and_the_rest_accepted(
+    tmp_path: Path, database: str | None
+) -> None:
     body = (
         b"1\t2026-11-20 08:00:00\t0\t1\t0\t0\t0\n"
         b"2\t2026-13-40 08:00:00\t0\t1\t0\t0\t0\n"  # no such date
@@ -148,7 +163,7 @@ def test_malformed_lines_are_quarantined_and_the_rest_accepted(tmp_path: Path) -
     )
 
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             resp = await h.attlog(body)
             assert resp.text == "OK:7"
             assert sorted(r["source_user_id"] for r in await h.records()) == ["1", "2"]
@@ -187,9 +202,11 @@ def test_parser_rejects_bad_extended_fields() -> None:
             raise AssertionError(f"accepted {line!r}")
 
 
-def test_unknown_serial_is_refused_and_listed_as_pending(tmp_path: Path) -> None:
+def test_unknown_serial_is_refused_and_listed_as_pending(
+    tmp_path: Path, database: str | None
+) -> None:
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             resp = await h.iclock("GET", "cdata", sn="STRANGER9", options="all", pushver="2.4.1")
             assert resp.status_code == 403 and "unknown device SN=STRANGER9" in resp.text
             resp = await h.attlog(BASE, sn="STRANGER9")
@@ -244,7 +261,7 @@ def test_post_whose_commit_fails_gets_no_ok_and_the_resend_is_stored(tmp_path: P
 # --- OPERLOG -----------------------------------------------------------------------------------
 
 
-def test_operlog_user_lines_events_and_ignored_kinds(tmp_path: Path) -> None:
+def test_operlog_user_lines_events_and_ignored_kinds(tmp_path: Path, database: str | None) -> None:
     body = (
         "USER PIN=1\tName=Siti Nurhaliza\tPri=0\tPasswd=1234\tCard=8844356\tGrp=1\tTZ=0\tVerify=0\n"
         "USER PIN=2\tName=Tan Wei Ming\tPri=14\tPasswd=\tCard=\tGrp=1\n"
@@ -255,7 +272,7 @@ def test_operlog_user_lines_events_and_ignored_kinds(tmp_path: Path) -> None:
     )
 
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             resp = await h.iclock("POST", "cdata", body, table="OPERLOG", Stamp="12")
             assert resp.text == "OK:6"
             users = (await h.client.get(f"/api/v1/adms/{DEVICE}/users")).json()
@@ -263,12 +280,17 @@ def test_operlog_user_lines_events_and_ignored_kinds(tmp_path: Path) -> None:
                 ("1", "Siti Nurhaliza", "8844356"), ("2", "Tan Wei Ming", None)]  # fmt: skip
             assert "Passwd" not in users[0]["fields"]
             # a renamed user updates the directory; the re-sent OPLOG line is kept once
-            again = "USER PIN=2\tName=Tan W. M.\tCard=123\nOPLOG 21\t0\t2026-11-20 07:59:00\t0\t0\t0\t0\n"
+            again = (
+                "USER PIN=2\tName=Tan W. M.\tCard=123\n"
+                "OPLOG 21\t0\t2026-11-20 07:59:00\t0\t0\t0\t0\n"
+            )
             assert (await h.iclock("POST", "cdata", again, table="OPERLOG")).text == "OK:2"
             users = (await h.client.get(f"/api/v1/adms/{DEVICE}/users")).json()
             assert users[1]["name"] == "Tan W. M." and users[1]["card"] == "123"
             events = (await h.client.get(f"/api/v1/adms/{DEVICE}/events")).json()
-            assert [(e["op_code"], e["op_time"]) for e in events] == [(21, "2026-11-20 07:59:00")]
+            assert [(e["op_code"], e["op"], e["op_time"]) for e in events] == [
+                (21, "set time", "2026-11-20 07:59:00")
+            ]
             bad = {it["source"]["line"]: it["reason"] for it in h.hub.store.quarantine_items()}
             assert bad == {5: "USER line without PIN=", 6: "OPLOG op code 'x' is not a number"}
             assert h.hub.store.count_records() == 0
@@ -291,9 +313,9 @@ async def _commands(h: Running) -> list[dict]:
     return (await h.client.get(f"/api/v1/adms/{DEVICE}/commands")).json()
 
 
-def test_command_round_trip(tmp_path: Path) -> None:
+def test_command_round_trip(tmp_path: Path, database: str | None) -> None:
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             assert (await h.iclock("GET", "getrequest")).text == "OK"
             info = await _queue(h, kind="info")
             back = await _queue(
@@ -304,7 +326,8 @@ def test_command_round_trip(tmp_path: Path) -> None:
             )
             assert resp.text.splitlines() == [
                 f"C:{info['cmd_id']}:INFO",
-                f"C:{back['cmd_id']}:DATA QUERY ATTLOG StartTime=2026-11-20 00:00:00\tEndTime=2026-11-20 23:59:59",
+                f"C:{back['cmd_id']}:DATA QUERY ATTLOG "
+                "StartTime=2026-11-20 00:00:00\tEndTime=2026-11-20 23:59:59",
             ]
             assert (await h.iclock("GET", "getrequest")).text == "OK"  # sent once, not again
             answer = (f"ID={info['cmd_id']}&Return=0&CMD=INFO\n~DeviceName=MB560\nUserCount=12\n"
@@ -328,7 +351,9 @@ def test_command_round_trip(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_verify_sum_match_mismatch_backfill_and_recheck(tmp_path: Path) -> None:
+def test_verify_sum_match_mismatch_backfill_and_recheck(
+    tmp_path: Path, database: str | None
+) -> None:
     window = {"start": "2026-11-20 00:00:00", "end": "2026-11-20 23:59:59"}
     missing = "3\t2026-11-20 12:00:00\t2\t1\t0\t0\t0\n4\t2026-11-20 13:00:00\t3\t1\t0\t0\t0\n"
 
@@ -342,7 +367,7 @@ def test_verify_sum_match_mismatch_backfill_and_recheck(tmp_path: Path) -> None:
         return cmd_id
 
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             assert (await h.attlog(BASE + "1\t2026-11-21 08:00:00\t0\t1\t0\t0\t0\n")).text == "OK:3"
             await _queue(h, kind="verify", **window)
             ok_id = await answer(h, 2)  # the punch of the 21st is outside the window
@@ -377,11 +402,11 @@ def test_verify_sum_match_mismatch_backfill_and_recheck(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_mismatch_survives_a_hub_restart(tmp_path: Path) -> None:
+def test_a_mismatch_survives_a_hub_restart(tmp_path: Path, database: str | None) -> None:
     window = {"start": "2026-11-20 00:00:00", "end": "2026-11-20 23:59:59"}
 
     async def scenario() -> None:
-        async with running_hub(tmp_path) as h:
+        async with running_hub(tmp_path, database) as h:
             assert (await h.attlog(BASE)).text == "OK:2"
             await _queue(h, kind="verify", **window)
             cmd_id = (await h.iclock("GET", "getrequest")).text.split(":")[1]
@@ -389,7 +414,9 @@ def test_a_mismatch_survives_a_hub_restart(tmp_path: Path) -> None:
                 "POST", "devicecmd", f"ID={cmd_id}&Return=0&CMD=VERIFY SUM&AttlogSum=9\n"
             )
             assert (await h.device_health())["state"] == "DEGRADED"
-        async with running_hub(tmp_path) as h:  # same database, new process state
+        async with running_hub(
+            tmp_path, database, fresh=False
+        ) as h:  # same database, new process state
             assert (await h.iclock("GET", "ping")).text == "OK"
             health = await h.device_health()
             assert (
@@ -437,8 +464,8 @@ def test_cli_queues_a_backfill_the_running_hub_sends(tmp_path: Path) -> None:
                 runner.invoke, cli, ["adms", "commands", "-c", str(cfg_file), "--format", "json"]
             )
             assert '"status": "sent"' in res.output
-            res = await asyncio.to_thread(runner.invoke, cli, ["adms", "verify", "-c", str(cfg_file),
-                                                               DEVICE, "--start", "2026-11-20 00:00:00"])  # fmt: skip
+            args = ["adms", "verify", "-c", str(cfg_file), DEVICE, "--start", "2026-11-20 00:00:00"]
+            res = await asyncio.to_thread(runner.invoke, cli, args)
             assert res.exit_code != 0 and "both a start and an end" in res.output
 
     asyncio.run(scenario())

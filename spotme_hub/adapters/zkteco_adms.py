@@ -139,7 +139,8 @@ EVENTS = AdmsEventRow.__table__  # type: ignore[attr-defined]
 
 #: What an OPLOG operation code means (PUSH protocol; codes not listed are shown as numbers).
 OPLOG_CODES = {0: "power on", 1: "power off", 3: "alarm", 4: "menu", 5: "change setting",
-               9: "delete user", 21: "set time", 23: "delete punches", 30: "enrol user"}  # fmt: skip
+               9: "delete user", 21: "set time", 23: "delete punches",
+               30: "enrol user"}  # fmt: skip
 
 
 # --- wire format: lines --------------------------------------------------------------------
@@ -249,8 +250,10 @@ def parse_operlog_line(line: str) -> tuple[str, dict[str, Any]]:
             raise LineError(f"OPLOG needs op code, operator and time, got {len(f)} field(s)")
         code = _int(f[0], "OPLOG op code")
         when = _time(f[2], "OPLOG time")
-        return kind, {"op_code": code, "operator": f[1].strip(), "op_time": when.strftime(TIME_FORMAT),
-                      "values": [v.strip() for v in f[3:]]}  # fmt: skip
+        return kind, {
+            "op_code": code, "operator": f[1].strip(), "op_time": when.strftime(TIME_FORMAT),
+            "values": [v.strip() for v in f[3:]],
+        }  # fmt: skip
     return kind, {}
 
 

@@ -20,9 +20,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..config import Device, HubConfig
 from ..normalize.timefix import to_aware, utc_z, zone
 from ..store import RecordFilter, Store, dumps
-from .zkteco_adms import COMMANDS, EVENTS, PENDING, TIME_FORMAT, USERS, command_text
+from .zkteco_adms import (
+    COMMANDS,
+    EVENTS,
+    OPLOG_CODES,
+    PENDING,
+    TIME_FORMAT,
+    USERS,
+    command_text,
+)
 
 MAX_ATTEMPTS = 3
+SECRET_KEYS = ("passwd", "password")  # never stored from USER lines
 KINDS = ("backfill", "verify", "info")
 
 
@@ -65,6 +74,7 @@ def note_pending(
             set_={"last_seen": now, "requests": PENDING.c.requests + 1, "remote": remote,
                   "last_path": path, "detail": dumps(merged)},
         ))  # fmt: skip
+    return True
 
 
 def pending(store: Store) -> list[dict[str, Any]]:
@@ -270,7 +280,7 @@ def save_users(store: Store, device_id: str, users: list[dict[str, str]]) -> Non
             stmt = _insert(store, USERS).values(
                 device_id=device_id, pin=u["PIN"], name=u.get("Name") or None,
                 card=u.get("Card") or None, privilege=u.get("Pri"),
-                fields=dumps({k: v for k, v in u.items() if k.lower() not in ("passwd", "password")}),
+                fields=dumps({k: v for k, v in u.items() if k.lower() not in SECRET_KEYS}),
                 updated_at=now,
             )  # fmt: skip
             conn.execute(
@@ -315,4 +325,7 @@ def events(store: Store, device_id: str, limit: int = 100) -> list[dict[str, Any
     )
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
-    return [{**dict(r), "fields": orjson.loads(r["fields"])} for r in rows][::-1]
+    return [
+        {**dict(r), "op": OPLOG_CODES.get(r["op_code"]), "fields": orjson.loads(r["fields"])}
+        for r in rows
+    ][::-1]

@@ -25,8 +25,10 @@ async def part(demo: Any) -> AsyncIterator[None]:
     async def terminal() -> None:
         await demo.started.wait()
         url = f"http://127.0.0.1:{demo.port}"
-        term = PushTerminal(url, SERIAL, gps=True, center=(2.9264, 101.6964), radius_m=250,
-                            users=["1", "2", "3", "4"], log=lambda m: demo.note(f"push terminal {m}"))  # fmt: skip
+        term = PushTerminal(
+            url, SERIAL, gps=True, center=(2.9264, 101.6964), radius_m=250,
+            users=["1", "2", "3", "4"], log=lambda m: demo.note(f"push terminal {m}"),
+        )  # fmt: skip
         try:
             for _ in range(150):  # the API starts right after the hub
                 try:

@@ -101,9 +101,8 @@ class PushTerminal:
         lines = resp.text.splitlines()
         self.options = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
         self.stats["handshakes"] += 1
-        self.log(
-            f"{self.sn}: handshake OK (TimeZone={self.options.get('TimeZone')}, Delay={self.options.get('Delay')})"
-        )
+        tz, delay = self.options.get("TimeZone"), self.options.get("Delay")
+        self.log(f"{self.sn}: handshake OK (TimeZone={tz}, Delay={delay})")
         return self.options
 
     def now_local(self) -> datetime:
@@ -150,9 +149,8 @@ class PushTerminal:
             resp = await self._request("POST", "/iclock/cdata", body, table="ATTLOG", Stamp="9999")
             if resp.status_code != 200 or not resp.text.startswith("OK"):
                 self.stats["post_errors"] += 1
-                self.log(
-                    f"{self.sn}: post not acknowledged ({resp.status_code} {resp.text.strip()}); will resend"
-                )
+                why = f"{resp.status_code} {resp.text.strip()}"
+                self.log(f"{self.sn}: post not acknowledged ({why}); will resend")
                 break
             for p in chunk:
                 p.uploaded = True
@@ -167,7 +165,8 @@ class PushTerminal:
     async def post_users(self, names: dict[str, str] | None = None) -> str:
         body = "".join(
             f"USER PIN={pin}\tName={(names or {}).get(pin, f'User {pin}')}\tPri=0\tPasswd=\t"
-            f"Card={int(pin) * 1000 + 17 if pin.isdigit() else ''}\tGrp=1\tTZ=0000000100000000\tVerify=0\n"
+            f"Card={int(pin) * 1000 + 17 if pin.isdigit() else ''}\tGrp=1\tTZ=0000000100000000"
+            "\tVerify=0\n"
             for pin in self.users
         )
         body += f"OPLOG 0\t0\t{self.now_local().strftime(TIME_FORMAT)}\t0\t0\t0\t0\n"
@@ -208,7 +207,8 @@ class PushTerminal:
             self.log(f"{self.sn}: DATA QUERY → re-sent {sent} punch(es)")
             return f"ID={cmd_id}&Return={0 if sent == len(hits) else -1005}&CMD=DATA"
         if command == "INFO":
-            return (f"ID={cmd_id}&Return=0&CMD=INFO\n~DeviceName=SpotMe PushSim\nMAC=00:17:61:00:00:01\n"
+            return (f"ID={cmd_id}&Return=0&CMD=INFO\n~DeviceName=SpotMe PushSim\n"
+                    "MAC=00:17:61:00:00:01\n"
                     f"UserCount={len(self.users)}\nTransactionCount={len(self.memory)}\n"
                     "FWVersion=Ver 8.0.4.2-sim\nIPAddress=127.0.0.1")  # fmt: skip
         return f"ID={cmd_id}&Return=-1&CMD=UNKNOWN"
