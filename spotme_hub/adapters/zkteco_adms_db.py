@@ -58,12 +58,20 @@ def _command_dict(row: Any) -> dict[str, Any]:
 # --- unknown serial numbers ------------------------------------------------------------------
 
 
+MAX_PENDING = 1000  # unknown serials kept; more are only logged (a misconfigured fleet, a scan)
+
+
 def note_pending(
     store: Store, sn: str, remote: str | None, path: str, detail: dict[str, Any]
-) -> None:
+) -> bool:
+    """Remember an unknown serial; False when the list is full and `sn` is not on it."""
     now = _now()
     with store.write() as conn:
         old = conn.execute(select(PENDING.c.detail).where(PENDING.c.serial == sn)).scalar()
+        if old is None:
+            known = conn.execute(select(func.count()).select_from(PENDING)).scalar_one()
+            if known >= MAX_PENDING:
+                return False
         merged = {**(orjson.loads(old) if old else {}), **detail}
         stmt = _insert(store, PENDING).values(
             serial=sn, first_seen=now, last_seen=now, requests=1, remote=remote, last_path=path,

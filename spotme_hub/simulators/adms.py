@@ -118,7 +118,7 @@ class PushTerminal:
         for i in range(n):
             lat = lon = None
             if self.gps:
-                lat, lon = self._near_center()
+                lat, lon = self.near_center()
             made.append(SimPunch(
                 pin=self.users[(len(self.memory) + i) % len(self.users)],
                 when=base - timedelta(seconds=(n - 1 - i) * spread_s),
@@ -235,7 +235,7 @@ class PushTerminal:
             await self.poll()
             n += 1
 
-    def _near_center(self) -> tuple[float, float]:
+    def near_center(self) -> tuple[float, float]:
         lat0, lon0 = self.center
         d = self.rng.uniform(0, self.radius_m)
         bearing = self.rng.uniform(0, 2 * math.pi)
