@@ -54,8 +54,10 @@ async def main(posts: int, lines: int, gps: bool) -> None:
     hub = Hub(cfg)
     await hub.start()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg, hub.store, hub), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="off"))  # fmt: skip
+    app = create_app(cfg, hub.store, hub)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -71,8 +73,8 @@ async def main(posts: int, lines: int, gps: bool) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             t0 = time.perf_counter()
             for body in bodies(posts, lines, gps, day=19):
-                resp = await client.post("/iclock/cdata", params={"SN": "BENCH1", "table": "ATTLOG"},
-                                         content=body.encode())  # fmt: skip
+                params = {"SN": "BENCH1", "table": "ATTLOG"}
+                resp = await client.post("/iclock/cdata", params=params, content=body.encode())
                 assert resp.text == f"OK:{lines}", resp.text
             http = posts * lines / (time.perf_counter() - t0)
         print(f"baseline ctx.submit : {base:10.0f} punches/s")
