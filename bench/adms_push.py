@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import socket
 import tempfile
 import time
@@ -84,6 +85,8 @@ async def main(posts: int, lines: int, gps: bool) -> None:
         server.should_exit = True
         await task
         await hub.stop()
+        hub.store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

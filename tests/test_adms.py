@@ -567,3 +567,37 @@ def test_simulate_adms_command_posts_gps_punches(tmp_path: Path) -> None:
             assert len(recs) == 5 and {r["location_source"] for r in recs} == {"payload"}
 
     asyncio.run(scenario())
+
+
+def test_other_tables_are_accepted_and_ignored(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_hub(tmp_path) as h:
+            resp = await h.iclock("POST", "cdata", b"\x89PNG\r\n\x1a\n...", table="ATTPHOTO")
+            assert resp.status_code == 200 and resp.text.startswith("OK")
+            resp = await h.iclock(
+                "POST", "cdata.aspx", "~DeviceName=MB560,MAC=00:17", table="options"
+            )
+            assert resp.status_code == 200 and resp.text == "OK:1"
+            assert h.hub.store.count_records() == 0 and h.hub.store.quarantine_items() == []
+            counters = (await h.device_health())["counters"]
+            assert counters["ignored_attphoto"] == 1 and counters["ignored_options"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_unanswered_command_is_resent_then_expires(tmp_path: Path) -> None:
+    dev = {"id": DEVICE, "kind": "zkteco_adms", "office": "pjy-hq", "serial": SN,
+           "command_timeout_s": 0.05}  # fmt: skip
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path, devices=[dev]) as h:
+            info = await _queue(h, kind="info")
+            for _ in range(3):  # first send and two resends
+                await asyncio.sleep(0.1)  # longer than command_timeout_s
+                assert (await h.iclock("GET", "getrequest")).text == f"C:{info['cmd_id']}:INFO\n"
+            await asyncio.sleep(0.1)
+            assert (await h.iclock("GET", "getrequest")).text == "OK"
+            (cmd,) = await _commands(h)
+            assert (cmd["status"], cmd["attempts"]) == ("expired", 3)
+
+    asyncio.run(scenario())

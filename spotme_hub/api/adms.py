@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+OTHER_TABLES = ("ATTPHOTO", "BIODATA", "ERRORLOG", "OPTIONS", "IDCARD")  # accepted, not used
 
 
 def text(body: str, status: int = 200) -> PlainTextResponse:
@@ -148,7 +149,8 @@ async def upload(request: Request) -> Response:
         return text(f"ERROR: body larger than {limit} bytes; send fewer records per post", 413)
     t.state.contact(t.ctx)
     table = request.query_params.get("table", "").upper()
-    stamp = request.query_params.get("Stamp")
+    stamp = request.query_params.get("Stamp", "")
+    stamp = stamp if stamp.isdigit() and len(stamp) <= 20 else None  # echoed in the handshake
     if table == "ATTLOG":
         punches, rejections = wire.parse_attlog(t.ctx, t.sn, body)
         try:
@@ -173,7 +175,7 @@ async def upload(request: Request) -> Response:
         t.ctx.count("device_events", new_events)
         return text(f"OK:{op.lines}")
     # ATTPHOTO, BIODATA, ERRORLOG, options...: accepted, not used by the hub.
-    t.ctx.count(f"ignored_{table.lower() or 'unknown'}")
+    t.ctx.count(f"ignored_{table.lower() if table in OTHER_TABLES else 'other'}")
     return text(f"OK:{len(wire.split_lines(body))}")
 
 
