@@ -132,6 +132,12 @@ def test_gps_extend_data_gives_payload_location_distance_and_geofence(
             assert "outside_geofence" not in near_rec["flags"]
             assert 1050 < far_rec["distance_m"] < 1150 and far_rec["within_geofence"] is False
             assert "outside_geofence" in far_rec["flags"]
+            # no fix (0,0) or unpadded Base64 from some firmware
+            nofix = gps_extend(0.0, 0.0).rstrip("=")  # "...Q==" without its padding
+            line = f"1\t2026-11-20 09:00:00\t1\t15\t0\t0\t0\t1\t36.5\t36.5\t+28800\t{nofix}\n"
+            assert (await h.attlog(line)).text == "OK:1"
+            recs = {r["local_time"]: r for r in await h.records()}
+            assert recs["2026-11-20T09:00:00+08:00"]["location_source"] == "office"
 
     asyncio.run(scenario())
 

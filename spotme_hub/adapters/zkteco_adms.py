@@ -170,8 +170,9 @@ def _none(value: str) -> bool:
 
 def parse_gps(extend_data: str) -> tuple[float | None, float | None]:
     """ExtendData: Base64 JSON ``{"GPSInfo": {"latitude": "..", "longitude": ".."}}``."""
+    data = extend_data.strip()
     try:
-        doc = orjson.loads(base64.b64decode(extend_data.strip(), validate=True))
+        doc = orjson.loads(base64.b64decode(data + "=" * (-len(data) % 4), validate=True))
     except (binascii.Error, ValueError):
         raise LineError("ExtendData is not Base64 JSON") from None
     gps = doc.get("GPSInfo") if isinstance(doc, dict) else None
@@ -181,7 +182,7 @@ def parse_gps(extend_data: str) -> tuple[float | None, float | None]:
         lat, lon = float(gps["latitude"]), float(gps["longitude"])
     except (KeyError, TypeError, ValueError):
         raise LineError(f"GPSInfo without numeric latitude/longitude: {gps!r}") from None
-    if lat == -1 and lon == -1:
+    if (lat, lon) in ((-1, -1), (0, 0)):  # no fix
         return None, None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise LineError(f"GPSInfo out of range: {lat}, {lon}")
