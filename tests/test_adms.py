@@ -215,6 +215,7 @@ def test_unknown_serial_is_refused_and_listed_as_pending(
         async with running_hub(tmp_path, database) as h:
             resp = await h.iclock("GET", "cdata", sn="STRANGER9", options="all", pushver="2.4.1")
             assert resp.status_code == 403 and "unknown device SN=STRANGER9" in resp.text
+            assert len(resp.headers.get_list("date")) == 1  # errors carry the clock too
             resp = await h.attlog(BASE, sn="STRANGER9")
             assert resp.status_code == 403 and "OK" not in resp.text
             resp = await h.iclock("GET", "cdata", sn="bad sn!")
