@@ -11,6 +11,7 @@ from fastapi.responses import ORJSONResponse
 
 from ..config import HubConfig
 from ..store import RecordFilter, Store
+from .adms import adms_router
 
 if TYPE_CHECKING:
     from ..runtime import Hub
@@ -27,6 +28,7 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     app.state.store = store
     app.state.hub = hub
     max_page = cfg.api.max_page
+    app.include_router(adms_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
