@@ -73,7 +73,7 @@ class Document:
                     line = pos[0] + 1
                 node = node[part]
             else:
-                if line is None and hasattr(node, "lc"):
+                if line is None and getattr(getattr(node, "lc", None), "line", None) is not None:
                     line = node.lc.line + 1
                 break
         return line

@@ -138,3 +138,12 @@ def test_missing_file_is_one_line() -> None:
     res = cli("config", "check", "-c", "does-not-exist.yaml")
     assert res.returncode != 0
     assert "cannot read file" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_config_from_dict_reports_errors_without_lines(tmp_path: Path) -> None:
+    from spotme_hub.config import config_from_dict
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"offices": [{"id": "a", "latitude": 500, "longitude": 1}]}, tmp_path)
+    (issue,) = err.value.issues
+    assert issue.line is None and issue.path == "offices[0].latitude"
