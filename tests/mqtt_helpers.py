@@ -62,6 +62,8 @@ class Broker:
             "max_queued_messages 200000\n"
             "max_inflight_messages 1000\n"
             f"log_dest file {self.dir}/mosquitto.log\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "log_type subscribe\n"
         )
 
     @property
@@ -85,6 +87,15 @@ class Broker:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
         self.proc = None
+
+    def subscribed(self, client_id: str, topic_filter: str) -> bool:
+        """True once the broker logged `client_id` subscribing to `topic_filter`."""
+        log = self.dir / "mosquitto.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return any(
+            f" {client_id} " in line and line.rstrip().endswith(f" {topic_filter}")
+            for line in text.splitlines()
+        )
 
     def restart(self) -> None:
         self.stop()

@@ -315,7 +315,12 @@ class MqttAdapter:
             checkpoint = None
             if remembered or len(self.untimed) != untimed_before:
                 checkpoint = {"untimed": list(self.untimed.items())}
-            await ctx.submit(punches, rejections, checkpoint=checkpoint)
+            result = await ctx.submit(punches, rejections, checkpoint=checkpoint)
+            redelivered = sum(m.dup for m in batch)
+            if redelivered:
+                ctx.count("redelivered", redelivered)
+                ctx.log.info("%d redelivered message(s); %d punch(es) were already committed",
+                             redelivered, len(result.duplicate))  # fmt: skip
         for m in batch:  # only now: everything in the batch is committed (or was skipped)
             client.ack(m.mid, m.qos)
         ctx.count("messages", len(batch))
