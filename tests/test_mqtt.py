@@ -268,3 +268,21 @@ async def test_redelivered_untimed_message_keeps_its_identity(
         pub.publish("z/lock", body)  # the same person unlocks again: a second punch
         await wait_until(lambda: len(records(hub)) == 2)
     pub.close()
+
+
+@aio
+async def test_backlog_larger_than_the_hand_over_queue(broker: Broker, tmp_path: Path) -> None:
+    """A resumed session's backlog arrives before our SUBACK; with MQTT 3.1.1 the broker does not
+    know our receive maximum, so the bounded queue fills and must be drained meanwhile."""
+    cfg = make_hub_config(tmp_path, [dev(broker, preset="esp_rfid", topics=["door/+/send"],
+                                         protocol="3.1.1", max_inflight=5, batch_max=5)])  # fmt: skip
+    pub = Publisher(broker)
+    punch = {"type": "access", "isKnown": "true", "uid": "86f444"}
+    async with running(cfg) as hub:
+        await wait_until(lambda: hub.health["door"].state == "UP")
+    for i in range(300):
+        pub.publish("door/a/send", {**punch, "time": 1700000000 + i})
+    pub.close()
+    async with running(cfg) as hub:
+        await wait_until(lambda: len(records(hub)) == 300)
+        assert hub.health["door"].counters.get("failures", 0) == 0

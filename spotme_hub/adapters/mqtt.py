@@ -50,6 +50,7 @@ from ..record import Flag, RawPunch, Rejection
 from .base import DeviceContext, DeviceError, Options
 
 _UNTIMED_KEEP = 2000  # recent untimed payload hashes kept for DUP redeliveries
+_PIPELINE = 4  # batches being committed at once
 
 
 class MqttOptions(Options):
@@ -233,6 +234,7 @@ class MqttAdapter:
 
         thread = threading.Thread(target=network, name=f"mqtt:{self.device.id}", daemon=True)
         thread.start()
+        tasks: list[asyncio.Task[None]] = []
         try:
             try:
                 present = await asyncio.wait_for(connack, opts.connect_timeout_s)
@@ -247,9 +249,20 @@ class MqttAdapter:
                                    for f in filters]  # fmt: skip
             else:
                 subs = [(f, opts.qos) for f in filters]
+            # a resumed session delivers its backlog right after CONNACK, before our SUBACK:
+            # consume from now on, or a full hand-over queue would stall the network thread
+            consumer = asyncio.create_task(self._consume(ctx, client, inbox, wake, pending, lost))
+            tasks.append(consumer)
             client.subscribe(subs)
-            codes = await asyncio.wait_for(suback, opts.connect_timeout_s)
-            refused = [f for f, c in zip(filters, codes, strict=False) if _code(c) >= 0x80]
+            await asyncio.wait({suback, consumer}, timeout=opts.connect_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if consumer.done():
+                consumer.result()  # raises why it ended
+            if not suback.done():
+                raise DeviceError("timeout", f"no SUBACK from {where}")
+            refused = [
+                f for f, c in zip(filters, suback.result(), strict=False) if _code(c) >= 0x80
+            ]
             if refused:
                 raise DeviceError("unauthorized", f"broker refused subscription to {refused}")
             if not present:
@@ -261,8 +274,11 @@ class MqttAdapter:
                 )  # fmt: skip
             ctx.mark_up(broker=where, client_id=client_id, session_present=present,
                         subscribed=filters)  # fmt: skip
-            await self._consume(ctx, client, inbox, wake, pending, lost)
+            await consumer
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             client.disconnect()  # unacked messages stay in the broker's session
             await ctx.to_thread(thread.join, 1.0)
             stop.set()
@@ -277,26 +293,75 @@ class MqttAdapter:
         pending: threading.Event,
         lost: asyncio.Future[str],
     ) -> None:
-        while True:
-            waiter = asyncio.ensure_future(wake.wait())
-            done, _ = await asyncio.wait({waiter, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if lost in done:
-                waiter.cancel()
-                raise DeviceError("unreachable", f"connection lost: {lost.result()}")
-            wake.clear()
-            pending.clear()
-            while True:
-                batch: list[_Msg] = []
-                while len(batch) < self.opts.batch_max:
-                    try:
-                        batch.append(inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                if not batch:
-                    break
-                await self._handle(ctx, client, batch)
+        """Drain the hand-over queue in batches. Up to `_PIPELINE` batches are being committed at
+        once (the group writer merges them into one transaction); acks still go out in receipt
+        order, each batch's only after its own commit."""
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(_PIPELINE)
+        failed: asyncio.Future[BaseException] = loop.create_future()
+        tasks: set[asyncio.Task[None]] = set()
+        previous: asyncio.Future[None] | None = None
 
-    async def _handle(self, ctx: DeviceContext, client: paho.Client, batch: list[_Msg]) -> None:
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() and not failed.done():
+                failed.set_result(task.exception())  # type: ignore[arg-type]
+
+        try:
+            while True:
+                waiter = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait(
+                    {waiter, lost, failed}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if lost in done or failed in done:
+                    waiter.cancel()
+                    if failed.done():
+                        raise failed.result()
+                    raise DeviceError("unreachable", f"connection lost: {lost.result()}")
+                wake.clear()
+                pending.clear()
+                while True:
+                    batch: list[_Msg] = []
+                    while len(batch) < self.opts.batch_max:
+                        try:
+                            batch.append(inbox.get_nowait())
+                        except queue.Empty:
+                            break
+                    if not batch:
+                        break
+                    await slots.acquire()
+                    acked: asyncio.Future[None] = loop.create_future()
+                    task = asyncio.create_task(self._handle(ctx, client, batch, previous, acked))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
+                    previous = acked
+        finally:
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _handle(
+        self,
+        ctx: DeviceContext,
+        client: paho.Client,
+        batch: list[_Msg],
+        previous: asyncio.Future[None] | None,
+        acked: asyncio.Future[None],
+    ) -> None:
+        try:
+            await self._commit(ctx, batch)
+            if previous is not None:
+                await previous  # the batch before ours has sent its acks
+            for m in batch:  # only now: everything in the batch is committed (or was skipped)
+                client.ack(m.mid, m.qos)
+            ctx.count("messages", len(batch))
+            ctx.mark_seen()
+        finally:
+            if not acked.done():
+                acked.set_result(None)
+
+    async def _commit(self, ctx: DeviceContext, batch: list[_Msg]) -> None:
         punches: list[RawPunch] = []
         rejections: list[Rejection] = []
         untimed_before = len(self.untimed)
@@ -311,20 +376,17 @@ class MqttAdapter:
             elif out is not None:
                 remembered |= self._identity(out, m)
                 punches.append(out)
-        if punches or rejections:
-            checkpoint = None
-            if remembered or len(self.untimed) != untimed_before:
-                checkpoint = {"untimed": list(self.untimed.items())}
-            result = await ctx.submit(punches, rejections, checkpoint=checkpoint)
-            redelivered = sum(m.dup for m in batch)
-            if redelivered:
-                ctx.count("redelivered", redelivered)
-                ctx.log.info("%d redelivered message(s); %d punch(es) were already committed",
-                             redelivered, len(result.duplicate))  # fmt: skip
-        for m in batch:  # only now: everything in the batch is committed (or was skipped)
-            client.ack(m.mid, m.qos)
-        ctx.count("messages", len(batch))
-        ctx.mark_seen()
+        if not punches and not rejections:
+            return
+        checkpoint = None
+        if remembered or len(self.untimed) != untimed_before:
+            checkpoint = {"untimed": list(self.untimed.items())}
+        result = await ctx.submit(punches, rejections, checkpoint=checkpoint)
+        redelivered = sum(m.dup for m in batch)
+        if redelivered:
+            ctx.count("redelivered", redelivered)
+            ctx.log.info("%d redelivered message(s); %d punch(es) were already committed",
+                         redelivered, len(result.duplicate))  # fmt: skip
 
     def _parse(self, ctx: DeviceContext, m: _Msg) -> RawPunch | Rejection | None:
         source = {"kind": "mqtt", "topic": m.topic, "broker": f"{self.host}:{self.port}"}
