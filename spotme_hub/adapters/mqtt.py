@@ -1,26 +1,12 @@
 """`kind: mqtt` — door controllers, DIY readers and smart locks that publish to an MQTT broker.
 
-Delivery guarantees (docs/mqtt.md has the whole story):
-
-* Persistent session: a stable client id, MQTT 5 clean start off + a session expiry (3.1.1:
-  clean session off), so QoS 1 punches published while the hub is down wait in the broker.
-  `session_present` is shown in health and logged when the broker had no session for us.
-* Ack after commit: paho runs with manual acks; a message's PUBACK is sent only after
-  `await ctx.submit(...)` returned for the batch that holds it (also for skipped, retained and
-  quarantined messages). A crash in between means redelivery; redeliveries get the same record id.
-* Record identity: payloads with a device time use the normal (device, credential, local second,
-  punch) identity. Payloads without a trustworthy time (z2m without `last_seen`, esp-rfid before
-  NTP) use a hash of topic + payload + receive time; the hashes of recent such messages are
-  committed as a checkpoint with the record, so a redelivery (DUP flag) of the same bytes reuses
-  the original receive time and thus the same id, while a genuinely repeated payload (DUP off)
-  is a new punch.
-* Back-pressure: the broker may have at most `max_inflight` unacked messages with us (MQTT 5
-  Receive Maximum; for 3.1.1 the broker's own `max_inflight_messages`), and the hand-over queue
-  from paho's network thread is bounded; when it is full the network thread waits (TCP
-  back-pressure) instead of memory growing.
-* Reconnects belong to the runtime: a lost connection ends `run()` with a DeviceError, and the
-  runtime restarts it with exponential backoff and jitter (tenacity). paho's own reconnect is not
-  used. `mqtts://` never falls back to plaintext.
+The whole story (guarantees, options, presets, mapping engine) is in docs/mqtt.md. In short:
+persistent session (stable client id; MQTT 5 clean start off + session expiry, 3.1.1 clean session
+off; `session_present` in health); manual acks sent only after `ctx.submit()` committed the batch,
+in receipt order; identity of punches without a trustworthy time = payload hash + first receipt,
+remembered in a checkpoint so DUP redeliveries map to the same record; at most `max_inflight`
+unacked messages and a bounded hand-over queue (the network thread waits when it is full);
+reconnects by the runtime (exponential backoff + jitter), never TLS → plaintext; QoS 2 refused.
 """
 
 from __future__ import annotations
