@@ -167,7 +167,7 @@ class MqttAdapter:
             loop.call_soon_threadsafe(settle, lost, str(rc))
 
         def on_message(_c: Any, _u: Any, m: paho.MQTTMessage) -> None:
-            item = _Msg(m.topic, m.payload, m.qos, m.mid, m.retain, m.dup, datetime.now(UTC))
+            item = _Msg(m.topic, bytes(m.payload), m.qos, m.mid, m.retain, m.dup, datetime.now(UTC))
             while not stop.is_set():
                 try:
                     inbox.put(item, timeout=0.2)  # full: the network thread waits (bounded)
@@ -240,7 +240,8 @@ class MqttAdapter:
             consumer = asyncio.create_task(self._consume(ctx, client, inbox, wake, pending, lost))
             tasks.append(consumer)
             client.subscribe(subs)
-            await asyncio.wait({suback, consumer}, timeout=opts.connect_timeout_s,
+            first: list[asyncio.Future[Any]] = [suback, consumer]
+            await asyncio.wait(first, timeout=opts.connect_timeout_s,
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if consumer.done():
                 consumer.result()  # raises why it ended
@@ -297,9 +298,8 @@ class MqttAdapter:
         try:
             while True:
                 waiter = asyncio.ensure_future(wake.wait())
-                done, _ = await asyncio.wait(
-                    {waiter, lost, failed}, return_when=asyncio.FIRST_COMPLETED
-                )
+                watched: list[asyncio.Future[Any]] = [waiter, lost, failed]
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 if lost in done or failed in done:
                     waiter.cancel()
                     if failed.done():
