@@ -15,12 +15,12 @@ from spotme_hub.runtime import Hub
 __all__ = ["broker"]  # the fixture
 
 
-def dev(broker: Broker, **opts: Any) -> dict[str, Any]:
+def dev(b: Broker, /, **opts: Any) -> dict[str, Any]:
     return {
         "id": opts.pop("id", "door"),
         "kind": "mqtt",
         "office": "hq",
-        "broker": broker.url,
+        "broker": b.url,
     } | opts
 
 
@@ -286,3 +286,21 @@ async def test_backlog_larger_than_the_hand_over_queue(broker: Broker, tmp_path:
     async with running(cfg) as hub:
         await wait_until(lambda: len(records(hub)) == 300)
         assert hub.health["door"].counters.get("failures", 0) == 0
+
+
+@aio
+async def test_tls_never_falls_back_to_plaintext(broker: Broker, tmp_path: Path) -> None:
+    """mqtts:// to a plaintext listener fails the TLS handshake; the hub must not then connect
+    without TLS (ThingsBoard's gateway does exactly that on SSLEOFError)."""
+    tls_url = broker.url.replace("mqtt://", "mqtts://")
+    cfg = make_hub_config(
+        tmp_path, [dev(broker, preset="esp_rfid", topics=["a/#"], broker=tls_url)],
+        restart_min_s=0.1, restart_max_s=0.2,
+    )  # fmt: skip
+    async with running(cfg) as hub:
+        await wait_until(lambda: hub.health["door"].counters.get("failures", 0) >= 3)
+        health = hub.health["door"]
+        assert health.state == "DOWN"
+        assert "TLS" in (health.last_error or ""), health.last_error
+    assert not broker.subscribed("spotme-t-hub-door", "a/#")
+    assert "as spotme-t-hub-door" not in (broker.dir / "mosquitto.log").read_text()

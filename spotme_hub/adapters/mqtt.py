@@ -209,7 +209,9 @@ class MqttAdapter:
         except ssl.SSLError as exc:
             raise DeviceError("unauthorized", f"TLS with {where} failed: {exc}") from exc
         except OSError as exc:
-            raise DeviceError("unreachable", f"cannot connect to {where}: {exc}") from exc
+            raise DeviceError(
+                "unreachable", f"cannot connect to {where}{' with TLS' if self.tls else ''}: {exc}"
+            ) from exc
 
         def network() -> None:
             while not stop.is_set():
