@@ -184,6 +184,7 @@ class MqttAdapter:
             clean_session=None if v5 else False,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             manual_ack=True,
+            reconnect_on_failure=False,  # the runtime reconnects (backoff + jitter), not paho
         )
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
         client.on_disconnect, client.on_message = on_disconnect, on_message
@@ -213,15 +214,7 @@ class MqttAdapter:
                 "unreachable", f"cannot connect to {where}{' with TLS' if self.tls else ''}: {exc}"
             ) from exc
 
-        def network() -> None:
-            while not stop.is_set():
-                rc = client.loop(timeout=0.2)
-                if rc != paho.MQTT_ERR_SUCCESS:
-                    loop.call_soon_threadsafe(settle, lost, paho.error_string(rc))
-                    return
-
-        thread = threading.Thread(target=network, name=f"mqtt:{self.device.id}", daemon=True)
-        thread.start()
+        client.loop_start()  # paho's network thread; it ends when the connection does
         tasks: list[asyncio.Task[None]] = []
         try:
             try:
@@ -269,9 +262,8 @@ class MqttAdapter:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             client.disconnect()  # unacked messages stay in the broker's session
-            await ctx.to_thread(thread.join, 1.0)
-            stop.set()
-            await ctx.to_thread(thread.join, 2.0)
+            stop.set()  # a network thread waiting on a full queue gives up
+            await ctx.to_thread(client.loop_stop)
 
     async def _consume(
         self,
