@@ -304,3 +304,33 @@ async def test_tls_never_falls_back_to_plaintext(broker: Broker, tmp_path: Path)
         assert "TLS" in (health.last_error or ""), health.last_error
     assert not broker.subscribed("spotme-t-hub-door", "a/#")
     assert "as spotme-t-hub-door" not in (broker.dir / "mosquitto.log").read_text()
+
+
+@aio
+async def test_quarantined_payload_replays_after_the_mapping_is_fixed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    from spotme_hub.replay import replay_item
+
+    mapping = {"user_id": "emp", "time": "ts", "punch": {"path": "st", "map": {"Masuk": "in"}}}
+    wrong = make_hub_config(tmp_path, [dev(broker, topics=["hr/#"], mapping=mapping)])
+    pub = Publisher(broker)
+    async with running(wrong) as hub:
+        await wait_until(lambda: hub.health["door"].state == "UP")
+        pub.publish("hr/gate", {"staff": "1", "ts": "2026-11-23T08:00:00+08:00", "st": "Masuk"})
+        await wait_until(lambda: messages(hub) == 1)
+        [item] = hub.store.quarantine_items(device_id="door")
+    pub.close()
+    assert "no user id or card" in item["reason"] and item["source"]["topic"] == "hr/gate"
+    fixed = make_hub_config(
+        tmp_path, [dev(broker, topics=["hr/#"], mapping={**mapping, "user_id": "staff"})]
+    )
+    hub = Hub(fixed)
+    outcome = replay_item(fixed, hub.store, item)
+    assert outcome.status == "replayed", outcome.detail
+    [rec] = records(hub)
+    assert (rec["employee_id"], rec["punch"], rec["occurred_at"]) == (
+        "E1",
+        "in",
+        "2026-11-23T00:00:00Z",
+    )
