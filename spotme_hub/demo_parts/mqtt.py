@@ -1,9 +1,10 @@
-"""Demo part: a Mosquitto of our own on a free port, and door devices publishing to it.
+"""Demo part: an MQTT broker of our own on a free port, and door devices publishing to it.
 
-Publishes Tasmota (RDM6300 + Wiegand) and esp-rfid payloads as the real firmwares do, with their
-heartbeats, so the `mqtt` devices in configs/demo.yaml have something to ingest. Needs the
-`mosquitto` binary (apt install mosquitto); without it the MQTT devices show DOWN and the rest of
-the demo runs as usual.
+The broker is `mosquitto` when installed (MQTT 5), otherwise amqtt's pure-Python broker embedded
+in the demo's event loop (MQTT 3.1.1: the demo devices' `protocol` follows). Publishes Tasmota
+(RDM6300 + Wiegand) and esp-rfid payloads as the real firmwares do, heartbeats included, so the
+`mqtt` devices in configs/demo.yaml have something to ingest. SPOTME_DEMO_MQTT_BROKER=embedded
+uses the embedded broker even when mosquitto is there.
 """
 
 from __future__ import annotations
@@ -93,19 +94,44 @@ def _payloads(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
 async def part(demo: Any) -> AsyncIterator[None]:
     port = demo.free_port()
     demo.env["DEMO_MQTT_PORT"] = str(port)
-    try:
-        broker = await asyncio.to_thread(start_mosquitto, demo.data_dir / "mosquitto", port)
-    except (FileNotFoundError, RuntimeError) as exc:
-        demo.note(f"mqtt: no broker ({exc}); the MQTT devices will show DOWN")
+    async with contextlib.AsyncExitStack() as stack:
+        forced = os.environ.get("SPOTME_DEMO_MQTT_BROKER") == "embedded"  # try the fallback
+        if mosquitto_binary() is not None and not forced:
+            broker = await asyncio.to_thread(start_mosquitto, demo.data_dir / "mosquitto", port)
+            stack.push_async_callback(_stop_process, broker)
+            demo.env["DEMO_MQTT_PROTOCOL"] = "5"
+            name = "mosquitto"
+        else:
+            await stack.enter_async_context(_embedded_broker(port))
+            demo.env["DEMO_MQTT_PROTOCOL"] = "3.1.1"
+            name = "embedded amqtt broker"
+        demo.note(f"mqtt: {name} on 127.0.0.1:{port}; Tasmota and esp-rfid doors publish")
+        demo.spawn(_publish(demo, port))
         yield
-        return
-    demo.note(f"mqtt: mosquitto on 127.0.0.1:{port}; Tasmota and esp-rfid doors publish")
-    demo.spawn(_publish(demo, port))
+
+
+async def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    await asyncio.to_thread(proc.wait, 10)
+
+
+@contextlib.asynccontextmanager
+async def _embedded_broker(port: int) -> AsyncIterator[None]:
+    from amqtt.broker import Broker
+
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+    )
+    await broker.start()
     try:
         yield
     finally:
-        broker.terminate()
-        await asyncio.to_thread(broker.wait, 10)
+        await broker.shutdown()
 
 
 async def _publish(demo: Any, port: int) -> None:
