@@ -67,7 +67,9 @@ def publish_in_process(port: int, count: int, rate: float, client_id: str) -> mp
     return proc
 
 
-def summary(name: str, count: int, got: dict[int, float], first_pub: float, last: float) -> dict[str, Any]:
+def summary(
+    name: str, count: int, got: dict[int, float], first_pub: float, last: float
+) -> dict[str, Any]:
     lat = sorted(got.values())
     elapsed = max(last - first_pub, 1e-9)
 

@@ -199,14 +199,9 @@ class MqttAdapter:
             props.SessionExpiryInterval = opts.session_expiry_s
             props.ReceiveMaximum = opts.max_inflight
         where = f"{self.host}:{self.port}"
+        session: dict[str, Any] = {"clean_start": False, "properties": props} if v5 else {}
         try:
-            if v5:
-                await ctx.to_thread(
-                    client.connect, self.host, self.port, opts.keepalive_s,
-                    clean_start=False, properties=props,
-                )  # fmt: skip
-            else:
-                await ctx.to_thread(client.connect, self.host, self.port, opts.keepalive_s)
+            await ctx.to_thread(client.connect, self.host, self.port, opts.keepalive_s, **session)
         except ssl.SSLError as exc:
             raise DeviceError("unauthorized", f"TLS with {where} failed: {exc}") from exc
         except OSError as exc:
