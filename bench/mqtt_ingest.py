@@ -1,0 +1,191 @@
+"""MQTT ingest benchmark: publish N punches at a target rate to a real Mosquitto (started here on a
+free port) and measure what the hub commits.
+
+    .venv/bin/python bench/mqtt_ingest.py [--count 50000] [--rate 5000] [--protocol 5]
+
+Reports, for the hub (paho subscriber → mapping → normalise → SQLite commit → PUBACK) and for a
+baseline bare paho subscriber that only receives the same stream (auto-ack, no commit):
+throughput, lost count and p50/p99 latency from publish (timestamp inside the payload) to commit
+(`hub.commit_listeners`) or to receipt. The publisher runs in its own process, QoS 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from spotme_hub.config import config_from_dict  # noqa: E402
+from spotme_hub.demo import free_port  # noqa: E402
+from spotme_hub.demo_parts.mqtt import start_mosquitto  # noqa: E402
+from spotme_hub.runtime import Hub  # noqa: E402
+
+TOPIC = "bench/door/punch"
+BASE_EPOCH = 1_600_000_000  # every punch its own second: distinct record identities
+
+
+def publisher(port: int, count: int, rate: float, client_id: str) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.perf_counter()
+    last = None
+    for i in range(count):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        body = {"u": str(1 + i % 500), "t": BASE_EPOCH + i, "pt": time.time(), "i": i}
+        last = client.publish(TOPIC, orjson.dumps(body), qos=1)
+    if last is not None:
+        last.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_in_process(port: int, count: int, rate: float, client_id: str) -> mp.Process:
+    proc = mp.get_context("spawn").Process(
+        target=publisher, args=(port, count, rate, client_id), daemon=True
+    )
+    proc.start()
+    return proc
+
+
+def summary(
+    name: str, count: int, got: dict[int, float], first_pub: float, last: float
+) -> dict[str, Any]:
+    lat = sorted(got.values())
+    elapsed = max(last - first_pub, 1e-9)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return {"name": name, "received": len(got), "lost": count - len(got),
+            "throughput": len(got) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan")}  # fmt: skip
+
+
+def baseline(port: int, count: int, rate: float, protocol: str) -> dict[str, Any]:
+    got: dict[int, float] = {}
+    done = threading.Event()
+    first = [0.0]
+    last = [0.0]
+    v5 = protocol == "5"
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-baseline",
+                         protocol=paho.MQTTv5 if v5 else paho.MQTTv311)  # fmt: skip
+
+    def on_message(_c: Any, _u: Any, m: paho.MQTTMessage) -> None:
+        now = time.time()
+        body = orjson.loads(m.payload)
+        if not first[0]:
+            first[0] = body["pt"]
+        got[body["i"]] = now - body["pt"]
+        last[0] = now
+        if len(got) >= count:
+            done.set()
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe("bench/#", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    proc = publish_in_process(port, count, rate, "bench-pub-baseline")
+    proc.join()
+    done.wait(max(10.0, count / rate))
+    client.disconnect()
+    client.loop_stop()
+    return summary("bare paho subscriber (baseline)", count, got, first[0], last[0])
+
+
+async def hub_run(port: int, count: int, rate: float, protocol: str, tmp: Path) -> dict[str, Any]:
+    cfg = config_from_dict(
+        {
+            "hub": {"id": "bench", "data_dir": str(tmp / "data"), "sqlite_synchronous": "NORMAL"},
+            "offices": [{"id": "hq", "state": "PJY"}],
+            "api": {"enabled": False},
+            "devices": [{
+                "id": "door", "kind": "mqtt", "office": "hq", "protocol": protocol,
+                "broker": f"mqtt://127.0.0.1:{port}", "topics": ["bench/#"], "preset": "generic",
+                "mapping": {"user_id": "u", "time": "t", "punch": {"const": "in"}},
+            }],
+        },
+        base_dir=tmp,
+    )  # fmt: skip
+    hub = Hub(cfg)
+    got: dict[int, float] = {}
+    first = [0.0]
+    last = [0.0]
+
+    def on_commit(records: Any, result: Any) -> None:
+        now = time.time()
+        new = set(result.new)
+        for r in records:
+            if r.id in new:
+                if not first[0]:
+                    first[0] = r.raw["pt"]
+                got[r.raw["i"]] = now - r.raw["pt"]
+        last[0] = now
+
+    hub.commit_listeners.append(on_commit)
+    await hub.start()
+    while hub.health["door"].state != "UP":
+        await asyncio.sleep(0.05)
+    proc = publish_in_process(port, count, rate, "bench-pub-hub")
+    deadline = time.monotonic() + count / rate + 60
+    while len(got) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        if not proc.is_alive() and len(got) < count:
+            await asyncio.sleep(2.0)  # allow the tail to commit, then stop waiting
+            if not proc.is_alive():
+                deadline = min(deadline, time.monotonic() + 5)
+    await hub.stop()
+    proc.join(5)
+    return summary("spotme-hub (commit, then PUBACK)", count, got, first[0], last[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=50_000)
+    ap.add_argument("--rate", type=float, default=5_000.0)
+    ap.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="spotme-bench-mqtt-") as d:
+        tmp = Path(d)
+        port = free_port()
+        broker = start_mosquitto(tmp / "broker", port)
+        try:
+            base = baseline(port, args.count, args.rate, args.protocol)
+            hub = asyncio.run(hub_run(port, args.count, args.rate, args.protocol, tmp))
+        finally:
+            broker.terminate()
+            broker.wait(10)
+    print(f"MQTT ingest: {args.count} punches at a target {args.rate:.0f}/s, QoS 1, "
+          f"MQTT {args.protocol}, SQLite synchronous=NORMAL")  # fmt: skip
+    print(f"{'':36} {'received':>9} {'lost':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in (base, hub):
+        print(f"{r['name']:36} {r['received']:9d} {r['lost']:6d} {r['throughput']:8.0f} "
+              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f}")  # fmt: skip
+    ratio = hub["throughput"] / base["throughput"] if base["throughput"] else float("nan")
+    print(f"hub / baseline throughput: {ratio:.2f}")
+    ok = hub["lost"] == 0 and hub["throughput"] >= 0.95 * args.rate and hub["p99_ms"] <= 100
+    print("targets (≥ rate, 0 lost, p99 ≤ 100 ms):", "met" if ok else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
