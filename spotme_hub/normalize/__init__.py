@@ -14,7 +14,7 @@ from ..record import Flag, LocationSource, RawPunch, Record, Rejection, identity
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
-from .timefix import implausible, local_rfc3339, to_aware, utc_z, utc_z_ms, zone
+from .timefix import implausible, to_aware, utc_z, utc_z_ms, zone
 
 __all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
 
@@ -41,6 +41,8 @@ class Normalizer:
                     self.by_card[key] = emp.id
         self.max_skew = cfg.hub.max_clock_skew_s
         self.punch_map: dict[str, str] = dict(cfg.hub.punch_map)
+        self._fixed: dict[str, tuple[Any, ...]] = {}
+        self._last_received: tuple[datetime | None, str] = (None, "")
 
     # -- lookups ---------------------------------------------------------------------------
     def timezone_of(self, device: Device) -> str:
@@ -100,7 +102,8 @@ class Normalizer:
         problem = implausible(when_utc, now)
         if problem:
             return reject(problem)
-        local = when.astimezone(zone(tz_name))
+        local = when.astimezone(zone(tz_name)).replace(microsecond=0)
+        local_time = local.isoformat()  # 2026-11-23T08:01:02+08:00
         if raw.clock_skew_s is not None and abs(raw.clock_skew_s) > self.max_skew:
             flags.add(Flag.CLOCK_SKEW)
 
@@ -119,25 +122,24 @@ class Normalizer:
         if raw.identity is not None:
             rid = record_id(f"{device.id}|{raw.identity}")
         else:
-            rid = record_id(
-                identity_key(device.id, credential, local.strftime("%Y-%m-%dT%H:%M:%S"), punch)
-            )
+            rid = record_id(identity_key(device.id, credential, local_time[:19], punch))
 
         employee = self.employee_for(device.id, user_id, card)
         if employee is None:
             flags.add(Flag.UNMAPPED_EMPLOYEE)
 
         # where
-        lat, lon, loc_source = self._location(device, office, raw)
-        distance: float | None = None
-        within: bool | None = None
-        if lat is not None and lon is not None and office.latitude is not None:
-            assert office.longitude is not None
-            distance = round(haversine_m(office.latitude, office.longitude, lat, lon), 1)
-            if office.geofence_m is not None:
-                within = distance <= office.geofence_m
-                if not within:
-                    flags.add(Flag.OUTSIDE_GEOFENCE)
+        lat: float | None
+        lon: float | None
+        loc_source: str | None
+        if valid_coordinates(raw.latitude, raw.longitude):
+            assert raw.latitude is not None and raw.longitude is not None
+            lat, lon, loc_source = raw.latitude, raw.longitude, LocationSource.PAYLOAD.value
+            distance, within = self._distance(office, lat, lon)
+        else:
+            lat, lon, loc_source, distance, within = self._fixed_location(device, office)
+        if within is False:
+            flags.add(Flag.OUTSIDE_GEOFENCE)
 
         return Record(
             id=rid,
@@ -147,9 +149,9 @@ class Normalizer:
             punch=str(punch),
             verify=str(verify),
             occurred_at=utc_z(when_utc),
-            local_time=local_rfc3339(when_utc, tz_name),
+            local_time=local_time,
             timezone=tz_name,
-            received_at=utc_z_ms(received),
+            received_at=self._received_text(received),
             clock_skew_s=None if raw.clock_skew_s is None else round(raw.clock_skew_s, 3),
             device_id=device.id,
             device_kind=device.kind,
@@ -161,22 +163,43 @@ class Normalizer:
             location_source=loc_source,
             distance_m=distance,
             within_geofence=within,
-            flags=sorted(str(f) for f in flags),
+            flags=sorted(str(f) for f in flags) if flags else [],
             source=raw.source,
             raw=_jsonable(raw.raw),
         )
 
+    def _received_text(self, received: datetime) -> str:
+        """Formatting is memoised: a batch usually shares one receive time."""
+        if received is not self._last_received[0]:
+            self._last_received = (received, utc_z_ms(received))
+        return self._last_received[1]
+
     @staticmethod
-    def _location(
-        device: Device, office: Office, raw: RawPunch
-    ) -> tuple[float | None, float | None, str | None]:
-        if valid_coordinates(raw.latitude, raw.longitude):
-            return raw.latitude, raw.longitude, LocationSource.PAYLOAD.value
-        if valid_coordinates(device.latitude, device.longitude):
-            return device.latitude, device.longitude, LocationSource.DEVICE.value
-        if valid_coordinates(office.latitude, office.longitude):
-            return office.latitude, office.longitude, LocationSource.OFFICE.value
-        return None, None, None
+    def _distance(office: Office, lat: float, lon: float) -> tuple[float | None, bool | None]:
+        if office.latitude is None or office.longitude is None:
+            return None, None
+        distance = round(haversine_m(office.latitude, office.longitude, lat, lon), 1)
+        within = None if office.geofence_m is None else distance <= office.geofence_m
+        return distance, within
+
+    def _fixed_location(
+        self, device: Device, office: Office
+    ) -> tuple[float | None, float | None, str | None, float | None, bool | None]:
+        """Device coordinates, else the office's: the same for every punch of a device."""
+        cached = self._fixed.get(device.id)
+        if cached is None:
+            if valid_coordinates(device.latitude, device.longitude):
+                assert device.latitude is not None and device.longitude is not None
+                lat, lon = device.latitude, device.longitude
+                cached = (lat, lon, LocationSource.DEVICE.value, *self._distance(office, lat, lon))
+            elif valid_coordinates(office.latitude, office.longitude):
+                assert office.latitude is not None and office.longitude is not None
+                lat, lon = office.latitude, office.longitude
+                cached = (lat, lon, LocationSource.OFFICE.value, *self._distance(office, lat, lon))
+            else:
+                cached = (None, None, None, None, None)
+            self._fixed[device.id] = cached
+        return cached
 
 
 def punch_snapshot(raw: RawPunch) -> dict[str, Any]:
@@ -219,8 +242,15 @@ def punch_from_snapshot(snap: dict[str, Any], raw: Any, source: dict[str, Any]) 
     )
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    """The input as JSON-compatible data (bytes → hex, datetimes → ISO); plain data as it is."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict and all(type(v) in _PLAIN for v in value.values()):
         return value
     if isinstance(value, bytes | bytearray):
         return value.hex()

@@ -33,11 +33,11 @@ def implausible(when_utc: datetime, now_utc: datetime) -> str | None:
 
 def utc_z(when: datetime) -> str:
     """RFC 3339 UTC with `Z`, to the second."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def utc_z_ms(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def local_rfc3339(when: datetime, tz_name: str) -> str:
