@@ -1,0 +1,1 @@
+"""Protocol-faithful device simulators for rehearsals, tests, benchmarks and the demo."""
