@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..adapters import zk_wire as w
 
@@ -89,6 +90,7 @@ class ZKSimulator:
         start_time: datetime | None = None,
         faults: Faults | None = None,
         seed: int = 1,
+        timezone: str = "Asia/Kuala_Lumpur",
     ):
         if record_size not in (8, 16) and record_size < 40:
             raise ValueError("record size must be 8, 16 or ≥40 (e.g. 40, 49)")
@@ -100,6 +102,7 @@ class ZKSimulator:
         self.clock_offset_s = clock_offset_s
         self.punch_every = punch_every
         self.faults = faults or Faults()
+        self.tz = ZoneInfo(timezone)
         self.rng = random.Random(seed)
         self.users = [(i, str(i), NAMES[(i - 1) % len(NAMES)]) for i in range(1, users + 1)]
         self.punches: list[Punch] = []
@@ -126,8 +129,11 @@ class ZKSimulator:
             self.punches.append(Punch(uid, user_id, when, 1 + (i % 2) * 14, (i // len(users)) % 2))
 
     def now(self) -> datetime:
-        """The device clock (local wall time plus the configured offset)."""
-        return (datetime.now() + timedelta(seconds=self.clock_offset_s)).replace(microsecond=0)
+        """The device clock: wall time in the device's zone plus the configured offset."""
+        return (self._wall() + timedelta(seconds=self.clock_offset_s)).replace(microsecond=0)
+
+    def _wall(self) -> datetime:
+        return datetime.now(self.tz).replace(tzinfo=None)
 
     def add_punch(self, user_id: str | None = None, punch: int = 0, verify: int = 1,
                   when: datetime | None = None) -> Punch:  # fmt: skip
@@ -275,8 +281,10 @@ class ZKSimulator:
         key = hash(addr)
         with self._lock:
             session = self._sessions.get(key)
-        if session is None or cmd == w.CMD_CONNECT:
+        if cmd == w.CMD_CONNECT:
             session = self._new_session(lambda b: sock.sendto(b, addr), tcp=False, key=key)
+        elif session is None:
+            return  # no session (never connected, or dropped): a terminal stays silent
         with session.lock:  # one UDP client, one command at a time
             if not self._dispatch(session, data):
                 self._drop(session, key)
@@ -384,7 +392,7 @@ class ZKSimulator:
 
     def _set_time(self, s: _Session, reply: int, data: bytes) -> None:
         when = w.decode_time(struct.unpack("<I", data[:4])[0])
-        self.clock_offset_s = round((when - datetime.now()).total_seconds())
+        self.clock_offset_s = round((when - self._wall()).total_seconds())
         self._reply(s, w.CMD_ACK_OK, reply)
 
     def _sizes(self, s: _Session, reply: int, data: bytes) -> None:
