@@ -54,7 +54,9 @@ def test_pull_command_summary(tmp_path: Path) -> None:
 
 def test_pull_command_wrong_key(tmp_path: Path) -> None:
     with ZKSimulator(records=10, comm_key=55) as sim:
-        result = CliRunner().invoke(cli, ["pull", "zk-lobby", "-c", str(write_config(tmp_path, sim.port, 56))])
+        result = CliRunner().invoke(
+            cli, ["pull", "zk-lobby", "-c", str(write_config(tmp_path, sim.port, 56))]
+        )
         assert result.exit_code != 0
         assert "unauthorized" in result.output
 
@@ -85,5 +87,7 @@ def test_simulate_zk_command() -> None:
 
 
 def test_example_config_is_valid() -> None:
-    result = CliRunner().invoke(cli, ["config", "check", "-c", str(ROOT / "configs" / "example.yaml")])
+    result = CliRunner().invoke(
+        cli, ["config", "check", "-c", str(ROOT / "configs" / "example.yaml")]
+    )
     assert result.exit_code == 0, result.output

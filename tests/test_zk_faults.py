@@ -73,7 +73,9 @@ def test_clear_after_sync_clears_only_after_commit(tmp_path: Path) -> None:
         with ZKSimulator(records=3000, record_size=16) as sim:
             async with running(hub_config(tmp_path, sim, clear_after_sync=True)) as hub:
                 commits: list[tuple[int, int]] = []
-                hub.commit_listeners.append(lambda recs, res: commits.append((len(res.new), sim.clear_count)))
+                hub.commit_listeners.append(
+                    lambda recs, res: commits.append((len(res.new), sim.clear_count))
+                )
                 await wait_for(lambda: sim.clear_count >= 1, what="clear")
                 assert stored(hub) == 3000
                 assert sum(n for n, cleared in commits if cleared == 0) == 3000  # all before

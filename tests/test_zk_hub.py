@@ -76,7 +76,9 @@ def test_udp_pull(tmp_path: Path, size: int) -> None:
 def test_swapped_layout(tmp_path: Path) -> None:
     async def main() -> None:
         with ZKSimulator(records=0, record_size=40) as sim:
-            sim.add_punch("2", punch=4, verify=1, when=datetime(2026, 1, 6, 8, 0))  # verify=1, punch=4
+            sim.add_punch(
+                "2", punch=4, verify=1, when=datetime(2026, 1, 6, 8, 0)
+            )  # verify=1, punch=4
             async with running(hub_config(tmp_path, sim, record_layout="swapped")) as hub:
                 await wait_for(lambda: stored(hub) == 1)
                 rec = hub.store.records(0, 1, RecordFilter(device_id=DEVICE))[0]
@@ -97,7 +99,11 @@ def test_live_mode_delivers_a_punch(tmp_path: Path) -> None:
                 recs = hub.store.records(0, 1000, RecordFilter(device_id=DEVICE))
                 live = [r for r in recs if r["source"].get("realtime")]
                 assert len(live) == 1
-                assert (live[0]["employee_id"], live[0]["punch"], live[0]["verify"]) == ("E6", "out", "face")
+                assert (live[0]["employee_id"], live[0]["punch"], live[0]["verify"]) == (
+                    "E6",
+                    "out",
+                    "face",
+                )
                 assert hub.health[DEVICE].counters["realtime_events"] == 1
 
     asyncio.run(main())

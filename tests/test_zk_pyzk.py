@@ -61,7 +61,9 @@ def test_pyzk_reads_everything(udp: bool, size: int, key: int) -> None:
             assert len(att) == N
             assert att[0].user_id == "1" and att[0].timestamp == datetime(2026, 1, 5, 7, 30)
             assert att[7].user_id == "2" and att[7].punch == 1
-            assert att[-1].timestamp == datetime(2026, 1, 5, 7, 30) + timedelta(seconds=37 * (N - 1))
+            assert att[-1].timestamp == datetime(2026, 1, 5, 7, 30) + timedelta(
+                seconds=37 * (N - 1)
+            )
             zk.disable_device()
             assert not sim.enabled
             zk.enable_device()
@@ -93,7 +95,9 @@ def test_49_byte_records(udp: bool) -> None:
             rows = w.decode_attendance(49, data[4:])
             assert len(rows) == ours.records == N
             assert rows[-1][1] == str((N - 1) % 6 + 1)
-            assert w.decode_time(rows[-1][2]) == datetime(2026, 1, 5, 7, 30) + timedelta(seconds=37 * (N - 1))
+            assert w.decode_time(rows[-1][2]) == datetime(2026, 1, 5, 7, 30) + timedelta(
+                seconds=37 * (N - 1)
+            )
         finally:
             ours.close()
 

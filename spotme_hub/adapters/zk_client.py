@@ -15,10 +15,11 @@ properties below are the only place this module reaches into them.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -57,26 +58,29 @@ def classify(exc: BaseException) -> DeviceError:
     return DeviceError("protocol", f"{type(exc).__name__}: {text}")
 
 
-class ZKClient(ZK):  # type: ignore[misc]
+class ZKClient(ZK):
     def __init__(self, host: str, port: int = 4370, timeout: float = 10, comm_key: int = 0,
                  udp: bool = False, retries: int = 3):  # fmt: skip
         super().__init__(host, port=port, timeout=timeout, password=comm_key, force_udp=udp,
                          ommit_ping=True)  # fmt: skip
-        self.host, self.port, self.udp, self.timeout, self.retries = host, port, udp, timeout, retries
+        self.host, self.port, self.udp = host, port, udp
+        self.timeout, self.retries = timeout, retries
         self.pending_events: list[bytes] = []
         self._rx = b""
 
     # -- the pyzk state this extension shares ----------------------------------------------
     @property
     def sock(self) -> socket.socket:
-        return self._ZK__sock  # type: ignore[no-any-return]
+        sock: socket.socket = self._ZK__sock
+        return sock
 
     @property
     def session(self) -> int:
-        return self._ZK__session_id  # type: ignore[no-any-return]
+        return int(self._ZK__session_id)
 
     def _next_reply(self) -> int:
-        reply = (self._ZK__reply_id + 1) % w.USHRT_MAX
+        current: int = getattr(self, "_ZK__reply_id")  # noqa: B009 (pyzk's mangled name)
+        reply = (current + 1) % w.USHRT_MAX
         self._ZK__reply_id = reply
         return reply
 
@@ -95,16 +99,14 @@ class ZKClient(ZK):  # type: ignore[misc]
 
     def close(self) -> None:
         try:
-            if self.is_connect:
+            if getattr(self, "is_connect", False):
                 self.disconnect()
         except Exception:
             pass
         finally:
             self.is_connect = False
-            try:
+            with suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
 
     @contextmanager
     def call(self, what: str) -> Iterator[None]:
@@ -188,7 +190,7 @@ class ZKClient(ZK):  # type: ignore[misc]
         with self.call("read attendance"):
             for start in range(0, size, step):
                 n = min(step, size - start)
-                parts.append(self._retry(lambda s=start, k=n: self._read_chunk(s, k)))
+                parts.append(self._retry(functools.partial(self._read_chunk, start, n)))
                 if progress:
                     progress(start + n, size)
             self._request(w.CMD_FREE_DATA)
@@ -253,10 +255,8 @@ class ZKClient(ZK):  # type: ignore[misc]
         self.sock.settimeout(timeout)
         try:
             if not self.pending_events:
-                try:
+                with suppress(TimeoutError):
                     self._recv_packet()  # anything but an event is a stray answer: ignore it
-                except TimeoutError:
-                    pass
         except DeviceError:
             raise
         except OSError as exc:
@@ -286,9 +286,7 @@ def parse_events(data: bytes) -> list[tuple[str, int, int, datetime]]:
             raw, a, b = struct.unpack_from("<24sBB", data)
             uid, t = raw.split(b"\x00", 1)[0].decode(errors="replace"), data[26:32]
             step = {36: 36, 37: 37}.get(n, 52 if n >= 52 else 32)
-        try:
+        with suppress(ValueError):
             out.append((uid, a, b, w.decode_event_time(t)))
-        except ValueError:
-            pass
         data = data[step:]
     return out

@@ -15,7 +15,13 @@ CMD_OPTIONS_RRQ, CMD_OPTIONS_WRQ, CMD_ATTLOG_RRQ = 11, 12, 13
 CMD_CLEAR_DATA, CMD_CLEAR_ATTLOG, CMD_USERTEMP_RRQ, CMD_DB_RRQ = 14, 15, 9, 7
 CMD_GET_TIME, CMD_SET_TIME, CMD_REG_EVENT, CMD_GET_FREE_SIZES = 201, 202, 500, 50
 CMD_STARTVERIFY, CMD_CANCELCAPTURE, CMD_STATE_RRQ, CMD_GET_PINWIDTH = 60, 62, 64, 69
-CMD_ACK_OK, CMD_ACK_ERROR, CMD_ACK_DATA, CMD_ACK_UNAUTH, CMD_ACK_UNKNOWN = 2000, 2001, 2002, 2005, 0xFFFF
+CMD_ACK_OK, CMD_ACK_ERROR, CMD_ACK_DATA, CMD_ACK_UNAUTH, CMD_ACK_UNKNOWN = (
+    2000,
+    2001,
+    2002,
+    2005,
+    0xFFFF,
+)
 FCT_USER = 5
 EF_ATTLOG = 1
 USHRT_MAX = 65535
@@ -45,7 +51,8 @@ def packet(command: int, session: int, reply: int, data: bytes = b"", tcp: bool 
 
 def parse_header(body: bytes) -> tuple[int, int, int, int]:
     """(command, checksum, session, reply) of a packet body (TCP prefix already removed)."""
-    return struct.unpack_from("<4H", body)  # type: ignore[return-value]
+    cmd, chk, session, reply = struct.unpack_from("<4H", body)
+    return cmd, chk, session, reply
 
 
 def checksum_ok(body: bytes) -> bool:

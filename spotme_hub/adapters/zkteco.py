@@ -100,7 +100,7 @@ class ZKTecoAdapter:
     ) -> PullStats:
         """One full pull; raises DeviceError on failure (the runtime counts it)."""
         self._zone(ctx)
-        c = client or await ctx.to_thread(self._open)
+        c: ZKClient = client if client is not None else await ctx.to_thread(self._open)
         try:
             stats = await self._pull(ctx, c, progress)
         finally:
@@ -140,7 +140,9 @@ class ZKTecoAdapter:
                 await ctx.to_thread(self._enable, c)
         return stats
 
-    def _read(self, ctx: DeviceContext, c: ZKClient, progress: Progress | None, keep: bool) -> Snapshot:
+    def _read(
+        self, ctx: DeviceContext, c: ZKClient, progress: Progress | None, keep: bool
+    ) -> Snapshot:
         with c.call("read time"):
             device_now = c.get_time()
         skew = (device_now - datetime.now(self.tz).replace(tzinfo=None)).total_seconds()
@@ -209,7 +211,9 @@ class ZKTecoAdapter:
         with c.call("read sizes before clear"):
             c.read_sizes()
         if int(c.records) != committed:
-            raise DeviceError("mismatch", f"not clearing: {c.records} records now, {committed} committed")
+            raise DeviceError(
+                "mismatch", f"not clearing: {c.records} records now, {committed} committed"
+            )
         with c.call("clear attendance log"):
             c.clear_attendance()
 
@@ -232,9 +236,9 @@ class ZKTecoAdapter:
         mark = ctx.checkpoint("attlog") or {}
         start = 0
         hwm = int(mark.get("hwm", 0))
-        if mark.get("size") == size and 0 < hwm <= snap.count:
-            if body[(hwm - 1) * size : hwm * size].hex() == mark.get("last"):
-                start = hwm  # same log, grown (or not): only the tail is new
+        same = mark.get("size") == size and 0 < hwm <= snap.count
+        if same and body[(hwm - 1) * size : hwm * size].hex() == mark.get("last"):
+            start = hwm  # same log, grown (or not): only the tail is new
         stats.skipped = start
         rows = w.decode_attendance(size, body[start * size :])
         now = datetime.now(self.tz).replace(tzinfo=None)
@@ -311,4 +315,3 @@ class ZKTecoAdapter:
             ))  # fmt: skip
         ctx.count("realtime_events", len(punches))
         await ctx.submit(punches)
-

@@ -25,18 +25,31 @@ def register(cli: click.Group) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--udp", is_flag=True, help="Speak UDP instead of TCP.")
 @click.option("--comm-key", type=int, default=0, help="Comm key clients must present.")
-@click.option("--record-size", type=click.IntRange(8), default=40, show_default=True,
-              help="Attendance record layout: 8, 16, 40 or ≥40 (49 = MB560-VL/SpeedFace).")
+@click.option(
+    "--record-size",
+    type=click.IntRange(8),
+    default=40,
+    show_default=True,
+    help="Attendance record layout: 8, 16, 40 or ≥40 (49 = MB560-VL/SpeedFace).",
+)
 @click.option("--users", type=int, default=6, show_default=True, help="Users 1..N.")
-@click.option("--user-size", type=click.Choice(["28", "72"]), default=None,
-              help="User record size (default 28 for 8/16-byte logs, else 72).")
+@click.option(
+    "--user-size",
+    type=click.Choice(["28", "72"]),
+    default=None,
+    help="User record size (default 28 for 8/16-byte logs, else 72).",
+)
 @click.option("--records", type=int, default=0, show_default=True, help="Punches in the log.")
 @click.option("--serial", default="SIM0001234567", show_default=True)
 @click.option("--clock-offset", type=float, default=0.0, help="Device clock minus real time, s.")
 @click.option("--punch-every", type=float, default=None, help="Generate a punch every S seconds.")
-@click.option("--drop-mid-transfer", type=int, default=0, help="Cut N transfers half-way (-1 = all).")
+@click.option(
+    "--drop-mid-transfer", type=int, default=0, help="Cut N transfers half-way (-1 = all)."
+)
 @click.option("--delay", type=float, default=0.0, help="Delay replies by S seconds ...")
-@click.option("--delay-count", type=int, default=-1, show_default=True, help="... N times (-1 = all).")
+@click.option(
+    "--delay-count", type=int, default=-1, show_default=True, help="... N times (-1 = all)."
+)
 @click.option("--corrupt-checksum", type=int, default=0, help="N data packets with a bad checksum.")
 @click.option("--wrong-count", type=int, default=0, help="Add this to the reported record count.")
 def simulate_zk(port: int, host: str, udp: bool, comm_key: int, record_size: int, users: int,

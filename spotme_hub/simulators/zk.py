@@ -147,8 +147,8 @@ class ZKSimulator:
             self.punches.append(p)
             self._cache = None
             sessions = [s for s in self._sessions.values() if s.events & w.EF_ATTLOG]
-        for s in sessions:
-            self._event(s, p)
+        for session in sessions:
+            self._event(session, p)
         return p
 
     @property
@@ -364,7 +364,9 @@ class ZKSimulator:
         return {
             "~SerialNumber": self.serial,
             "~Platform": "ZMM220_TFT" if self.record_size >= 40 else "ZEM560",
-            "~DeviceName": {8: "F4", 16: "MA300", 40: "iClock680"}.get(self.record_size, "MB560-VL"),
+            "~DeviceName": {8: "F4", 16: "MA300", 40: "iClock680"}.get(
+                self.record_size, "MB560-VL"
+            ),
             "MAC": "00:17:61:12:34:56",
             "~ZKFPVersion": "10",
             "ZKFaceVersion": "7" if self.record_size >= 49 else "0",
@@ -432,9 +434,15 @@ class ZKSimulator:
     def _read_buffer(self, s: _Session, reply: int, data: bytes) -> bool:
         start, size = struct.unpack("<ii", data[:8])
         chunk = s.buffer[start : start + size]
-        self._reply(s, w.CMD_PREPARE_DATA, reply, struct.pack("<I", len(chunk)) + b"\x00\x10\x00\x00")
+        self._reply(
+            s, w.CMD_PREPARE_DATA, reply, struct.pack("<I", len(chunk)) + b"\x00\x10\x00\x00"
+        )
         drop = self.faults.take("drop_mid_transfer")
-        parts = [chunk] if s.tcp else [chunk[i : i + w.UDP_PACKET] for i in range(0, len(chunk), w.UDP_PACKET)]
+        parts = (
+            [chunk]
+            if s.tcp
+            else [chunk[i : i + w.UDP_PACKET] for i in range(0, len(chunk), w.UDP_PACKET)]
+        )
         corrupt_at = self.rng.randrange(len(parts)) if self.faults.take("corrupt_checksum") else -1
         for i, part in enumerate(parts):
             if drop and i >= len(parts) // 2:
