@@ -156,3 +156,52 @@ def test_unreachable_device(tmp_path: Path) -> None:
             assert h.last_error and h.last_error.startswith("unreachable")
 
     asyncio.run(main())
+
+
+def test_user_directory_maps_uids_and_refreshes(tmp_path: Path) -> None:
+    """8-byte records hold only the internal uid: the user directory turns it into the user id
+    (PIN), and it is re-read so users enrolled later map too."""
+
+    async def main() -> None:
+        with ZKSimulator(records=0, record_size=8, users=0) as sim:
+            sim.users.extend([(1, "1001", "Ali"), (2, "1002", "Chong")])
+            sim.add_punch("1002", when=datetime(2026, 1, 6, 8, 0))
+            cfg = hub_config(tmp_path, sim, users_refresh_s=0.2)
+            async with running(cfg) as hub:
+                await wait_for(lambda: stored(hub) == 1)
+                rec = hub.store.records(0, 1, RecordFilter(device_id=DEVICE))[0]
+                assert rec["source_user_id"] == "1002" and rec["source"]["name"] == "Chong"
+                assert rec["source"]["uid"] == 2
+                sim.users.append((3, "1003", "Devi"))
+                sim.add_punch("1003", when=datetime(2026, 1, 6, 8, 5))
+                await wait_for(lambda: stored(hub) == 2)
+                recs = hub.store.records(0, 5, RecordFilter(device_id=DEVICE))
+                assert {r["source_user_id"] for r in recs} == {"1002", "1003"}
+
+    asyncio.run(main())
+
+
+def test_bad_records_are_quarantined_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        with ZKSimulator(records=5, record_size=40) as sim:
+            feb31 = ((26 * 12 * 31 + 1 * 31 + 30) * 86400) + 8 * 3600  # 2026-02-31 08:00
+            sim.add_punch("2", when=feb31)
+            sim.add_punch("3", when=datetime(2031, 5, 1, 8, 0))  # years ahead: implausible
+            async with running(hub_config(tmp_path, sim)) as hub:
+                h = hub.health[DEVICE]
+                await wait_for(lambda: stored(hub) == 5 and h.counters["quarantined"] == 2)
+                polls = h.counters["polls"]
+                await wait_for(lambda: h.counters["polls"] >= polls + 2)
+                items = hub.store.quarantine_items()
+                assert len(items) == 2
+                reasons = sorted(i["reason"] for i in items)
+                assert reasons[1].startswith("undecodable device time")
+                bad = next(i for i in items if i["reason"].startswith("undecodable"))
+                assert bad["raw"]["size"] == 40 and len(bytes.fromhex(bad["raw"]["hex"])) == 40
+                from spotme_hub.adapters.zkteco import ZKTecoAdapter
+
+                dev = hub.cfg.device(DEVICE)
+                again = ZKTecoAdapter.replay(dev, bad["raw"], bad["source"])
+                assert not isinstance(again, list)  # still undecodable: stays in quarantine
+
+    asyncio.run(main())

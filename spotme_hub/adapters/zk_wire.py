@@ -98,10 +98,11 @@ def decode_event_time(b: bytes) -> datetime:
 
 
 def encode_attendance(
-    size: int, uid: int, user_id: str, when: datetime, verify: int, punch: int
+    size: int, uid: int, user_id: str, when: datetime | int, verify: int, punch: int
 ) -> bytes:
-    """One attendance record in the layout of `size` (8, 16, 40 or ≥40 bytes)."""
-    t = encode_time(when)
+    """One attendance record in the layout of `size` (8, 16, 40 or ≥40 bytes); `when` may be a
+    packed time already (to write what broken firmware writes)."""
+    t = when if isinstance(when, int) else encode_time(when)
     if size == 8:
         return struct.pack("<HBIB", uid, verify, t, punch)
     if size == 16:

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ..config import Device
 from ..normalize.timefix import zone
-from ..record import RawPunch
+from ..record import RawPunch, Rejection
 from . import zk_wire as w
 from .base import DeviceContext, DeviceError, Options
 from .zk_client import Progress, ZKClient
@@ -241,49 +241,53 @@ class ZKTecoAdapter:
             start = hwm  # same log, grown (or not): only the tail is new
         stats.skipped = start
         rows = w.decode_attendance(size, body[start * size :])
-        now = datetime.now(self.tz).replace(tzinfo=None)
         for i in range(0, len(rows), BATCH) if rows else ():
             batch = rows[i : i + BATCH]
-            punches = [self._punch(r, start + i + k, size, body, snap.skew, now)
-                       for k, r in enumerate(batch)]  # fmt: skip
+            parsed = [self._punch(ctx, r, start + i + k, size, body, snap.skew)
+                      for k, r in enumerate(batch)]  # fmt: skip
+            punches = [p for p in parsed if isinstance(p, RawPunch)]
+            rejected = [p for p in parsed if isinstance(p, Rejection)]
             end = start + i + len(batch)
             checkpoint = {"attlog": {"hwm": end, "size": size,
                                      "last": body[(end - 1) * size : end * size].hex()}}  # fmt: skip
-            result = await ctx.submit(punches, checkpoint=checkpoint)
+            result = await ctx.submit(punches, rejected, checkpoint=checkpoint)
             stats.new += len(result.new)
             stats.duplicate += len(result.duplicate)
             stats.quarantined += len(result.quarantined)
         return stats
 
-    def _punch(self, row: tuple[int, str, int, int, int], index: int, size: int, body: bytes,
-               skew: float, now: datetime) -> RawPunch:  # fmt: skip
+    def _punch(self, ctx: DeviceContext, row: tuple[int, str, int, int, int], index: int,
+               size: int, body: bytes, skew: float) -> RawPunch | Rejection:  # fmt: skip
         uid, user_id, packed, a, b = row
         verify, punch = (b, a) if self.opts.record_layout == "swapped" else (a, b)
         if not user_id:
             user_id = self.users.get(uid, (str(uid), ""))[0]
-        raw = body[index * size : (index + 1) * size].hex()
-        try:
-            when: datetime | None = w.decode_time(packed)
-        except ValueError:
-            when = None
-        source = {"kind": "zkteco", "index": index, "record_size": size, "uid": uid}
+        raw = {"hex": body[index * size : (index + 1) * size].hex(), "size": size,
+               "layout": self.opts.record_layout}  # fmt: skip
+        source: dict[str, Any] = {"kind": "zkteco", "index": index, "record_size": size, "uid": uid}
         if user_id in self.names:
             source["name"] = self.names[user_id]
-        p = RawPunch(device_time=when, user_id=user_id, punch=punch, verify=verify,
-                     device_serial=self.info.get("serial"), clock_skew_s=skew, source=source,
-                     raw={"hex": raw, "size": size, "layout": self.opts.record_layout})  # fmt: skip
-        if when is None:
-            p.flags.add("device_time_untrusted")
-        return p
+        try:
+            when = w.decode_time(packed)
+        except ValueError:
+            return ctx.reject(f"undecodable device time 0x{packed:08x}", raw, source)
+        return RawPunch(device_time=when, user_id=user_id, punch=punch, verify=verify,
+                        device_serial=self.info.get("serial"), clock_skew_s=skew, source=source,
+                        raw=raw)  # fmt: skip
 
     @classmethod
-    def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> RawPunch:
-        """Re-parse a quarantined record (its bytes are kept in `raw.hex`)."""
+    def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunch] | Rejection:
+        """Re-parse a quarantined record from its bytes (`raw.hex`), e.g. after a layout fix."""
         data, size = bytes.fromhex(raw["hex"]), int(raw["size"])
         uid, user_id, packed, a, b = w.decode_attendance(size, data)[0]
-        verify, punch = (b, a) if raw.get("layout") == "swapped" else (a, b)
-        return RawPunch(device_time=w.decode_time(packed), user_id=user_id or str(uid),
-                        punch=punch, verify=verify, source=source, raw=raw)  # fmt: skip
+        layout = getattr(device.options, "record_layout", raw.get("layout"))
+        verify, punch = (b, a) if layout == "swapped" else (a, b)
+        try:
+            when = w.decode_time(packed)
+        except ValueError:
+            return Rejection(f"undecodable device time 0x{packed:08x}", raw, source, device.id)
+        return [RawPunch(device_time=when, user_id=user_id or str(uid), punch=punch,
+                         verify=verify, source=source, raw=raw)]  # fmt: skip
 
     # -- live capture ----------------------------------------------------------------------
     async def _live(self, ctx: DeviceContext) -> None:

@@ -56,7 +56,7 @@ class Faults:
 class Punch:
     uid: int
     user_id: str
-    when: datetime
+    when: datetime | int  # an int is a raw packed time (e.g. a corrupt one)
     verify: int = 1
     punch: int = 0
 
@@ -136,7 +136,7 @@ class ZKSimulator:
         return datetime.now(self.tz).replace(tzinfo=None)
 
     def add_punch(self, user_id: str | None = None, punch: int = 0, verify: int = 1,
-                  when: datetime | None = None) -> Punch:  # fmt: skip
+                  when: datetime | int | None = None) -> Punch:  # fmt: skip
         """Someone punches: appended to the log and sent to sessions that registered events."""
         uid, uid_str = 1, user_id or "1"
         for u, s, _ in self.users:
@@ -460,6 +460,8 @@ class ZKSimulator:
 
     def _event(self, s: _Session, p: Punch) -> None:
         """A realtime EF_ATTLOG packet: command 500, event code in the session field, reply 0."""
+        if isinstance(p.when, int):
+            return  # a corrupt log entry makes no realtime event
         when = w.encode_event_time(p.when)
         if self.record_size in (8, 16):
             payload = struct.pack("<IBB", int(p.user_id), p.verify, p.punch) + when
