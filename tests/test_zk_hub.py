@@ -88,9 +88,10 @@ def test_swapped_layout(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_live_mode_delivers_a_punch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("udp", "size"), [(False, 40), (True, 16), (False, 49)])
+def test_live_mode_delivers_a_punch(tmp_path: Path, udp: bool, size: int) -> None:
     async def main() -> None:
-        with ZKSimulator(records=500, record_size=40) as sim:
+        with ZKSimulator(records=500, record_size=size, udp=udp) as sim:
             cfg = hub_config(tmp_path, sim, mode="live", poll_every=3600)
             async with running(cfg) as hub:
                 await wait_for(lambda: stored(hub) == 500 and sim.event_listeners == 1)
@@ -203,5 +204,26 @@ def test_bad_records_are_quarantined_once(tmp_path: Path) -> None:
                 dev = hub.cfg.device(DEVICE)
                 again = ZKTecoAdapter.replay(dev, bad["raw"], bad["source"])
                 assert not isinstance(again, list)  # still undecodable: stays in quarantine
+
+    asyncio.run(main())
+
+
+def test_live_mode_catches_up_after_an_outage(tmp_path: Path) -> None:
+    """Punches made while the hub was cut off come in with the pull that follows reconnection."""
+
+    async def main() -> None:
+        with ZKSimulator(records=100, record_size=40) as sim:
+            cfg = hub_config(tmp_path, sim, mode="live", poll_every=3600, timeout=1)
+            async with running(cfg) as hub:
+                h = hub.health[DEVICE]
+                await wait_for(lambda: stored(hub) == 100 and sim.event_listeners == 1)
+                sim.stop()  # the terminal goes off the network ...
+                await wait_for(lambda: h.consecutive_failures >= 1, what="the outage noticed")
+                sim.add_punch("5", punch=1, when=datetime(2026, 1, 7, 17, 0))  # ... someone punches
+                sim.start()
+                await wait_for(lambda: stored(hub) == 101, what="catch-up pull")
+                await wait_for(lambda: h.state == "UP")
+                recs = hub.store.records(0, 200, RecordFilter(device_id=DEVICE))
+                assert not any(r["source"].get("realtime") for r in recs)
 
     asyncio.run(main())

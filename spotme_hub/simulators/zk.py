@@ -186,7 +186,9 @@ class ZKSimulator:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> ZKSimulator:
+        """Listen (again, after stop(): same port, same log) in background threads."""
         sim = self
+        self._stop.clear()
 
         if self.udp:
 
