@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
 from spotme_hub.simulators.zk import Faults, ZKSimulator
 from spotme_hub.store import RecordFilter
-
-from .zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
 N = 5000
 

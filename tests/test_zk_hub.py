@@ -7,11 +7,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
 from spotme_hub.simulators.zk import ZKSimulator
 from spotme_hub.store import RecordFilter
-
-from .zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
 
 def test_pull_20k_once_then_only_new(tmp_path: Path) -> None:
