@@ -246,6 +246,8 @@ class ZKSimulator:
     # -- transports -------------------------------------------------------------------------
     def _serve_tcp(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
+        # a terminal sends PREPARE_DATA, DATA and ACK_OK back to back: no Nagle wait between them
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session: _Session | None = None
         buf = b""
         try:
