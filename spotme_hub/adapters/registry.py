@@ -15,6 +15,7 @@ BUILTIN: dict[str, str] = {
     "simulated": "spotme_hub.adapters.simulated:SimulatedAdapter",
     "zkteco_adms": "spotme_hub.adapters.zkteco_adms:ZktecoAdmsAdapter",
     "mqtt": "spotme_hub.adapters.mqtt:MqttAdapter",
+    "zkteco": "spotme_hub.adapters.zkteco:ZKTecoAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}

@@ -1,0 +1,59 @@
+"""Shared pieces for the ZKTeco tests: a hub config around a simulator, a running hub, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from spotme_hub.config import HubConfig, config_from_dict
+from spotme_hub.runtime import Hub
+from spotme_hub.simulators.zk import ZKSimulator
+from spotme_hub.store import RecordFilter
+
+DEVICE = "zk-lobby"
+
+
+def hub_config(tmp_path: Path, sim: ZKSimulator, **options: Any) -> HubConfig:
+    device = {"id": DEVICE, "kind": "zkteco", "office": "hq", "host": "127.0.0.1",
+              "port": sim.port, "transport": "udp" if sim.udp else "tcp", "timeout": 2,
+              "poll_every": 0.5, **options}  # fmt: skip
+    return config_from_dict(
+        {
+            "hub": {"data_dir": str(tmp_path), "sqlite_synchronous": "NORMAL",
+                    "failures_to_down": 2, "restart_min_s": 0.05, "restart_max_s": 0.2},
+            "offices": [{"id": "hq", "state": "PJY"}],
+            "employees": [{"id": f"E{i}", "user_ids": [str(i)]} for i in range(1, 7)],
+            "devices": [device],
+        },
+        tmp_path,
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: HubConfig) -> AsyncIterator[Hub]:
+    hub = Hub(cfg)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+def stored(hub: Hub) -> int:
+    return hub.store.count_records(RecordFilter(device_id=DEVICE))
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 90.0, what: str = "") -> Any:
+    """Poll `cond` until truthy (generous timeout: behaviour, not speed, is under test)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await asyncio.sleep(0.05)
