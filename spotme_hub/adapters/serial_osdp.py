@@ -39,7 +39,7 @@ class PortChannel(osdp.Channel):
             return b""
         try:
             return bytes(self.port.read(max_bytes))
-        except (serial.SerialException, OSError) as exc:
+        except Exception as exc:  # SerialException, OSError, termios.error: the port is gone
             self.error = exc
             return b""
 
@@ -48,13 +48,17 @@ class PortChannel(osdp.Channel):
             return 0
         try:
             return int(self.port.write(buf) or 0)
-        except (serial.SerialException, OSError) as exc:
+        except Exception as exc:
             self.error = exc
             return 0
 
     def flush(self) -> None:
-        with contextlib.suppress(serial.SerialException, OSError):
+        if self.error is not None:
+            return
+        try:
             self.port.flush()
+        except Exception as exc:
+            self.error = exc
 
 
 def _reader_states(cp: osdp.ControlPanel, addresses: list[int]) -> dict[int, bool]:
