@@ -246,3 +246,59 @@ def emissions(framing: str, card: str, rng: random.Random, *, noise: bool = Fals
         yield data[cut:]
     else:
         yield data
+
+
+def run_reader(
+    framing: str,
+    cards: Sequence[str],
+    *,
+    every: float = 3.0,
+    count: int = 0,
+    hold: int = 5,
+    noise: bool = False,
+    faults: bool = False,
+    link: Path | None = None,
+    addresses: Sequence[int] = (0,),
+    seed: int | None = None,
+    say: Any = print,
+    stop: threading.Event | None = None,
+    **fmt: Any,
+) -> None:
+    """Blocking loop behind `spotme-hub simulate serial`: present `cards` in turn every `every`
+    seconds (`count` presentations, 0 = until stopped)."""
+    import time
+
+    rng = random.Random(seed)
+    stop = stop or threading.Event()
+    port = VirtualPort(link)
+    readers = OsdpReaders(port, addresses) if framing == "osdp" else None
+    say(f"reader port: {port.path}")
+    say(f"  hub config: kind: serial, port: {port.path}, framing: {framing}"
+        + (f", address: {list(addresses)}" if readers else ""))  # fmt: skip
+    try:
+        if readers:
+            readers.start()
+        n = 0
+        while not stop.is_set() and (count == 0 or n < count):
+            if stop.wait(every):
+                break
+            card = cards[n % len(cards)]
+            n += 1
+            if readers:
+                address = addresses[n % len(addresses)]
+                fault = faults and rng.random() < 0.3
+                if not readers.is_online(address):
+                    say(f"#{n} reader {address} is not online yet (is the hub polling?)")
+                    continue
+                readers.card_read(address, card, int(fmt.get("bits", 26)), parity_error=fault)
+                say(f"#{n} card {card} on reader {address}" + (" (parity error)" if fault else ""))
+                continue
+            for chunk in emissions(framing, card, rng, noise=noise, faults=faults, hold=hold, **fmt):
+                port.write(chunk)
+                if framing == "rdm6300" and hold > 1:
+                    time.sleep(0.05 * (len(chunk) // 14))  # a held card repeats every ~50 ms
+            say(f"#{n} card {card}")
+    finally:
+        if readers:
+            readers.stop()
+        port.close()
