@@ -9,7 +9,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from serial_helpers import DEVICE, health, quarantined, records, running_hub, serial_config, wait_for
+from serial_helpers import (
+    DEVICE,
+    health,
+    quarantined,
+    records,
+    running_hub,
+    serial_config,
+    wait_for,
+)
 
 from spotme_hub.config import load_config
 from spotme_hub.replay import replay_item
@@ -46,7 +54,11 @@ def test_rdm6300_split_joined_noisy_and_malformed_frames(tmp_path: Path) -> None
         assert [r["card"] for r in recs] == ["0008844356", "0012345678"]
         assert [r["employee_id"] for r in recs] == ["J0001", "J0002"]
         first = recs[0]
-        assert first["punch"] == "in" and first["verify"] == "card" and first["device_kind"] == "serial"
+        assert (
+            first["punch"] == "in"
+            and first["verify"] == "card"
+            and first["device_kind"] == "serial"
+        )
         assert first["raw"] == FRAME.hex()
         assert first["source"]["framing"] == "rdm6300" and first["source"]["w26"] == "134,62532"
         assert first["flags"] == []
@@ -54,7 +66,9 @@ def test_rdm6300_split_joined_noisy_and_malformed_frames(tmp_path: Path) -> None
         assert reasons[0] == "all-zero card id"
         assert reasons[1].startswith("bad checksum")
         assert reasons[2] == "truncated frame: STX before the frame ended"
-        assert all(i["source"]["port"] == port.path and i["source"]["framing"] == "rdm6300" for i in q)
+        assert all(
+            i["source"]["port"] == port.path and i["source"]["framing"] == "rdm6300" for i in q
+        )
         assert {i["raw"] for i in q} >= {rdm6300_frame(0).hex(), OTHER[:6].hex()}
         assert all(isinstance(i["source"]["offset"], int) for i in q)
         port.close()
@@ -99,7 +113,10 @@ def test_line_reader_decimal_with_keypad_noise(tmp_path: Path) -> None:
             await wait_for(lambda: len(records(hub)) == 2, what="2 punches")
             await wait_for(lambda: len(quarantined(hub)) == 1, what="garbage line quarantined")
             recs, q = records(hub), quarantined(hub)
-        assert [(r["card"], r["punch"]) for r in recs] == [("0008844356", "out"), ("0012345678", "out")]
+        assert [(r["card"], r["punch"]) for r in recs] == [
+            ("0008844356", "out"),
+            ("0012345678", "out"),
+        ]
         assert q[0]["reason"] == "not a decimal card number: 'not a card'"
         assert bytes.fromhex(q[0]["raw"]) == b"not a card"
         port.close()
@@ -223,7 +240,9 @@ def test_quarantined_line_replays_after_the_regex_is_fixed(tmp_path: Path) -> No
 
     q = asyncio.run(main())
     port.close()
-    fixed = serial_config(tmp_path, port=port.path, framing="line", encoding="hex", regex=r"CARD=(\w+)")
+    fixed = serial_config(
+        tmp_path, port=port.path, framing="line", encoding="hex", regex=r"CARD=(\w+)"
+    )
     from spotme_hub.store import Store
 
     store = Store(fixed.database_url)

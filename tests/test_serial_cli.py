@@ -28,7 +28,13 @@ def test_simulated_reader_emits_decodable_cards(framing: str, extra: list[str]) 
         first = proc.stdout.readline()
         assert first.startswith("reader port: /dev/pts/"), first
         path = first.split(": ", 1)[1].strip()
-        kwargs = {"encoding": "hex"} if framing == "line" else {"text": "bits"} if framing == "wiegand" else {}
+        kwargs = (
+            {"encoding": "hex"}
+            if framing == "line"
+            else {"text": "bits"}
+            if framing == "wiegand"
+            else {}
+        )
         decoder = make_decoder(framing, **kwargs)  # type: ignore[arg-type]
         found: list[str] = []
         with serial.serial_for_url(path, timeout=0.2) as port:

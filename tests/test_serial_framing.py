@@ -164,7 +164,10 @@ def test_line_garbage_long_lines_and_unterminated_lines() -> None:
 def test_wiegand_worked_examples() -> None:
     assert wiegand_encode(0x86F444, 26) == 0x30DE888
     assert wiegand_encode(0x0086F444, 34) == 0x2010DE888
-    assert wiegand_decode(0x30DE888, 26) == (0x86F444, {"bits": 26, "facility": 134, "number": 62532})
+    assert wiegand_decode(0x30DE888, 26) == (
+        0x86F444,
+        {"bits": 26, "facility": 134, "number": 62532},
+    )
     assert wiegand_decode(0x2010DE888, 34)[0] == 0x0086F444  # type: ignore[index]
     assert format(0x30DE888, "026b") == "1" + "10000110" + "1111010001000100" + "0"
 
@@ -198,7 +201,9 @@ def test_wiegand_parity_errors_glitches_zero_and_keypad() -> None:
     assert bad(WiegandDecoder("decimal").feed(b"0\r\n")) == [
         "zero card number (converters send 0 on a parity error)"
     ]
-    assert bad(WiegandDecoder("hex").feed(b"30DE889\r\n")) == ["Wiegand parity error (trailing odd parity)"]
+    assert bad(WiegandDecoder("hex").feed(b"30DE889\r\n")) == [
+        "Wiegand parity error (trailing odd parity)"
+    ]
 
 
 def test_wiegand_pinned_size() -> None:
@@ -206,7 +211,9 @@ def test_wiegand_pinned_size() -> None:
     assert cards(d.feed(b"86F444\r\n30DE888\r\n")) == ["0008844356"] * 2
     assert bad(d.feed(b"2010DE888\r\n")) == ["9 hex digits is not a 26/34-bit frame"]
     d34 = WiegandDecoder("bits", bits=34)
-    assert bad(d34.feed(format(0x30DE888, "026b").encode() + b"\n")) == ["26-bit frame on a 34-bit reader"]
+    assert bad(d34.feed(format(0x30DE888, "026b").encode() + b"\n")) == [
+        "26-bit frame on a 34-bit reader"
+    ]
 
 
 # --- OSDP card events ------------------------------------------------------------------------
@@ -215,15 +222,17 @@ def test_wiegand_pinned_size() -> None:
 def test_osdp_card_events() -> None:
     for bits in (26, 34):
         ev = osdp_card_event("0008844356", bits)
-        assert ev["data"] == (wiegand_encode(0x86F444, bits) << (len(ev["data"]) * 8 - bits)).to_bytes(
-            len(ev["data"]), "big"
-        )
+        assert ev["data"] == (
+            wiegand_encode(0x86F444, bits) << (len(ev["data"]) * 8 - bits)
+        ).to_bytes(len(ev["data"]), "big")
         assert cards([osdp_card(ev)]) == ["0008844356"]
     assert bad([osdp_card(osdp_card_event("0008844356", 26, parity_error=True))]) == [
         "Wiegand parity error (trailing odd parity)"
     ]
     assert cards([osdp_card({"format": 2, "length": 10, "data": b"0008844356"})]) == ["0008844356"]
-    assert cards([osdp_card({"format": 0, "length": 32, "data": bytes.fromhex("0086F444")})]) == ["0008844356"]
+    assert cards([osdp_card({"format": 0, "length": 32, "data": bytes.fromhex("0086F444")})]) == [
+        "0008844356"
+    ]
     assert bad([osdp_card({"format": 1, "length": 40, "data": b"\x01"})])
     assert bad([osdp_card({"format": 1, "length": 26})]) == ["card read without data"]
 
@@ -233,9 +242,9 @@ def test_osdp_format_constants_match_libosdp() -> None:
 
     from spotme_hub.adapters import serial_framing as f
 
-    assert (f.OSDP_RAW_UNSPECIFIED, f.OSDP_RAW_WIEGAND, f.OSDP_ASCII) == (
+    assert (
         osdp.CardFormat.Unspecified, osdp.CardFormat.Wiegand, osdp.CardFormat.ASCII,
-    )  # fmt: skip
+    ) == (f.OSDP_RAW_UNSPECIFIED, f.OSDP_RAW_WIEGAND, f.OSDP_ASCII)  # fmt: skip
 
 
 # --- debounce --------------------------------------------------------------------------------
@@ -248,3 +257,21 @@ def test_debounce_one_read_per_card_per_window() -> None:
     assert d.accept("0012345678", 4.99)  # another card is not held back
     zero = Debouncer(0)
     assert zero.accept("x", 1.0) and zero.accept("x", 1.0)
+
+
+def test_line_numbers_wider_than_32_bits_are_refused() -> None:
+    assert bad(LineDecoder("decimal").feed(b"9999999999\r\n")) == [
+        "card number wider than 32 bits: 9999999999"
+    ]
+    assert cards(LineDecoder("decimal").feed(b"4294967295\r\n")) == ["4294967295"]
+
+
+def test_example_config_readers_validate() -> None:
+    from pathlib import Path
+
+    from spotme_hub.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "example.yaml")
+    serial = {d.id: d.options for d in cfg.devices if d.kind == "serial"}
+    assert {o.framing for o in serial.values()} == {"rdm6300", "wiegand", "line", "osdp"}
+    assert serial["pjy-server-room"].addresses == [1, 2]

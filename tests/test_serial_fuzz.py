@@ -103,7 +103,9 @@ def test_random_streams_never_crash_nor_invent_cards(data: bytes, cuts: list[int
     length=st.one_of(st.integers(min_value=-2, max_value=80), st.none()),
     data=st.one_of(st.binary(max_size=10), st.none()),
 )
-def test_random_osdp_events_never_crash_nor_invent_cards(fmt: int, length: int | None, data: bytes | None) -> None:
+def test_random_osdp_events_never_crash_nor_invent_cards(
+    fmt: int, length: int | None, data: bytes | None
+) -> None:
     item = osdp_card({"event": 1, "format": fmt, "length": length, "data": data})
     if isinstance(item, CardRead):
         assert data and int(item.card) > 0

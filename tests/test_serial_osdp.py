@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from serial_helpers import DEVICE, health, quarantined, records, running_hub, serial_config, wait_for
+from serial_helpers import (
+    DEVICE,
+    health,
+    quarantined,
+    records,
+    running_hub,
+    serial_config,
+    wait_for,
+)
 
 from spotme_hub.simulators.serial import OsdpReaders, VirtualPort
 

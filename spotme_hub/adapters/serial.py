@@ -13,6 +13,7 @@ error and the runtime reopens it with backoff; health shows DOWN until it is bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -44,7 +45,9 @@ class SerialOptions(Options):
     )
     # line
     encoding: Literal["hex", "decimal"] = Field("decimal", description="line: card number base.")
-    delimiter: str | None = Field(None, description="line/wiegand: line end (default CR, LF, CRLF).")
+    delimiter: str | None = Field(
+        None, description="line/wiegand: line end (default CR, LF, CRLF)."
+    )
     regex: str | None = Field(None, description="line: pattern; group `card` or 1 is the card.")
     # wiegand
     bits: Literal[26, 34, "auto"] = Field("auto", description="wiegand: frame size.")
@@ -223,10 +226,8 @@ class SerialAdapter:
         except Exception as exc:  # a bug must surface as a device error, not a silent thread
             emit(exc)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 port.close()
-            except Exception:
-                pass
 
     async def handle(self, ctx: DeviceContext, batch: Batch, reader: Any = None) -> None:
         """Debounce and submit the frames of one read."""

@@ -130,11 +130,15 @@ class Rdm6300Decoder:
         for b in data:
             xor ^= b
         if xor != check:
-            return BadFrame(f"bad checksum: XOR is {xor:02X}, frame says {check:02X}", frame, offset)
+            return BadFrame(
+                f"bad checksum: XOR is {xor:02X}, frame says {check:02X}", frame, offset
+            )
         uid = int.from_bytes(data[1:], "big")
         if uid == 0:
             return BadFrame("all-zero card id", frame, offset)
-        return CardRead(em_card(uid), frame, offset, {"version": f"{data[0]:02X}", "uid_hex": f"{uid:08X}"})
+        return CardRead(
+            em_card(uid), frame, offset, {"version": f"{data[0]:02X}", "uid_hex": f"{uid:08X}"}
+        )
 
     def flush(self) -> list[Decoded]:
         if len(self.buf) > 1:
@@ -169,7 +173,13 @@ class _Lines:
                 width = 1
             if end < 0 or end > MAX_LINE:
                 if len(self.buf) > MAX_LINE:
-                    bad.append(BadFrame(f"line longer than {MAX_LINE} bytes", bytes(self.buf[:MAX_LINE]), self.base))
+                    bad.append(
+                        BadFrame(
+                            f"line longer than {MAX_LINE} bytes",
+                            bytes(self.buf[:MAX_LINE]),
+                            self.base,
+                        )
+                    )
                     del self.buf[:MAX_LINE]
                     self.base += MAX_LINE
                     continue

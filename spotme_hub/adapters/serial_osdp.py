@@ -85,9 +85,7 @@ async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
         return 0
 
     scbk = bytes.fromhex(opts.scbk) if opts.scbk else None
-    infos = [
-        osdp.PDInfo(a, channel, scbk=scbk, name=f"{adapter.device.id}:{a}") for a in addresses
-    ]
+    infos = [osdp.PDInfo(a, channel, scbk=scbk, name=f"{adapter.device.id}:{a}") for a in addresses]
     cp = osdp.ControlPanel(infos, log_level=osdp.LogLevel.Error, event_handler=on_event)
     cp.start()
     started = time.monotonic()
@@ -95,7 +93,9 @@ async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
     shown: tuple[int, ...] | None = None
     seq = 0
     try:
-        ctx.mark_up(port=opts.port, framing="osdp", readers={str(a): "connecting" for a in addresses})
+        ctx.mark_up(
+            port=opts.port, framing="osdp", readers={str(a): "connecting" for a in addresses}
+        )
         while True:
             if channel.error is not None:
                 raise DeviceError("unreachable", f"{opts.port} went away: {channel.error}")
@@ -118,7 +118,9 @@ async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
                     offline_since.pop(a, None)
                 else:
                     offline_since.setdefault(a, now)
-            late = tuple(a for a, t in sorted(offline_since.items()) if now - t >= opts.offline_after)
+            late = tuple(
+                a for a, t in sorted(offline_since.items()) if now - t >= opts.offline_after
+            )
             if late != shown:
                 readers = {str(a): "online" if states[a] else "offline" for a in addresses}
                 if late:

@@ -39,7 +39,11 @@ def card_id(card: str | int) -> int:
 def rdm6300_frame(card: str | int, version: int = 0x10, lowercase: bool = False,
                   bad_checksum: bool = False) -> bytes:  # fmt: skip
     """STX, 10 hex (version byte + 32-bit id), 2 hex XOR, ETX."""
-    data = bytes([version]) + card_id(card).to_bytes(4, "big") if card else bytes([version, 0, 0, 0, 0])
+    data = (
+        bytes([version]) + card_id(card).to_bytes(4, "big")
+        if card
+        else bytes([version, 0, 0, 0, 0])
+    )
     xor = 0
     for b in data:
         xor ^= b
@@ -154,7 +158,9 @@ class VirtualPort:
 class OsdpReaders:
     """libosdp peripheral devices (OSDP readers) at `addresses`, all on one VirtualPort."""
 
-    def __init__(self, port: VirtualPort, addresses: Sequence[int] = (0,), scbk: bytes | None = None):
+    def __init__(
+        self, port: VirtualPort, addresses: Sequence[int] = (0,), scbk: bytes | None = None
+    ):
         self.port = port
         self.lock = threading.Lock()
         self.inboxes: dict[int, bytearray] = {a: bytearray() for a in addresses}
@@ -188,7 +194,9 @@ class OsdpReaders:
     def is_online(self, address: int) -> bool:
         return bool(self.devices[address].is_online())
 
-    def card_read(self, address: int, card: str | int, bits: int = 26, parity_error: bool = False) -> None:
+    def card_read(
+        self, address: int, card: str | int, bits: int = 26, parity_error: bool = False
+    ) -> None:
         self.devices[address].submit_event(osdp_card_event(card, bits, parity_error))
 
 
@@ -293,7 +301,9 @@ def run_reader(
                 readers.card_read(address, card, int(fmt.get("bits", 26)), parity_error=fault)
                 say(f"#{n} card {card} on reader {address}" + (" (parity error)" if fault else ""))
                 continue
-            for chunk in emissions(framing, card, rng, noise=noise, faults=faults, hold=hold, **fmt):
+            for chunk in emissions(
+                framing, card, rng, noise=noise, faults=faults, hold=hold, **fmt
+            ):
                 port.write(chunk)
                 if framing == "rdm6300" and hold > 1:
                     time.sleep(0.05 * (len(chunk) // 14))  # a held card repeats every ~50 ms
