@@ -12,10 +12,10 @@ from spotme_hub.adapters.serial_framing import (
     LineDecoder,
     Rdm6300Decoder,
     WiegandDecoder,
-    osdp_card,
     wiegand_decode,
     wiegand_encode,
 )
+from spotme_hub.adapters.serial_osdp import osdp_card
 from spotme_hub.normalize.cards import canonical_card, card_forms
 from spotme_hub.simulators.serial import osdp_card_event, rdm6300_frame
 
@@ -235,16 +235,6 @@ def test_osdp_card_events() -> None:
     ]
     assert bad([osdp_card({"format": 1, "length": 40, "data": b"\x01"})])
     assert bad([osdp_card({"format": 1, "length": 26})]) == ["card read without data"]
-
-
-def test_osdp_format_constants_match_libosdp() -> None:
-    import osdp
-
-    from spotme_hub.adapters import serial_framing as f
-
-    assert (
-        osdp.CardFormat.Unspecified, osdp.CardFormat.Wiegand, osdp.CardFormat.ASCII,
-    ) == (f.OSDP_RAW_UNSPECIFIED, f.OSDP_RAW_WIEGAND, f.OSDP_ASCII)  # fmt: skip
 
 
 # --- debounce --------------------------------------------------------------------------------

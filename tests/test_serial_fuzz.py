@@ -12,9 +12,9 @@ from spotme_hub.adapters.serial_framing import (
     Decoded,
     Decoder,
     make_decoder,
-    osdp_card,
     wiegand_decode,
 )
+from spotme_hub.adapters.serial_osdp import osdp_card
 from spotme_hub.simulators.serial import line_frame, rdm6300_frame, wiegand_line
 
 DECODERS = {

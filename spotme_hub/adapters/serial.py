@@ -290,5 +290,5 @@ class SerialAdapter:
             reason = next((i.reason for i in items if isinstance(i, BadFrame)), "no card in frame")
             return Rejection(reason, raw, source)
         adapter = cls(device, opts)
-        where = {k: source[k] for k in ("port", "framing", "reader") if k in source}
+        where: dict[str, Any] = {k: source[k] for k in ("port", "framing", "reader") if k in source}
         return [adapter.punch(r, at, where) for r in reads]

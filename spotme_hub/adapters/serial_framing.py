@@ -9,13 +9,12 @@ check of its framing (checksum, parity, length, non-zero id).
 
 Framings: ``rdm6300`` (EM4100 125 kHz modules: STX, 10 hex, 2 hex XOR, ETX), ``line`` (one card
 per text line, hex or decimal) and ``wiegand`` (26/34-bit frames as converters print them).
-OSDP is decoded by libosdp; `osdp_card()` turns its card-read events into the same results.
+OSDP is decoded by libosdp; `serial_osdp.osdp_card()` turns its events into the same results.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -326,7 +325,7 @@ class WiegandDecoder(_LineDecoder):
         self.text = text
         self.bits = bits
 
-    def decode(self, text: str, raw: bytes, offset: int) -> Decoded:
+    def decode(self, text: str, raw: bytes, offset: int) -> Decoded | None:
         t = text.strip()
         if self.text == "bits":
             if set(t) - {"0", "1"}:
@@ -384,45 +383,6 @@ class WiegandDecoder(_LineDecoder):
             return BadFrame("zero card number (converters send 0 on a parity error)", raw, offset)
         detail = detail or {"bits": nbits, "facility": data >> 16, "number": data & 0xFFFF}
         return CardRead(em_card(data), raw, offset, detail)
-
-
-# --- OSDP (events from libosdp) ---------------------------------------------------------------
-
-OSDP_RAW_UNSPECIFIED, OSDP_RAW_WIEGAND, OSDP_ASCII = 0, 1, 2  # libosdp's CardFormat values
-
-
-def osdp_card(event: Mapping[str, Any], offset: int = 0) -> Decoded:
-    """A libosdp card-read event → the card. Raw formats carry `length` bits packed MSB first,
-    left-justified in `data`; 26/34-bit frames have their Wiegand parity checked, 32-bit raw
-    frames are a plain card id. ASCII data is the card number as text."""
-    data = event.get("data")
-    if not isinstance(data, bytes | bytearray):
-        return BadFrame("card read without data", b"", offset)
-    data = bytes(data)
-    fmt, length = event.get("format"), event.get("length")
-    if fmt == OSDP_ASCII:
-        text = clean_text(data)
-        if not text.isdigit() or len(text) > 10:
-            return BadFrame(f"ASCII card data is not a card number: {text[:40]!r}", data, offset)
-        if int(text) == 0:
-            return BadFrame("all-zero card id", data, offset)
-        return CardRead(em_card(int(text)), data, offset, {"format": "ascii"})
-    if fmt not in (OSDP_RAW_WIEGAND, OSDP_RAW_UNSPECIFIED):
-        return BadFrame(f"unknown card format {fmt!r}", data, offset)
-    if not isinstance(length, int) or length <= 0 or length > len(data) * 8:
-        return BadFrame(f"bit length {length!r} does not fit {len(data)} data bytes", data, offset)
-    value = int.from_bytes(data, "big") >> (len(data) * 8 - length)
-    if length == 32:
-        if value == 0:
-            return BadFrame("all-zero card id", data, offset)
-        return CardRead(em_card(value), data, offset, {"bits": 32})
-    got = wiegand_decode(value, length)
-    if isinstance(got, str):
-        return BadFrame(got, data, offset)
-    card, detail = got
-    if card == 0:
-        return BadFrame("zero card number", data, offset)
-    return CardRead(em_card(card), data, offset, {**detail, "parity": "ok"})
 
 
 def make_decoder(

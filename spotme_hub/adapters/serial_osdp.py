@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,49 @@ import osdp
 import serial
 
 from .base import DeviceContext, DeviceError
-from .serial_framing import osdp_card
+from .serial_framing import BadFrame, CardRead, Decoded, clean_text, em_card, wiegand_decode
 
 if TYPE_CHECKING:
     from .serial import SerialAdapter
+
+
+OSDP_RAW_UNSPECIFIED = osdp.CardFormat.Unspecified
+OSDP_RAW_WIEGAND = osdp.CardFormat.Wiegand
+OSDP_ASCII = osdp.CardFormat.ASCII
+
+
+def osdp_card(event: Mapping[str, Any], offset: int = 0) -> Decoded:
+    """A libosdp card-read event → the card. Raw formats carry `length` bits packed MSB first,
+    left-justified in `data`; 26/34-bit frames have their Wiegand parity checked, 32-bit raw
+    frames are a plain card id. ASCII data is the card number as text."""
+    data = event.get("data")
+    if not isinstance(data, bytes | bytearray):
+        return BadFrame("card read without data", b"", offset)
+    data = bytes(data)
+    fmt, length = event.get("format"), event.get("length")
+    if fmt == OSDP_ASCII:
+        text = clean_text(data)
+        if not text.isdigit() or len(text) > 10:
+            return BadFrame(f"ASCII card data is not a card number: {text[:40]!r}", data, offset)
+        if not 0 < int(text) <= 0xFFFFFFFF:
+            return BadFrame(f"not a 32-bit card id: {text}", data, offset)
+        return CardRead(em_card(int(text)), data, offset, {"format": "ascii"})
+    if fmt not in (OSDP_RAW_WIEGAND, OSDP_RAW_UNSPECIFIED):
+        return BadFrame(f"unknown card format {fmt!r}", data, offset)
+    if not isinstance(length, int) or length <= 0 or length > len(data) * 8:
+        return BadFrame(f"bit length {length!r} does not fit {len(data)} data bytes", data, offset)
+    value = int.from_bytes(data, "big") >> (len(data) * 8 - length)
+    if length == 32:
+        if value == 0:
+            return BadFrame("all-zero card id", data, offset)
+        return CardRead(em_card(value), data, offset, {"bits": 32})
+    got = wiegand_decode(value, length)
+    if isinstance(got, str):
+        return BadFrame(got, data, offset)
+    card, detail = got
+    if card == 0:
+        return BadFrame("zero card number", data, offset)
+    return CardRead(em_card(card), data, offset, {**detail, "parity": "ok"})
 
 
 class PortChannel(osdp.Channel):

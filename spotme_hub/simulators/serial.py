@@ -21,7 +21,8 @@ from typing import Any
 
 import osdp
 
-from ..adapters.serial_framing import OSDP_RAW_WIEGAND, wiegand_encode
+from ..adapters.serial_framing import wiegand_encode
+from ..adapters.serial_osdp import OSDP_RAW_WIEGAND
 from ..normalize.cards import canonical_card
 
 
