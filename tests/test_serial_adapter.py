@@ -221,8 +221,10 @@ def test_socket_url_serial_over_ip_converter(tmp_path: Path) -> None:
             conns[0].sendall(b"8\r\n")
             await wait_for(lambda: len(records(hub)) == 2, what="2 punches")
             assert [r["card"] for r in records(hub)] == ["0008844356"] * 2
-        conns[0].close()
-        server.close()
+            conns[0].close()  # the converter reboots: connection gone, nothing listening
+            server.close()
+            await wait_for(lambda: health(hub).state == "DOWN", what="DOWN")
+            assert health(hub).last_error.startswith("unreachable")
 
     asyncio.run(main())
 
@@ -273,3 +275,33 @@ def test_options_are_validated_with_clear_errors(tmp_path: Path) -> None:
     assert "127 is broadcast" in errors(port="/dev/ttyUSB0", framing="osdp", address=127)
     assert "port" in errors(framing="rdm6300")
     assert "baudrat" in errors(port="/dev/ttyUSB0", baudrat=9600)
+
+
+def test_many_readers_in_one_hub_do_not_starve_the_commits(tmp_path: Path) -> None:
+    """Each port has its own thread: more readers than the default executor has workers."""
+    ports = [VirtualPort() for _ in range(12)]
+    base = serial_config(tmp_path, port=ports[0].path)
+    data = base.model_dump(mode="python", exclude={"devices"})
+    from spotme_hub.config import config_from_dict
+
+    devices = [
+        {"id": f"door-{i}", "kind": "serial", "office": "hq", "port": p.path, "debounce": 0}
+        for i, p in enumerate(ports)
+    ]
+    data["devices"] = devices
+    data["employees"] = [e.model_dump() for e in base.employees]
+    cfg = config_from_dict(data, tmp_path)
+
+    async def main() -> None:
+        async with running_hub(cfg) as hub:
+            await wait_for(
+                lambda: all(h.state == "UP" for h in hub.health.values()), what="all ports open"
+            )
+            for p in ports:
+                p.write(FRAME)
+            await wait_for(lambda: len(records(hub)) == len(ports), what="a punch from each")
+            assert {r["device_id"] for r in records(hub)} == {d["id"] for d in devices}
+
+    asyncio.run(main())
+    for p in ports:
+        p.close()

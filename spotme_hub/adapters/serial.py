@@ -186,7 +186,12 @@ class SerialAdapter:
             except RuntimeError:  # the loop is gone: stop reading
                 stop.set()
 
-        reader = asyncio.ensure_future(ctx.to_thread(self._read_loop, stop, emit))
+        # The port gets its own thread for the whole session: a blocking read parked in the
+        # shared executor would hold one of its few workers forever and starve the commits.
+        reader = threading.Thread(
+            target=self._read_loop, args=(stop, emit), name=f"serial:{self.device.id}", daemon=True
+        )
+        reader.start()
         try:
             while True:
                 item = await inbox.get()
@@ -198,7 +203,7 @@ class SerialAdapter:
                 await self.handle(ctx, item)
         finally:
             stop.set()
-            await asyncio.wait({reader}, timeout=self.opts.frame_timeout + 2)
+            await ctx.to_thread(reader.join, self.opts.frame_timeout + 2)
 
     def _read_loop(self, stop: threading.Event, emit: Callable[[Any], None]) -> None:
         """Runs in a worker thread: owns the port from open to close."""

@@ -14,6 +14,7 @@ import contextlib
 import os
 import random
 import threading
+import time
 import tty
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -115,15 +116,22 @@ class VirtualPort:
         """What the hub opens."""
         return str(self.link) if self.link else self.device
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout: float = 2.0) -> int:
+        """Write reader output; returns the bytes written. When nobody drains the port for
+        `timeout` seconds (the pty buffer is full) the rest is dropped, as a real reader's
+        output is lost when no one listens."""
+        deadline = time.monotonic() + timeout
+        done = 0
         with self.lock:
             view = memoryview(data)
-            while view:
+            while done < len(data):
                 try:
-                    n = os.write(self.master, view)
+                    done += os.write(self.master, view[done:])
                 except BlockingIOError:
-                    continue  # the hub reads slower than we write: spin until it catches up
-                view = view[n:]
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.001)
+        return done
 
     def read(self, max_bytes: int = 4096) -> bytes:
         """What the hub wrote (OSDP commands); b"" when there is nothing."""
@@ -275,8 +283,6 @@ def run_reader(
 ) -> None:
     """Blocking loop behind `spotme-hub simulate serial`: present `cards` in turn every `every`
     seconds (`count` presentations, 0 = until stopped)."""
-    import time
-
     rng = random.Random(seed)
     stop = stop or threading.Event()
     port = VirtualPort(link)
