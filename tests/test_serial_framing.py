@@ -249,6 +249,12 @@ def test_debounce_one_read_per_card_per_window() -> None:
     assert zero.accept("x", 1.0) and zero.accept("x", 1.0)
 
 
+def test_line_noise_bytes_separate_digits_instead_of_joining_them() -> None:
+    d = LineDecoder("decimal")
+    assert bad(d.feed(b"00088\xff44356\r\n")) == ["not a decimal card number: '00088 44356'"]
+    assert cards(d.feed(b"\x05\x0b0008844356\r\n")) == ["0008844356"]  # binary keypad keys
+
+
 def test_line_numbers_wider_than_32_bits_are_refused() -> None:
     assert bad(LineDecoder("decimal").feed(b"9999999999\r\n")) == [
         "card number wider than 32 bits: 9999999999"

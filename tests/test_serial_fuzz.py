@@ -65,7 +65,7 @@ def independently_valid(name: str, frame: bytes, card: str) -> bool:
         return xor == data[5] and int.from_bytes(data[1:5], "big") == int(card) != 0
     text = frame.decode("latin-1")
     if name.startswith("line"):
-        digits = "".join(c for c in text if c.isalnum())
+        digits = "".join(c for c in text if c in "0123456789abcdefABCDEF")
         base = 16 if name == "line-hex" else 10
         return any(
             int(digits[i:j], base) & (0xFFFFFFFF if j - i == 10 and base == 16 else -1) == int(card)
@@ -73,7 +73,7 @@ def independently_valid(name: str, frame: bytes, card: str) -> bool:
             if all(c in "0123456789abcdefABCDEF"[: base + (6 if base == 16 else 0)] for c in digits[i:j])
         )  # fmt: skip
     if name.startswith("wiegand-bits"):
-        bits = text.strip()
+        bits = "".join(c for c in text if c in "01")
         got = wiegand_decode(int(bits, 2), len(bits))
         return not isinstance(got, str) and got[0] == int(card)
     return int(card) > 0

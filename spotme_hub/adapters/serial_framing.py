@@ -195,8 +195,9 @@ class _Lines:
 
 
 def clean_text(line: bytes) -> str:
-    """The printable ASCII of a line (keypad bytes and other control bytes removed)."""
-    return _CONTROL.sub("", line.decode("latin-1")).strip()
+    """The printable ASCII of a line. Control and non-ASCII bytes (binary keypad keys, noise)
+    become spaces, so they separate digits instead of joining two runs into one number."""
+    return _CONTROL.sub(" ", line.decode("latin-1")).strip()
 
 
 class _LineDecoder:
