@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import serial
 from serial_helpers import (
     DEVICE,
     health,
@@ -191,6 +192,42 @@ def test_unplug_and_replug(tmp_path: Path) -> None:
         port.close()
 
     asyncio.run(main())
+
+
+def test_confirm_filters_single_ghost_frames(tmp_path: Path) -> None:
+    """Cheap clones emit ghost ids that pass the XOR; a real card held on the reader repeats."""
+    port = VirtualPort()
+
+    async def main() -> None:
+        cfg = serial_config(tmp_path, port=port.path, confirm=2, debounce=5)
+        async with running_hub(cfg) as hub:
+            await wait_for(lambda: up(hub), what="port open")
+            port.write(OTHER)  # one lone frame: a ghost
+            await wait_for(lambda: health(hub).counters["unconfirmed"] == 1, what="ghost seen")
+            port.write(FRAME * 4)  # a card held on the reader
+            await wait_for(lambda: len(records(hub)) == 1, what="confirmed card")
+            await wait_for(lambda: health(hub).counters["debounced"] == 2, what="repeats")
+            assert [r["card"] for r in records(hub)] == ["0008844356"]
+
+    asyncio.run(main())
+    port.close()
+
+
+def test_port_held_by_another_program(tmp_path: Path) -> None:
+    port = VirtualPort()
+    other = serial.Serial(port.path, exclusive=True)  # e.g. a vendor tool left running
+
+    async def main() -> None:
+        cfg = serial_config(tmp_path, port=port.path)
+        async with running_hub(cfg) as hub:
+            await wait_for(lambda: health(hub).state == "DOWN", what="DOWN")
+            assert "unreachable: cannot open" in health(hub).last_error
+            assert "lock" in health(hub).last_error
+            other.close()
+            await wait_for(lambda: up(hub), what="UP once the other program lets go")
+
+    asyncio.run(main())
+    port.close()
 
 
 def test_missing_port_is_unreachable(tmp_path: Path) -> None:

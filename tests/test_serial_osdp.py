@@ -26,7 +26,8 @@ def test_osdp_card_reads_from_two_readers_on_one_bus(tmp_path: Path) -> None:
 
     async def main() -> None:
         cfg = serial_config(tmp_path, port=port.path, framing="osdp", address=[1, 2],
-                            punch="in", debounce=0, offline_after=1.0)  # fmt: skip
+                            reader_punch={1: "in", 2: "out"}, debounce=0,
+                            offline_after=1.0)  # fmt: skip
         async with running_hub(cfg) as hub:
             await wait_for(lambda: readers.is_online(1) and readers.is_online(2), what="PDs online")
             await wait_for(
@@ -50,8 +51,8 @@ def test_osdp_card_reads_from_two_readers_on_one_bus(tmp_path: Path) -> None:
             readers.card_read(1, "0012345678")  # the other reader still works
             await wait_for(lambda: len(records(hub)) == 3, what="punch while 2 is offline")
 
-        assert [(r["card"], r["employee_id"], r["source"]["reader"]) for r in recs] == [
-            ("0008844356", "J0001", 1), ("0012345678", "J0002", 2),
+        assert [(r["card"], r["employee_id"], r["source"]["reader"], r["punch"]) for r in recs] == [
+            ("0008844356", "J0001", 1, "in"), ("0012345678", "J0002", 2, "out"),
         ]  # fmt: skip
         assert recs[0]["device_serial"] == "osdp:1" and recs[0]["source"]["bits"] == 26
         assert recs[1]["source"]["bits"] == 34

@@ -40,6 +40,13 @@ class SerialOptions(Options):
         "unknown", description="Direction of the door this reader guards."
     )
     debounce: float = Field(2.0, ge=0, description="Seconds: one punch per card per window.")
+    confirm: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Identical frames in a row (≤0.5 s apart) before a read "
+        "counts; 2 filters the ghost ids of cheap RDM6300 clones (a held card repeats).",
+    )
     frame_timeout: float = Field(
         0.3, gt=0, le=5, description="Idle seconds that end a partial frame (it is quarantined)."
     )
@@ -58,6 +65,9 @@ class SerialOptions(Options):
     address: int | list[int] = Field(0, description="osdp: reader address(es) on the bus, 0–126.")
     scbk: str | None = Field(
         None, description="osdp: secure channel base key, 32 hex digits; none = install mode."
+    )
+    reader_punch: dict[int, Literal["in", "out", "unknown"]] = Field(
+        default_factory=dict, description="osdp: direction per reader address (else `punch`)."
     )
     offline_after: float = Field(
         8.0, gt=0, description="osdp: seconds a reader may be offline before health shows it."
@@ -100,7 +110,7 @@ class SerialOptions(Options):
         only = {
             "line": ("encoding", "regex"),
             "wiegand": ("bits", "text"),
-            "osdp": ("scbk", "offline_after"),
+            "osdp": ("scbk", "offline_after", "reader_punch"),
         }
         for framing, keys in only.items():
             for key in keys:
@@ -169,6 +179,7 @@ class SerialAdapter:
         self.device = device
         self.opts = options
         self.debouncer = Debouncer(options.debounce)
+        self.streak: tuple[str, int, float] = ("", 0, 0.0)  # key, identical frames, last seen
 
     async def run(self, ctx: DeviceContext) -> None:
         if self.opts.framing == "osdp":
@@ -249,7 +260,11 @@ class SerialAdapter:
                 else:
                     ctx.count("debounced")
                 continue
-            if not self.debouncer.accept(f"{reader}|{item.card}", batch.mono):
+            key = f"{reader}|{item.card}"
+            if not self.confirmed(key, batch.mono):
+                ctx.count("unconfirmed")
+                continue
+            if not self.debouncer.accept(key, batch.mono):
                 ctx.count("debounced")
                 continue
             punches.append(self.punch(item, batch.at, where))
@@ -260,11 +275,20 @@ class SerialAdapter:
         if batch.items:
             ctx.mark_seen()
 
+    def confirmed(self, key: str, t: float) -> bool:
+        """True once `key` has been read `confirm` times in a row, each ≤0.5 s after the last."""
+        if self.opts.confirm == 1:
+            return True
+        last_key, n, last_t = self.streak
+        n = n + 1 if key == last_key and t - last_t <= 0.5 else 1
+        self.streak = (key, n, t)
+        return n >= self.opts.confirm
+
     def punch(self, read: CardRead, at: datetime, where: dict[str, Any]) -> RawPunch:
         return RawPunch(
             device_time=at,
             card=read.card,
-            punch=self.opts.punch,
+            punch=self.opts.reader_punch.get(where.get("reader", -1), self.opts.punch),
             verify="card",
             received_at=at,
             device_serial=f"osdp:{where['reader']}" if "reader" in where else None,
