@@ -173,9 +173,9 @@ def test_unplug_and_replug(tmp_path: Path) -> None:
         cfg = serial_config(tmp_path, port=port.path, debounce=0)
         async with running_hub(cfg) as hub:
             await wait_for(lambda: up(hub), what="port open")
-            port.write(FRAME)
+            port.write(FRAME + OTHER[:6])
             await wait_for(lambda: len(records(hub)) == 1, what="punch before unplug")
-            port.unplug()  # the pty closes and the path disappears
+            port.unplug()  # the pty closes and the path disappears, cutting a frame short
             await wait_for(lambda: health(hub).state == "DOWN", what="DOWN after unplug")
             h = health(hub)
             assert h.last_error.startswith("unreachable")
@@ -185,6 +185,10 @@ def test_unplug_and_replug(tmp_path: Path) -> None:
             port.write(OTHER)
             await wait_for(lambda: len(records(hub)) == 2, what="punch after replug")
             recs = records(hub)
+            q = quarantined(hub)
+            assert [(i["reason"], i["raw"]) for i in q] == [
+                ("truncated frame: no ETX before the line went idle", OTHER[:6].hex())
+            ]
             saved = hub.store  # health is persisted for `spotme-hub devices`
             hub.flush_health(True)
             assert saved.health(DEVICE)[0]["state"] == "UP"
@@ -309,6 +313,9 @@ def test_options_are_validated_with_clear_errors(tmp_path: Path) -> None:
     assert "regular expression" in errors(port="/dev/ttyUSB0", framing="line", regex="(")
     assert "applies to framing line" in errors(port="/dev/ttyUSB0", encoding="hex")
     assert "scbk" in errors(port="/dev/ttyUSB0", framing="osdp", scbk="1234")
+    assert "not in `address`: [3]" in errors(
+        port="/dev/ttyUSB0", framing="osdp", address=[1, 2], reader_punch={3: "in"}
+    )
     assert "127 is broadcast" in errors(port="/dev/ttyUSB0", framing="osdp", address=127)
     assert "port" in errors(framing="rdm6300")
     assert "baudrat" in errors(port="/dev/ttyUSB0", baudrat=9600)

@@ -116,6 +116,9 @@ class SerialOptions(Options):
             for key in keys:
                 if key in self.model_fields_set and self.framing != framing:
                     raise ValueError(f"`{key}` applies to framing {framing}, not {self.framing}")
+        stray = set(self.reader_punch) - set(self.addresses)
+        if stray:
+            raise ValueError(f"reader_punch names readers not in `address`: {sorted(stray)}")
         return self
 
     @property
@@ -217,7 +220,7 @@ class SerialAdapter:
             await ctx.to_thread(reader.join, self.opts.frame_timeout + 2)
 
     def _read_loop(self, stop: threading.Event, emit: Callable[[Any], None]) -> None:
-        """Runs in a worker thread: owns the port from open to close."""
+        """Runs in the port's own thread: owns the port from open to close."""
         try:
             port = open_port(self.opts.port, self.opts.baudrate, self.opts.frame_timeout)
         except DeviceError as exc:
@@ -233,6 +236,9 @@ class SerialAdapter:
                     if data and port.in_waiting:
                         data += port.read(port.in_waiting)
                 except (serial.SerialException, OSError) as exc:
+                    partial = decoder.flush()  # a frame cut by the unplug goes to quarantine
+                    if partial:
+                        emit(Batch(datetime.now(UTC), time.monotonic(), partial))
                     emit(DeviceError("unreachable", f"{self.opts.port} went away: {exc}"))
                     return
                 items = decoder.feed(data) if data else decoder.flush()
