@@ -16,6 +16,7 @@ BUILTIN: dict[str, str] = {
     "zkteco_adms": "spotme_hub.adapters.zkteco_adms:ZktecoAdmsAdapter",
     "mqtt": "spotme_hub.adapters.mqtt:MqttAdapter",
     "zkteco": "spotme_hub.adapters.zkteco:ZKTecoAdapter",
+    "serial": "spotme_hub.adapters.serial:SerialAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}

@@ -1,0 +1,71 @@
+"""Shared pieces of the serial reader tests: a hub with one `kind: serial` device."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from spotme_hub.config import HubConfig, config_from_dict
+from spotme_hub.runtime import Hub
+
+DEVICE = "door-1"
+
+
+def serial_config(tmp_path: Path, **options: Any) -> HubConfig:
+    return config_from_dict(
+        {
+            "hub": {
+                "data_dir": str(tmp_path / "data"),
+                "restart_min_s": 0.05,
+                "restart_max_s": 0.3,
+                "failures_to_down": 2,
+                "sqlite_synchronous": "NORMAL",
+            },
+            "offices": [{"id": "hq", "state": "PJY"}],
+            "employees": [
+                {"id": "J0001", "cards": ["134,62532"]},  # = 0008844356
+                {"id": "J0002", "cards": ["0x00BC614E"]},  # = 0012345678
+            ],
+            "devices": [{"id": DEVICE, "kind": "serial", "office": "hq", **options}],
+        },
+        tmp_path,
+    )
+
+
+async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `pred` until it returns something truthy (no fixed sleeps in assertions)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(cfg: HubConfig) -> AsyncIterator[Hub]:
+    hub = Hub(cfg)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+        hub.store.close()
+
+
+def health(hub: Hub) -> Any:
+    return hub.health[DEVICE]
+
+
+def records(hub: Hub) -> list[dict[str, Any]]:
+    return hub.store.records(0, 10_000)
+
+
+def quarantined(hub: Hub) -> list[dict[str, Any]]:
+    return hub.store.quarantine_items(status=None, limit=10_000, device_id=DEVICE)
