@@ -142,6 +142,17 @@ class CommitResult:
     quarantined: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class BulkResult:
+    new: int = 0
+    duplicate: int = 0
+    quarantined: list[int] = field(default_factory=list)
+
+
+#: Column order of `Store.bulk_insert` rows.
+BULK_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
+
+
 def record_to_row(rec: Record, committed_at: str) -> dict[str, Any]:
     row = {name: getattr(rec, name) for name in RECORD_FIELDS}
     for name in JSON_FIELDS:
@@ -277,6 +288,45 @@ class Store:
                 result.new.append(rid)
         if rows:
             conn.execute(self._insert(RECORDS).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+    def bulk_insert(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        rejections: Sequence[Rejection] = (),
+        checkpoints: Mapping[tuple[str, str], Any] | None = None,
+    ) -> BulkResult:
+        """The bulk path (file imports): rows are tuples in `BULK_COLUMNS` order with the JSON
+        columns already serialised, best sorted by id. One transaction with the quarantine and
+        the checkpoints, like `commit`; `INSERT ... ON CONFLICT (id) DO NOTHING` through the
+        driver's executemany, so duplicates cost one index probe and are counted, not returned."""
+        result = BulkResult()
+        now = _now()
+        marks = ", ".join(["?" if self.is_sqlite else "%s"] * len(BULK_COLUMNS))
+        sql = (
+            f"INSERT INTO records ({', '.join(BULK_COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+        with self.write() as conn:
+            if rows:
+                dbapi: Any = conn.connection.driver_connection
+                cur = dbapi.cursor()
+                try:
+                    if self.is_sqlite:
+                        before = dbapi.total_changes
+                        cur.executemany(sql, rows)
+                        result.new = dbapi.total_changes - before
+                    else:
+                        cur.executemany(sql, rows)
+                        result.new = max(cur.rowcount, 0)
+                finally:
+                    cur.close()
+                result.duplicate = len(rows) - result.new
+            if rejections:
+                result.quarantined = self._quarantine(conn, rejections, now)
+            if checkpoints:
+                for (scope, key), value in checkpoints.items():
+                    self._set_checkpoint(conn, scope, key, value, now)
+        return result
 
     def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
         qids = []
@@ -484,4 +534,4 @@ def _jsonable_raw(value: Any) -> Any:
         return repr(value)
 
 
-__all__ = ["Store", "CommitResult", "RecordFilter", "row_to_dict", "record_to_row", "or_"]
+__all__ = ["Store", "CommitResult", "BulkResult", "BULK_COLUMNS", "RecordFilter", "row_to_dict", "record_to_row", "or_"]

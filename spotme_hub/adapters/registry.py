@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 #: kind → "module:Class" for the adapters shipped with the hub (imported on first use).
 BUILTIN: dict[str, str] = {
     "simulated": "spotme_hub.adapters.simulated:SimulatedAdapter",
+    "csv": "spotme_hub.adapters.csv:CsvAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}
