@@ -149,8 +149,21 @@ class BulkResult:
     quarantined: list[int] = field(default_factory=list)
 
 
-#: Column order of `Store.bulk_insert` rows.
+#: Columns `Store.bulk_insert` accepts.
 BULK_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
+
+
+def _sql_literal(value: Any) -> str:
+    """A constant as an SQL literal (only plain values; strings quoted the standard way)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str) and "\0" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    raise ValueError(f"not a plain SQL constant: {value!r}")
 
 
 def record_to_row(rec: Record, committed_at: str) -> dict[str, Any]:
@@ -291,19 +304,29 @@ class Store:
 
     def bulk_insert(
         self,
+        columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
+        constants: Mapping[str, Any] | None = None,
         rejections: Sequence[Rejection] = (),
         checkpoints: Mapping[tuple[str, str], Any] | None = None,
     ) -> BulkResult:
-        """The bulk path (file imports): rows are tuples in `BULK_COLUMNS` order with the JSON
-        columns already serialised, best sorted by id. One transaction with the quarantine and
-        the checkpoints, like `commit`; `INSERT ... ON CONFLICT (id) DO NOTHING` through the
-        driver's executemany, so duplicates cost one index probe and are counted, not returned."""
+        """The bulk path (file imports). `rows` are tuples of `columns` (record fields, the JSON
+        ones already serialised), best sorted by id; `constants` are columns with one value for
+        every row (written as SQL literals, so they are not bound a million times). One
+        transaction with the quarantine and the checkpoints, like `commit`. `INSERT ... ON
+        CONFLICT (id) DO NOTHING` through the driver's executemany: a duplicate costs one index
+        probe and is counted from the driver's change count."""
         result = BulkResult()
         now = _now()
-        marks = ", ".join(["?" if self.is_sqlite else "%s"] * len(BULK_COLUMNS))
+        consts = {"committed_at": now, **(constants or {})}
+        unknown = (set(columns) | set(consts)) - set(BULK_COLUMNS)
+        if unknown:
+            raise ValueError(f"not record columns: {sorted(unknown)}")
+        mark = "?" if self.is_sqlite else "%s"
+        names = [*columns, *consts]
+        values = [mark] * len(columns) + [_sql_literal(v) for v in consts.values()]
         sql = (
-            f"INSERT INTO records ({', '.join(BULK_COLUMNS)}) VALUES ({marks}) "
+            f"INSERT INTO records ({', '.join(names)}) VALUES ({', '.join(values)}) "
             "ON CONFLICT (id) DO NOTHING"
         )
         with self.write() as conn:
@@ -327,6 +350,17 @@ class Store:
                 for (scope, key), value in checkpoints.items():
                     self._set_checkpoint(conn, scope, key, value, now)
         return result
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are stored already (a re-import skips building those records)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 900):
+                chunk = list(ids[start : start + 900])
+                found.update(
+                    conn.execute(select(RECORDS.c.id).where(RECORDS.c.id.in_(chunk))).scalars()
+                )
+        return found
 
     def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
         qids = []
@@ -534,4 +568,13 @@ def _jsonable_raw(value: Any) -> Any:
         return repr(value)
 
 
-__all__ = ["Store", "CommitResult", "BulkResult", "BULK_COLUMNS", "RecordFilter", "row_to_dict", "record_to_row", "or_"]
+__all__ = [
+    "Store",
+    "CommitResult",
+    "BulkResult",
+    "BULK_COLUMNS",
+    "RecordFilter",
+    "row_to_dict",
+    "record_to_row",
+    "or_",
+]

@@ -14,13 +14,22 @@ def register(cli: click.Group) -> None:
     from ..cli import CONFIG_OPTION
 
     @cli.command("import")
-    @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.argument(
+        "files",
+        nargs=-1,
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    )
     @CONFIG_OPTION
-    @click.option("--device", "device_id", help="Device the file belongs to (default: the only csv device).")
+    @click.option(
+        "--device", "device_id", help="Device the file belongs to (default: the only csv device)."
+    )
     @click.option("--preset", type=click.Choice(["auto", "zkteco_attlog", "biotime", "generic"]))
     @click.option("--encoding", help="Text encoding (default: auto — BOM, UTF-8, cp1252).")
     @click.option("--delimiter", help="Field separator (default: sniffed; '\\t' for tab).")
-    @click.option("--dayfirst", "dayfirst", flag_value=True, default=None, help="03/02/2025 is 3 February.")
+    @click.option(
+        "--dayfirst", "dayfirst", flag_value=True, default=None, help="03/02/2025 is 3 February."
+    )
     @click.option("--monthfirst", "dayfirst", flag_value=False, help="03/02/2025 is 2 March.")
     @click.option("--date-format", help="strptime format of the time value, e.g. '%d/%m/%Y %H:%M'.")
     @click.option("--timezone", help="Zone of the file's times (default: the device's).")
@@ -54,7 +63,18 @@ def register(cli: click.Group) -> None:
         try:
             for path in files:
                 try:
-                    summary = _one(console, cfg, store, path, device, opts, dry_run, force, normalizer, import_file)
+                    summary = _one(
+                        console,
+                        cfg,
+                        store,
+                        path,
+                        device,
+                        opts,
+                        dry_run,
+                        force,
+                        normalizer,
+                        import_file,
+                    )
                 except FileRefused as exc:
                     console.print(f"[red]refused[/red] {path.name}: {exc}", highlight=False)
                     failed += 1

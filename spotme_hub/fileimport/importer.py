@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import Device, HubConfig
 from ..normalize import Normalizer
-from ..normalize.frame import normalize_frame
+from ..normalize.frame import FrameResult, normalize_frame
 from ..record import Rejection
 from ..store import Store
 from .options import CsvOptions
@@ -120,7 +120,9 @@ def import_file(
     devices = {d.id: d for d in cfg.devices}
     received_at = datetime.now(UTC)
     for prepared in export.prepared():
-        result_rows, rejections = _normalise(normalizer, devices, export, prepared, received_at)
+        results, rejections = _normalise(
+            normalizer, devices, export, prepared, received_at, None if dry_run else store
+        )
         summary.rows_read += prepared.read
         summary.skipped += prepared.skipped
         checkpoints = None
@@ -132,12 +134,18 @@ def import_file(
                     "rows": summary.rows_read,
                 }
             }
+        summary.duplicates += sum(r.known for r in results)
         if dry_run:
-            summary.imported += len(result_rows)
+            summary.imported += sum(len(r) for r in results)
         else:
-            res = store.bulk_insert(result_rows, rejections, checkpoints)
-            summary.imported += res.new
-            summary.duplicates += res.duplicate
+            tables = [r.table() for r in results if len(r)] or [([], [], {})]
+            for k, (names, rows, consts) in enumerate(tables):
+                last = k == len(tables) - 1
+                res = store.bulk_insert(
+                    names, rows, consts, rejections if last else (), checkpoints if last else None
+                )
+                summary.imported += res.new
+                summary.duplicates += res.duplicate
         summary.note(rejections)
         if progress is not None:
             progress(summary.rows_read, 0)
@@ -151,19 +159,29 @@ def _normalise(
     export: ExportFile,
     prepared: Prepared,
     received_at: datetime,
-) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
-    rows: list[tuple[Any, ...]] = []
+    store: Store | None,
+) -> tuple[list[FrameResult], list[Rejection]]:
+    results: list[FrameResult] = []
     rejections = list(prepared.rejections)
-    committed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    groups = 0
     for dev_id, docs, times, lines in prepared.by_device():
         result = normalize_frame(
             normalizer, devices[dev_id], export.plan.mapping, docs, times, export.path.name,
             lines, received_at, export.opts.punch,
+            known_ids=None if store is None else _known(store),
         )  # fmt: skip
-        rows.extend(result.rows(committed_at))
+        results.append(result)
         rejections.extend(result.rejections)
-        groups += 1
-    if groups > 1:  # several devices in one chunk: keep the whole chunk in id order
-        rows.sort(key=lambda r: r[0])
-    return rows, rejections
+    return results, rejections
+
+
+def _known(store: Store) -> Callable[[list[str]], set[str]]:
+    """Probe a sample first: a fresh chunk costs one small query, a re-imported one is filtered
+    before its records are built (inserts stay ON CONFLICT DO NOTHING either way)."""
+
+    def known(ids: list[str]) -> set[str]:
+        step = max(1, len(ids) // 64)
+        if not store.existing_ids(ids[::step]):
+            return set()
+        return store.existing_ids(ids)
+
+    return known

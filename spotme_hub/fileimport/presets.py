@@ -72,9 +72,7 @@ def _looks_like_attlog(table: Table) -> bool:
 def _attlog(table: Table, opts: CsvOptions) -> Plan:
     if table.kind == "text" and opts.delimiter is None:
         table.delimiter = "\t"
-    mapping = Mapping(
-        user_id="pin", time="time", punch="status", verify="verify"
-    )  # type: ignore[arg-type]
+    mapping = Mapping(user_id="pin", time="time", punch="status", verify="verify")  # type: ignore[arg-type]
     return Plan(
         "zkteco_attlog", list(ATTLOG_NAMES), 0, ["time"], _finish(mapping, opts), set(),
         edge_lines=True,

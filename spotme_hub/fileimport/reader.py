@@ -86,7 +86,9 @@ class Table:
                 if pending is not None:
                     yield pending
                 n = len(frame)
-                pending = Chunk(frame if usecols is None else frame[usecols], list(range(line, line + n)))
+                pending = Chunk(
+                    frame if usecols is None else frame[usecols], list(range(line, line + n))
+                )
                 line += n
         if pending is not None:
             pending.last = True

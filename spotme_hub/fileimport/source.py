@@ -9,6 +9,7 @@ here with their file and line.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,22 @@ from .reader import EXTRA_COLUMNS, FileRefused, Table, open_table
 from .times import Ambiguous, TimeFormat, choose_format, parse, settle, time_values
 
 SUMMARY_WORDS = ("jumlah", "total", "grand total", "sum", "count")
+
+
+def map_unique(values: Any, fn: Any) -> np.ndarray:
+    """fn over the distinct values only (exports repeat ids, dates, states a lot)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    out = np.empty(len(uniques) + 1, dtype=object)
+    out[:-1] = [fn(u) for u in uniques.tolist()]
+    out[-1] = fn("")
+    return out[codes]
+
+
+_SUMMARY = re.compile(r"^\s*(" + "|".join(SUMMARY_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _is_summary(cell: str) -> bool:
+    return bool(_SUMMARY.match(cell))
 
 
 def fingerprint(path: Path) -> str:
@@ -117,29 +134,27 @@ class ExportFile:
         plan, name = self.plan, self.path.name
         names = plan.names
         extras = [f"_extra{i}" for i in range(1, EXTRA_COLUMNS + 1) if f"_extra{i}" in frame]
-        cells = frame[names].astype(str)
-        stripped = {c: cells[c].str.strip() for c in names}
-        nonempty = sum((stripped[c] != "").astype(int) for c in names)
-        extra_n = sum((frame[c].astype(str).str.strip() != "").astype(int) for c in extras)
+        cells = frame[names]
+        filled = {c: (cells[c] != "").to_numpy() for c in names}
+        nonempty = np.sum([filled[c] for c in names], axis=0)
+        extra_n = np.sum([(frame[c] != "").to_numpy() for c in extras], axis=0) if extras else 0
+        first_cell = cells[names[0]].to_numpy(dtype=object)
+        for c in names[1:]:
+            first_cell = np.where(filled[names[0]] | (first_cell != ""), first_cell, cells[c])
         skip = (nonempty + extra_n) == 0  # blank
-        first_cell = pd.Series("", index=frame.index)
-        for c in reversed(names):
-            first_cell = stripped[c].where(stripped[c] != "", first_cell)
-        low = first_cell.str.lower()
-        skip |= low.str.match(r"^(" + "|".join(SUMMARY_WORDS) + r")\b")
+        skip |= map_unique(first_cell, _is_summary).astype(bool)
         if plan.header_names:
-            same = sum((stripped[c] == c).astype(int) for c in names)
+            same = np.sum([(cells[c].str.strip() == c).to_numpy() for c in names], axis=0)
             skip |= (same > 0) & (same == nonempty)
         if plan.edge_lines:
-            single = (nonempty == 1) & (extra_n == 0) & (stripped[names[0]] != "")
-            lines_arr = np.asarray(lines)
-            edge = lines_arr == first_line
+            single = (nonempty == 1) & (np.asarray(extra_n) == 0) & filled[names[0]]
+            edge = np.asarray(lines) == first_line
             if last:
-                real = np.flatnonzero(~((nonempty + extra_n) == 0).to_numpy())
+                real = np.flatnonzero((nonempty + extra_n) != 0)
                 if len(real):
                     edge[real[-1]] = True
             skip |= single & edge
-        skip_arr = skip.to_numpy(dtype=bool)
+        skip_arr = np.asarray(skip, dtype=bool)
         out = Prepared(pd.DataFrame(), np.array([], dtype="datetime64[s]"), [], [])
         out.read = len(frame)
         out.skipped = int(skip_arr.sum())
@@ -147,13 +162,13 @@ class ExportFile:
         keep = ~skip_arr
         problem = np.full(len(frame), None, dtype=object)
         if extras:
-            too_many = (extra_n > 0).to_numpy()
+            too_many = np.asarray(extra_n) > 0
             problem[too_many & keep] = (
                 f"too many fields (expected {len(names)}: {', '.join(names)})"
             )
         devices = np.full(len(frame), self.device.id, dtype=object)
         if self.opts.device_column:
-            raw_dev = stripped[self.opts.device_column].to_numpy(dtype=object)
+            raw_dev = map_unique(cells[self.opts.device_column].to_numpy(dtype=object), str.strip)
             mapped = np.array([self._device_of.get(v) for v in raw_dev], dtype=object)
             unknown = np.array([m is None for m in mapped]) & keep & (problem == None)  # noqa: E711
             for i in np.flatnonzero(unknown).tolist():
@@ -174,7 +189,7 @@ class ExportFile:
             )
         bad = np.array([p is not None for p in problem]) & keep
         for i in np.flatnonzero(bad).tolist():
-            doc = {c: cells[c].iat[i] for c in names}
+            doc = {c: str(cells[c].iat[i]) for c in names}
             for c in extras:
                 if str(frame[c].iat[i]).strip():
                     doc[c] = frame[c].iat[i]
@@ -187,7 +202,7 @@ class ExportFile:
                 )
             )
         good = np.flatnonzero(keep & ~bad)
-        docs = cells.iloc[good].reset_index(drop=True)
+        docs = cells.iloc[good].reset_index(drop=True).astype(object)
         out.times = times[good]
         docs[TIME_KEY] = np.datetime_as_string(out.times, unit="s")
         out.docs = docs

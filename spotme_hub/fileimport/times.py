@@ -26,13 +26,21 @@ _DATES: list[tuple[str, str]] = [
 _TIMES = ["%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p"]
 CANDIDATES: list[tuple[str, str]] = [(f"{d} {t}", order) for d, order in _DATES for t in _TIMES]
 CANDIDATES += [(f"%Y-%m-%dT{t}", "ymd") for t in _TIMES[:2]]
-SAMPLE = 2000
+SAMPLE = 500
 
 
 @dataclass(frozen=True, slots=True)
 class TimeFormat:
     format: str
     order: str  # ymd | dmy | mdy | given
+
+    def alternatives(self) -> list[str]:
+        """Other forms tried for rows the main one cannot read (workbook columns mix `time`
+        cells and "5:31 PM" text): same day/month order only, so nothing is guessed."""
+        if self.order == "given":
+            return []
+        orders = {"ymd", self.order}
+        return [f for f, o in CANDIDATES if o in orders and f != self.format]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +50,15 @@ class Ambiguous:
     example: str
 
 
-def time_values(
-    frame: pd.DataFrame, columns: list[str], excel_epoch: datetime | None
-) -> pd.Series:
+def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime | None) -> pd.Series:
     """The pre-step that builds ONE time text per row from one column or a date + time pair."""
     if len(columns) == 1:
-        s = frame[columns[0]].astype(str).str.strip()
+        s = _strip(frame[columns[0]])
         if excel_epoch is not None:
             s = _excel_serials(s, excel_epoch, "datetime")
     else:
-        d = frame[columns[0]].astype(str).str.strip()
-        t = frame[columns[1]].astype(str).str.strip()
+        d = _strip(frame[columns[0]])
+        t = _strip(frame[columns[1]])
         if excel_epoch is not None:
             d = _excel_serials(d, excel_epoch, "date")
             t = _excel_serials(t, excel_epoch, "time")
@@ -60,9 +66,14 @@ def time_values(
         if t.str.contains("-", regex=False).any():  # a time cell that carries a dummy date
             t = t.str.replace(r"^\d{4}-\d{2}-\d{2}[ T]", "", regex=True)
         s = (d + " " + t).where((d != "") & (t != ""), "")
-    if s.str.contains("  ", regex=False).any():
-        s = s.str.replace(r"\s+", " ", regex=True)
     return s
+
+
+def _strip(col: pd.Series) -> pd.Series:
+    """Strip and collapse inner runs of spaces, once per distinct value."""
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object))
+    clean = np.array([" ".join(str(u).split()) for u in uniques.tolist()] + [""], dtype=object)
+    return pd.Series(clean[codes], index=col.index, dtype=object)
 
 
 def _excel_serials(s: pd.Series, epoch: datetime, part: str) -> pd.Series:
@@ -144,5 +155,13 @@ def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeForm
 
 def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
     """datetime64[s] per row (NaT where the value does not fit the file's format)."""
-    when = pd.to_datetime(s, format=fmt.format, errors="coerce")
-    return when.to_numpy(dtype="datetime64[s]")
+    when = pd.to_datetime(s, format=fmt.format, errors="coerce").to_numpy(dtype="datetime64[s]")
+    missing = np.isnat(when) & (s.to_numpy(dtype=object) != "")
+    for alt in fmt.alternatives():
+        if not missing.any():
+            break
+        rows = np.flatnonzero(missing)
+        again = pd.to_datetime(s.iloc[rows], format=alt, errors="coerce")
+        when[rows] = again.to_numpy(dtype="datetime64[s]")
+        missing[rows] = np.isnat(when[rows])
+    return when

@@ -12,7 +12,8 @@ checks both paths against each other on generated rows.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping as AbcMapping
+from collections.abc import Callable
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -58,6 +59,14 @@ def row_path(
     return normalizer.normalize(device, raw, now=received_at, punch_map=punch_map)
 
 
+#: Columns that usually hold one value per chunk (device, office, receive time...).
+CONSTANT_CANDIDATES = (
+    "timezone", "received_at", "clock_skew_s", "device_id", "device_kind", "office_id",
+    "office_state", "latitude", "longitude", "location_source", "distance_m", "within_geofence",
+    "schema_version",
+)  # fmt: skip
+
+
 @dataclass
 class FrameResult:
     """Records as columns (JSON fields already serialised) plus rejections."""
@@ -65,19 +74,26 @@ class FrameResult:
     columns: dict[str, list[Any]]
     rejections: list[Rejection] = field(default_factory=list)
     ignored: int = 0
+    known: int = 0  # rows left out because `known_ids` said their id is already stored
 
     def __len__(self) -> int:
         return len(self.columns["id"])
 
-    def rows(self, committed_at: str) -> list[tuple[Any, ...]]:
-        """Row tuples (RECORD_FIELDS + committed_at), sorted by id (cheap unique-index inserts)."""
+    def table(self) -> tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]:
+        """(varying column names, row tuples sorted by id, {column: the one value of the rest})
+        — the shape `Store.bulk_insert` takes."""
         n = len(self)
+        consts: dict[str, Any] = {}
+        for name in CONSTANT_CANDIDATES:
+            col = self.columns[name]
+            if n and col.count(col[0]) == n and type(col[0]) in (str, int, float, type(None)):
+                consts[name] = col[0]
+        names = [name for name in RECORD_FIELDS if name not in consts]
         if not n:
-            return []
-        order = np.argsort(np.asarray(self.columns["id"], dtype=object).astype(str), kind="stable")
-        cols = [np.asarray(self.columns[name], dtype=object)[order] for name in RECORD_FIELDS]
-        cols.append(np.full(n, committed_at, dtype=object))
-        return list(zip(*(c.tolist() for c in cols), strict=True))
+            return names, [], consts
+        order = np.argsort(np.array(self.columns["id"]), kind="stable")
+        cols = [np.asarray(self.columns[name], dtype=object)[order].tolist() for name in names]
+        return names, list(zip(*cols, strict=True)), consts
 
     def records(self) -> list[Record]:
         out = []
@@ -154,9 +170,11 @@ def utc_offsets(utc_s: np.ndarray, tz: str) -> np.ndarray:
 
 def _per_value(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
     """fn applied once per distinct value (object array aligned with `values`)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    results = np.empty(len(uniques), dtype=object)
-    results[:] = [fn(u) for u in uniques.tolist()]
+    codes, uniques = pd.factorize(values)  # None/NA → code -1, the last slot below
+    results = np.empty(len(uniques) + 1, dtype=object)
+    results[:-1] = [fn(u) for u in uniques.tolist()]
+    if len(codes) and codes.min() < 0:
+        results[-1] = fn(None)
     return results[codes]
 
 
@@ -173,11 +191,13 @@ def normalize_frame(
     lines: list[int],
     received_at: datetime,
     punch_map: AbcMapping[str, str] | None = None,
+    known_ids: Callable[[list[str]], set[str]] | None = None,
 ) -> FrameResult:
     """The records (and rejections) `row_path` gives for each row of `docs`, computed per column.
 
     `docs` holds one row document per row (str cells, `mapping.time` naming an ISO text column)
     and `times` the same times as naive datetime64[s] (the CSV pre-step parsed both).
+    `known_ids(ids)` may name ids already stored: those rows are counted, not built (re-imports).
     """
     n = len(docs)
     result = FrameResult({name: [] for name in RECORD_FIELDS})
@@ -204,7 +224,9 @@ def normalize_frame(
     # who
     users = column(mapping.user_id, lambda v: None if v is None else (str(v).strip() or None))
     card_fmt = mapping.card.format if mapping.card is not None else "auto"
-    cards_raw = column(mapping.card, lambda v: _safe(card_value, v, card_fmt) if v is not None else None)
+    cards_raw = column(
+        mapping.card, lambda v: _safe(card_value, v, card_fmt) if v is not None else None
+    )
     bad |= _is_bad(cards_raw)
     cards = _per_value(pd.Series(cards_raw, dtype=object), _canonical)
     bad |= _is_bad(cards)
@@ -247,7 +269,7 @@ def normalize_frame(
     if len(good):
         _fill(result, normalizer, device, mapping, docs, good, users, cards, cards_raw, punches,
               verifies, verify_none, serials, utc, local_wall, dev_off, file, lines, received_at,
-              tz_dev)  # fmt: skip
+              tz_dev, known_ids)  # fmt: skip
     for rec in extra:
         _append(result, rec)
     return result
@@ -259,27 +281,39 @@ def _fill(
     cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
     serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray, file: str,
     lines: list[int], received_at: datetime, tz_dev: str,
+    known_ids: Callable[[list[str]], set[str]] | None,
 ) -> None:  # fmt: skip
     users, cards, punches = users[good], cards[good], punches[good]
+    creds = [f"u:{u}" if u is not None else f"c:{c}" for u, c in zip(users, cards, strict=True)]
+    local_text = np.datetime_as_string(local_wall[good].astype("datetime64[s]"), unit="s")
+    prefix = f"{device.id}|"
+    keys = [
+        f"{prefix}{c}|{t}|{p}"
+        for c, t, p in zip(creds, local_text.tolist(), punches.tolist(), strict=True)
+    ]
+    ids = record_ids(keys)
+    if known_ids is not None:
+        known = known_ids(ids)
+        if known:
+            keep = np.fromiter((i not in known for i in ids), dtype=bool, count=len(ids))
+            result.known += int((~keep).sum())
+            good, users, cards, punches = good[keep], users[keep], cards[keep], punches[keep]
+            ids = [i for i, k in zip(ids, keep.tolist(), strict=True) if k]
+            if not len(good):
+                return
     verifies = verifies[good].copy()
     card_verify = np.fromiter(
         (c is not None for c in cards), dtype=bool, count=len(good)
     ) & verify_none[good].astype(bool)
     verifies[card_verify] = "card"
-    creds = np.array(
-        [f"u:{u}" if u is not None else f"c:{c}" for u, c in zip(users, cards, strict=True)],
-        dtype=object,
-    )
-    local_text = np.datetime_as_string(local_wall[good].astype("datetime64[s]"), unit="s")
-    prefix = f"{device.id}|"
-    keys = [
-        f"{prefix}{c}|{t}|{p}"
-        for c, t, p in zip(creds.tolist(), local_text.tolist(), punches.tolist(), strict=True)
-    ]
-    ids = record_ids(keys)
-    pairs = pd.Series([f"{u}\0{c}" for u, c in zip(users, cards, strict=True)])
-    lookup = {f"{u}\0{c}": (u, c) for u, c in zip(users, cards, strict=True)}
-    employees = _per_value(pairs, lambda k: normalizer.employee_for(device.id, *lookup[k]))
+    if mapping.card is None:
+        employees = _per_value(
+            pd.Series(users, dtype=object), lambda u: normalizer.employee_for(device.id, u, None)
+        )
+    else:
+        pairs = pd.Series([f"{u}\0{c}" for u, c in zip(users, cards, strict=True)])
+        lookup = {f"{u}\0{c}": (u, c) for u, c in zip(users, cards, strict=True)}
+        employees = _per_value(pairs, lambda k: normalizer.employee_for(device.id, *lookup[k]))
     template = _template(normalizer, device, received_at)
     base_flags = set(template.flags) - {Flag.UNMAPPED_EMPLOYEE.value}
     flag_json = {
@@ -319,20 +353,19 @@ def _fill(
 
 
 def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
-    """orjson.dumps of each row document, built column by column."""
+    """orjson.dumps of each row document, built column by column (once per distinct value)."""
     parts: list[list[str]] = []
+    dumps = orjson.dumps
     for k, name in enumerate(docs.columns):
-        key = orjson.dumps(str(name)).decode()
-        lead = ("{" if k == 0 else ",") + key + ":"
-        vals = _per_value(docs[name].iloc[good], lambda v, lead=lead: lead + _dumps(v))
-        parts.append(vals.tolist())
+        lead = ("{" if k == 0 else ",") + dumps(str(name)).decode() + ":"
+        codes, uniques = pd.factorize(docs[name].to_numpy(dtype=object)[good])
+        texts = np.empty(len(uniques) + 1, dtype=object)
+        texts[:-1] = [lead + dumps(u).decode() for u in uniques.tolist()]
+        texts[-1] = lead + "null"
+        parts.append(texts[codes].tolist())
     if not parts:
         return ["{}"] * len(good)
     return ["".join(t) + "}" for t in zip(*parts, strict=True)]
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(None if isinstance(value, float) and value != value else value).decode()
 
 
 def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
