@@ -156,6 +156,7 @@ def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeForm
 def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
     """datetime64[s] per row (NaT where the value does not fit the file's format)."""
     when = pd.to_datetime(s, format=fmt.format, errors="coerce").to_numpy(dtype="datetime64[s]")
+    when = when.copy()  # writable: rows read by another form are filled in below
     missing = np.isnat(when) & (s.to_numpy(dtype=object) != "")
     for alt in fmt.alternatives():
         if not missing.any():
