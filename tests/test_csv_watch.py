@@ -126,3 +126,33 @@ def test_row_path_of_the_adapter_matches_the_bulk_import(tmp_path: Path) -> None
         other = watched[rid]
         for key in ("local_time", "occurred_at", "punch", "verify", "source", "raw", "flags"):
             assert rec[key] == other[key]
+
+
+def test_glob_path_imports_each_file_once_and_leaves_it(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cfg = make_config(
+        tmp_path, {"path": str(folder / "*_attlog.dat"), "poll_every": 0.2, "settle_s": 0}
+    )
+    write(folder / "1_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
+    write(folder / "notes.txt", "not an export")
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: hub.store.count_records() == 1)
+            write(
+                folder / "2_attlog.dat",
+                attlog_line("1", "2025-01-02 08:00:00") + attlog_line("2", "2025-01-02 09:00:00"),
+            )
+            await _wait(lambda: hub.store.count_records() == 2)
+            polls = hub.health["usb"].counters["polls"]
+            await _wait(lambda: hub.health["usb"].counters["polls"] >= polls + 3)
+            assert hub.store.count_records() == 2
+            assert hub.health["usb"].counters["files_imported"] == 2
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    assert sorted(p.name for p in folder.iterdir()) == ["1_attlog.dat", "2_attlog.dat", "notes.txt"]

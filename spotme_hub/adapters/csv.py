@@ -36,6 +36,7 @@ class CsvAdapter:
     def __init__(self, device: Device, options: CsvOptions):
         self.device = device
         self.opts = options
+        self.refused: set[str] = set()  # glob mode: fingerprints of files that cannot be read
 
     # -- which files -------------------------------------------------------------------------
     def candidates(self) -> list[Path]:
@@ -70,9 +71,11 @@ class CsvAdapter:
         digest = await ctx.to_thread(fingerprint, path)
         key = checkpoint_key(digest)
         summary: dict[str, Any] = {"file": path.name, "new": 0, "duplicate": 0, "quarantined": 0}
+        if digest in self.refused:
+            return summary
         if ctx.checkpoint(key) is not None:
             summary["already_imported"] = True
-            ctx.log.info("%s was already imported (same content)", path.name)
+            ctx.log.debug("%s was already imported (same content)", path.name)
             self._done(path, "processed")
             return summary
         try:
@@ -84,6 +87,22 @@ class CsvAdapter:
             self._done(path, "failed", str(exc))
             summary["refused"] = str(exc)
             return summary
+        try:
+            await self._chunks(ctx, export, path, key, summary)
+        except (ValueError, UnicodeError) as exc:  # pandas ParserError is a ValueError
+            ctx.log.error("cannot read %s: %s", path.name, exc)
+            ctx.count("files_failed")
+            self._done(path, "failed", f"{type(exc).__name__}: {exc}")
+            summary["refused"] = str(exc)
+            return summary
+        ctx.count("files_imported")
+        ctx.mark_up(last_file=path.name, last_import=summary)
+        self._done(path, "processed")  # only now: everything above has committed
+        return summary
+
+    async def _chunks(
+        self, ctx: DeviceContext, export: ExportFile, path: Path, key: str, summary: dict[str, Any]
+    ) -> None:
         received_at = datetime.now(UTC)
         tz = ctx.config.office(self.device.office).timezone
         tz = self.device.timezone or tz
@@ -122,13 +141,11 @@ class CsvAdapter:
             summary["new"] += len(res.new)
             summary["duplicate"] += len(res.duplicate)
             summary["quarantined"] += len(res.quarantined)
-        ctx.count("files_imported")
-        ctx.mark_up(last_file=path.name, last_import=summary)
-        self._done(path, "processed")  # only now: everything above has committed
-        return summary
 
     def _done(self, path: Path, where: str, error: str | None = None) -> None:
         if not self.opts.watch:
+            if error:
+                self.refused.add(fingerprint(path))
             return
         target = Path(self.opts.watch) / where
         target.mkdir(exist_ok=True)
