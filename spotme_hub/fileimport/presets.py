@@ -58,7 +58,10 @@ def plan_for(table: Table, opts: CsvOptions) -> Plan:
 
 
 def _finish(mapping: Mapping, opts: CsvOptions) -> Mapping:
-    update = {"time": FieldSpec(path=TIME_KEY), "bad_time": "quarantine"}
+    update: dict[str, object] = {
+        "time": FieldSpec.model_validate({"path": TIME_KEY}),
+        "bad_time": "quarantine",
+    }
     if opts.timezone:
         update["timezone"] = opts.timezone
     return mapping.model_copy(update=update)
@@ -72,7 +75,9 @@ def _looks_like_attlog(table: Table) -> bool:
 def _attlog(table: Table, opts: CsvOptions) -> Plan:
     if table.kind == "text" and opts.delimiter is None:
         table.delimiter = "\t"
-    mapping = Mapping(user_id="pin", time="time", punch="status", verify="verify")  # type: ignore[arg-type]
+    mapping = Mapping.model_validate(
+        {"user_id": "pin", "time": "time", "punch": "status", "verify": "verify"}
+    )
     return Plan(
         "zkteco_attlog", list(ATTLOG_NAMES), 0, ["time"], _finish(mapping, opts), set(),
         edge_lines=True,
