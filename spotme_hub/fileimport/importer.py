@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,38 +120,67 @@ def import_file(
     normalizer = normalizer or Normalizer(cfg)
     devices = {d.id: d for d in cfg.devices}
     received_at = datetime.now(UTC)
-    for prepared in export.prepared():
-        results, rejections = _normalise(
-            normalizer, devices, export, prepared, received_at, None if dry_run else store
-        )
-        summary.rows_read += prepared.read
-        summary.skipped += prepared.skipped
-        checkpoints = None
-        if prepared.last:
-            checkpoints = {
-                (device.id, key): {
-                    "file": path.name,
-                    "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "rows": summary.rows_read,
-                }
-            }
-        summary.duplicates += sum(r.known for r in results)
-        if dry_run:
-            summary.imported += sum(len(r) for r in results)
-        else:
-            tables = [r.table() for r in results if len(r)] or [([], [], {})]
-            for k, (names, rows, consts) in enumerate(tables):
-                last = k == len(tables) - 1
-                res = store.bulk_insert(
-                    names, rows, consts, rejections if last else (), checkpoints if last else None
-                )
-                summary.imported += res.new
-                summary.duplicates += res.duplicate
-        summary.note(rejections)
-        if progress is not None:
-            progress(summary.rows_read, 0)
+    # The store writes chunk N in a worker thread (sqlite3/psycopg release the GIL while the
+    # database works) while this thread prepares chunk N+1; at most one write is in flight, so
+    # commit order is chunk order and memory holds two chunks at most.
+    pending: Future[tuple[int, int]] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-insert") as writer:
+        for prepared in export.prepared():
+            results, rejections = _normalise(
+                normalizer, devices, export, prepared, received_at, None if dry_run else store
+            )
+            summary.rows_read += prepared.read
+            summary.skipped += prepared.skipped
+            summary.duplicates += sum(r.known for r in results)
+            summary.note(rejections)
+            if dry_run:
+                summary.imported += sum(len(r) for r in results)
+            else:
+                checkpoints = None
+                if prepared.last:
+                    checkpoints = {
+                        (device.id, key): {
+                            "file": path.name,
+                            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "rows": summary.rows_read,
+                        }
+                    }
+                tables = [r.table() for r in results if len(r)] or [([], [], {})]
+                if pending is not None:
+                    _count(summary, pending.result())
+                pending = writer.submit(_write, store, tables, rejections, checkpoints)
+            if progress is not None:
+                progress(summary.rows_read, 0)
+        if pending is not None:
+            _count(summary, pending.result())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+Table = tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]
+
+
+def _write(
+    store: Store,
+    tables: list[Table],
+    rejections: list[Rejection],
+    checkpoints: dict[tuple[str, str], Any] | None,
+) -> tuple[int, int]:
+    """Commit one chunk (one transaction per device table; quarantine and checkpoint with the
+    last), returning (new, duplicates)."""
+    new = dup = 0
+    for k, (names, rows, consts) in enumerate(tables):
+        last = k == len(tables) - 1
+        res = store.bulk_insert(
+            names, rows, consts, rejections if last else (), checkpoints if last else None
+        )
+        new, dup = new + res.new, dup + res.duplicate
+    return new, dup
+
+
+def _count(summary: ImportSummary, counts: tuple[int, int]) -> None:
+    summary.imported += counts[0]
+    summary.duplicates += counts[1]
 
 
 def _normalise(

@@ -360,12 +360,24 @@ def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
         lead = ("{" if k == 0 else ",") + dumps(str(name)).decode() + ":"
         codes, uniques = pd.factorize(docs[name].to_numpy(dtype=object)[good])
         texts = np.empty(len(uniques) + 1, dtype=object)
-        texts[:-1] = [lead + dumps(u).decode() for u in uniques.tolist()]
+        values = uniques.tolist()
+        if _plain(values):  # printable ASCII without quotes or backslashes: JSON is "value"
+            texts[:-1] = [f'{lead}"{u}"' for u in values]
+        else:
+            texts[:-1] = [lead + dumps(u).decode() for u in values]
         texts[-1] = lead + "null"
         parts.append(texts[codes].tolist())
     if not parts:
         return ["{}"] * len(good)
     return ["".join(t) + "}" for t in zip(*parts, strict=True)]
+
+
+def _plain(values: list[Any]) -> bool:
+    """All str, printable ASCII, no `"` or `\\`: then json.dumps(v) == '"' + v + '"'."""
+    if not all(type(v) is str for v in values):
+        return False
+    joined = "".join(values)
+    return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
 def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
