@@ -330,3 +330,21 @@ def test_device_column_maps_rows_to_configured_devices(tmp_path: Path) -> None:
     assert (s.imported, s.quarantined) == (2, 1)
     assert {r["device_id"] for r in _records(store)} == {"lobby", "gate"}
     assert "unknown device '9'" in s.problems[0][1]
+
+
+def test_mac_1904_workbook_and_named_sheet(tmp_path: Path) -> None:
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    wb = openpyxl.Workbook()
+    wb.epoch = CALENDAR_MAC_1904
+    wb.active.title = "Cover"
+    wb.active.append(["Laporan"])
+    ws = wb.create_sheet("Transactions")
+    ws.append(["Employee ID", "Time", "Punch State"])
+    ws.append(["5", 44229.3340277778, "Check In"])  # 1904 system: 2025-02-03 08:01:00
+    path = tmp_path / "mac.xlsx"
+    wb.save(path)
+    cfg = make_config(tmp_path, {"sheet": "Transactions"})
+    store = open_store(cfg)
+    assert run_import(cfg, store, path).imported == 1
+    assert _records(store)[0]["local_time"] == "2025-02-03T08:01:00+08:00"

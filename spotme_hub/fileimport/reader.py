@@ -46,6 +46,7 @@ class Table:
     encoding: str | None = None
     delimiter: str | None = None
     excel_epoch: datetime | None = None  # 1899-12-30 or 1904-01-01 for workbooks
+    sheet: str | int = 0
     preview: list[list[str]] = field(default_factory=list)
     _rows: list[list[str]] | None = None
 
@@ -103,7 +104,9 @@ class Table:
 # --- opening ----------------------------------------------------------------------------------
 
 
-def open_table(path: Path, encoding: str = "auto", delimiter: str | None = None) -> Table:
+def open_table(
+    path: Path, encoding: str = "auto", delimiter: str | None = None, sheet: str | int = 0
+) -> Table:
     """Sniff `path` (magic bytes, encoding, delimiter) and preview its first rows."""
     path = Path(path)
     with path.open("rb") as fh:
@@ -111,7 +114,7 @@ def open_table(path: Path, encoding: str = "auto", delimiter: str | None = None)
     if not head:
         raise FileRefused(f"{path.name}: the file is empty")
     if head.startswith(b"\xd0\xcf\x11\xe0") or head.startswith(b"PK\x03\x04"):
-        table = Table(path, "excel", excel_epoch=_excel_epoch(path, head))
+        table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet)
         table.preview = table.all_rows()[:PREVIEW_ROWS]
         return table
     enc = _detect_encoding(path, head) if encoding == "auto" else encoding
@@ -199,7 +202,10 @@ def _read_rows(table: Table) -> list[list[str]]:
 
         wb = CalamineWorkbook.from_path(str(table.path))
         try:
-            sheet = wb.get_sheet_by_index(0)
+            if isinstance(table.sheet, int):
+                sheet = wb.get_sheet_by_index(table.sheet)
+            else:
+                sheet = wb.get_sheet_by_name(table.sheet)
             return [[cell_text(c) for c in row] for row in sheet.iter_rows()]
         finally:
             wb.close()

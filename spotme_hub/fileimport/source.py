@@ -87,7 +87,7 @@ class ExportFile:
         self.device = device
         self.opts = opts
         self.path = Path(path)
-        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter)
+        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter, opts.sheet)
         self.plan: Plan = plan_for(self.table, opts)
         self.time_format: TimeFormat | None = None
         known = {d.id for d in cfg.devices}
