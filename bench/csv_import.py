@@ -69,11 +69,12 @@ from pathlib import Path
 from spotme_hub.config import config_from_dict
 from spotme_hub.store import Store
 from spotme_hub.fileimport.importer import import_file, options_for
-path, db, force = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+path, db, force, chunk = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
 cfg = config_from_dict({
     "hub": {"database": "sqlite:///" + db},
     "offices": [{"id": "hq"}],
-    "devices": [{"id": "usb", "kind": "csv", "office": "hq", "preset": "zkteco_attlog"}],
+    "devices": [{"id": "usb", "kind": "csv", "office": "hq", "preset": "zkteco_attlog",
+                 "chunk_rows": chunk}],
 })
 store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
 store.create_all()
@@ -99,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path)
+    ap.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-csv-")
     work = args.keep or Path(tmp.name)
@@ -111,9 +113,9 @@ def main() -> None:
         f"in {time.perf_counter() - t0:.1f} s"
     )
     floor = child(FLOOR, str(data), str(work / "floor.db"))
-    hub = child(HUB, str(data), str(work / "hub.db"), "0")
-    again = child(HUB, str(data), str(work / "hub.db"), "0")
-    forced = child(HUB, str(data), str(work / "hub.db"), "1")
+    hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
+    again = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
+    forced = child(HUB, str(data), str(work / "hub.db"), "1", str(args.chunk_rows))
     n = args.rows
     f = floor["seconds"]
     print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")

@@ -236,7 +236,11 @@ def normalize_frame(
     )  # fmt: skip
     bad |= no_who
     # what
-    punches = column(mapping.punch, lambda v: _punch_text(v, punch_map))
+    # the normaliser's own hub-wide punch map (where it has one) under the caller's, as
+    # `Normalizer.normalize` merges them
+    hub_map = dict(getattr(normalizer, "punch_map", None) or {})
+    effective_map = {**hub_map, **punch_map} if punch_map else hub_map
+    punches = column(mapping.punch, lambda v: _punch_text(v, effective_map or None))
     bad |= _is_bad(punches)
     verify_none = column(mapping.verify, lambda v: v is None)
     verifies = column(mapping.verify, lambda v: str(to_verify(v)))
