@@ -348,3 +348,26 @@ def test_mac_1904_workbook_and_named_sheet(tmp_path: Path) -> None:
     store = open_store(cfg)
     assert run_import(cfg, store, path).imported == 1
     assert _records(store)[0]["local_time"] == "2025-02-03T08:01:00+08:00"
+
+
+def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:
+    from spotme_hub.replay import replay_item
+
+    cfg = make_config(tmp_path, {**MALAY_COLUMNS, "punch": {"Lewat": "in"}})
+    store = open_store(cfg)
+    text = (
+        "No. Pekerja\tTarikh\tMasa\tStatus\n"
+        "1\t2025-02-13\t08:01\tMasuk\n"
+        "2\t13/02/2025\t08:02\tMasuk\n"  # another date form than the file's: quarantined
+        "3\t2025-02-13\t08:03\tLewat\n"
+    )
+    s = run_import(cfg, store, write(tmp_path / "r.txt", text))
+    assert (s.imported, s.quarantined) == (2, 1)
+    [item] = store.quarantine_items()
+    assert item["source"] == {"file": "r.txt", "line": 3}
+    outcome = replay_item(cfg, store, item)
+    assert outcome.status == "replayed", outcome.detail
+    rec = next(r for r in store.iter_records() if r["source_user_id"] == "2")
+    assert rec["local_time"] == "2025-02-13T08:02:00+08:00"
+    assert rec["source"] == {"file": "r.txt", "line": 3}
+    assert store.quarantine_count() == 0

@@ -38,6 +38,14 @@ class CsvAdapter:
         self.opts = options
         self.refused: set[str] = set()  # glob mode: fingerprints of files that cannot be read
 
+    @classmethod
+    def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunch] | Rejection:
+        """Re-read one quarantined row (its column → text document) with the device's current
+        options, e.g. after setting `dayfirst`, `date_format` or a `punch` map."""
+        from ..fileimport.replay import reread_row
+
+        return reread_row(device, raw, source)
+
     # -- which files -------------------------------------------------------------------------
     def candidates(self) -> list[Path]:
         now = time.time()
