@@ -17,6 +17,7 @@ BUILTIN: dict[str, str] = {
     "mqtt": "spotme_hub.adapters.mqtt:MqttAdapter",
     "zkteco": "spotme_hub.adapters.zkteco:ZKTecoAdapter",
     "serial": "spotme_hub.adapters.serial:SerialAdapter",
+    "csv": "spotme_hub.adapters.csv:CsvAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}

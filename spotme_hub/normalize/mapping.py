@@ -224,7 +224,8 @@ class Mapping(BaseModel):
 
 
 def lookup(doc: Any, path: str, topic_segments: list[str] | None = None) -> Any:
-    """Value at a dotted path (`a.b[0].c`), or a topic segment (`topic[1]`); None when absent."""
+    """Value at a dotted path (`a.b[0].c`), or a topic segment (`topic[1]`); None when absent.
+    A key present verbatim (e.g. the CSV header `No. Pekerja`) wins over path splitting."""
     m = _TOPIC.match(path)
     if m:
         idx = int(m.group(1))
@@ -233,6 +234,8 @@ def lookup(doc: Any, path: str, topic_segments: list[str] | None = None) -> Any:
             return segs[idx]
         except IndexError:
             return None
+    if isinstance(doc, AbcMapping) and path in doc:  # a key with dots/brackets (CSV headers)
+        return doc[path]
     node = doc
     for key, index in _PATH_PART.findall(path):
         if key:

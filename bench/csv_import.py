@@ -1,0 +1,143 @@
+"""Benchmark: import a 1,000,000-row attlog.dat through the hub vs. a floor measured in the same run.
+
+hub   = `import_file` (the code behind `spotme-hub import`): full canonical records, deduplicated
+        by id, committed to SQLite in one transaction per chunk.
+floor = pandas `read_csv(dtype=str)` of the same file + sqlite3 `executemany` of one 5-column
+        tuple (id, user, time, punch, verify) per row into a WAL table with no index.
+Each side runs in its own child process so its peak RSS is its own.
+
+    python bench/csv_import.py [--rows 1000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def generate(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(7)
+    users = rng.integers(1, 40_001, rows)
+    start = np.datetime64("2025-01-01T07:00:00", "s")
+    times = start + np.sort(rng.integers(0, 300 * 86400, rows)).astype("timedelta64[s]")
+    status = rng.integers(0, 2, rows)
+    verify = rng.choice([1, 15, 4], rows)
+    stamps = np.datetime_as_string(times, unit="s")
+    with path.open("w", newline="") as fh:
+        for k in range(0, rows, 100_000):
+            sl = slice(k, k + 100_000)
+            lines = [
+                f"{u:>9}\t{t[:10]} {t[11:]}\t1\t{s}\t{v}\t0\r\n"
+                for u, t, s, v in zip(
+                    users[sl].tolist(),
+                    stamps[sl].tolist(),
+                    status[sl].tolist(),
+                    verify[sl].tolist(),
+                    strict=True,
+                )
+            ]
+            fh.write("".join(lines))
+
+
+FLOOR = r"""
+import json, sqlite3, sys, time, resource
+import pandas as pd
+path, db = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+df = pd.read_csv(path, sep="\t", header=None, dtype=str)
+conn = sqlite3.connect(db)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("CREATE TABLE IF NOT EXISTS punches (id TEXT, user TEXT, time TEXT, punch TEXT, verify TEXT)")
+rows = zip(map(str, range(len(df))), df[0].tolist(), df[1].tolist(), df[3].tolist(), df[4].tolist())
+with conn:
+    conn.executemany("INSERT INTO punches VALUES (?,?,?,?,?)", rows)
+conn.close()
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "rows": len(df), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+HUB = r"""
+import json, sys, time, resource
+from pathlib import Path
+from spotme_hub.config import config_from_dict
+from spotme_hub.store import Store
+from spotme_hub.fileimport.importer import import_file, options_for
+path, db, force, chunk = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+cfg = config_from_dict({
+    "hub": {"database": "sqlite:///" + db},
+    "offices": [{"id": "hq"}],
+    "devices": [{"id": "usb", "kind": "csv", "office": "hq", "preset": "zkteco_attlog",
+                 "chunk_rows": chunk}],
+})
+store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
+store.create_all()
+dev = cfg.devices[0]
+t0 = time.perf_counter()
+s = import_file(cfg, store, Path(path), dev, options_for(dev), force=force)
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "rows": s.rows_read, "new": s.imported, "dup": s.duplicates,
+                  "quarantined": s.quarantined, "already": bool(s.already_imported),
+                  "count": store.count_records(),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--keep", type=Path)
+    ap.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-csv-")
+    work = args.keep or Path(tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "7_attlog.dat"
+    t0 = time.perf_counter()
+    generate(data, args.rows)
+    print(
+        f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:.1f} MB) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    floor = child(FLOOR, str(data), str(work / "floor.db"))
+    hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
+    again = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
+    forced = child(HUB, str(data), str(work / "hub.db"), "1", str(args.chunk_rows))
+    n = args.rows
+    f = floor["seconds"]
+    print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")
+    print(
+        f"hub    : {hub['seconds']:6.2f} s  {n / hub['seconds']:>10,.0f} rows/s  "
+        f"peak RSS {hub['rss_mb']:.0f} MB  ratio {hub['seconds'] / f:.2f}x (target <= 2.5x)  "
+        f"new {hub['new']:,} dup {hub['dup']:,} quarantined {hub['quarantined']:,} "
+        f"stored {hub['count']:,}"
+    )
+    print(
+        f"re-import, same file (fingerprint): {again['seconds']:6.2f} s  "
+        f"ratio {again['seconds'] / f:.2f}x  already imported: {again['already']}"
+    )
+    print(
+        f"re-import, forced (all duplicates): {forced['seconds']:6.2f} s  "
+        f"{n / forced['seconds']:>10,.0f} rows/s  ratio {forced['seconds'] / f:.2f}x "
+        f"(target <= 1.5x)  new {forced['new']:,} dup {forced['dup']:,}  "
+        f"peak RSS {forced['rss_mb']:.0f} MB  stored {forced['count']:,}"
+    )
+    ok = hub["seconds"] / f <= 2.5 and forced["seconds"] / f <= 1.5 and hub["rss_mb"] <= 400
+    print("targets met" if ok else "targets NOT all met")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""`kind: csv` — exports from HR and time-attendance software, from a watch folder or a glob.
+
+Watch folder: each new file (quiet for `settle_s`) is read chunk by chunk through the shared
+engine (`Mapping.apply` → `ctx.submit`, which normalises and commits), the file's content hash is
+committed with its last chunk, and only then is the file moved to ``processed/`` (or to
+``failed/`` with a ``.error.txt`` when the whole file is refused, e.g. ambiguous dates). A file
+interrupted half-way is imported again from the start: record ids make that idempotent.
+`path` (a glob) imports each matching file once (by content) and never moves it.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import Device
+from ..fileimport.importer import checkpoint_key
+from ..fileimport.options import CsvOptions
+from ..fileimport.reader import FileRefused
+from ..fileimport.source import ExportFile, fingerprint
+from ..normalize.mapping import Ignored, MappingError
+from ..record import RawPunch, Rejection
+from .base import DeviceContext, DeviceError
+
+IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".error.txt")
+
+
+class CsvAdapter:
+    kind: ClassVar[str] = "csv"
+    options_model: ClassVar[type[CsvOptions]] = CsvOptions
+
+    def __init__(self, device: Device, options: CsvOptions):
+        self.device = device
+        self.opts = options
+        self.refused: set[str] = set()  # glob mode: fingerprints of files that cannot be read
+
+    @classmethod
+    def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunch] | Rejection:
+        """Re-read one quarantined row (its column → text document) with the device's current
+        options, e.g. after setting `dayfirst`, `date_format` or a `punch` map."""
+        from ..fileimport.replay import reread_row
+
+        return reread_row(device, raw, source)
+
+    # -- which files -------------------------------------------------------------------------
+    def candidates(self) -> list[Path]:
+        now = time.time()
+        if self.opts.watch:
+            folder = Path(self.opts.watch)
+            files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+        elif self.opts.path:
+            files = [Path(p) for p in sorted(glob.glob(self.opts.path)) if Path(p).is_file()]
+        else:
+            return []
+        out = []
+        for p in files:
+            if p.name.startswith((".", "~$")) or p.name.endswith(IGNORED_SUFFIXES):
+                continue
+            try:
+                if now - p.stat().st_mtime < self.opts.settle_s:
+                    continue  # still being written
+            except FileNotFoundError:
+                continue
+            out.append(p)
+        return sorted(out, key=lambda p: (p.stat().st_mtime, p.name))
+
+    async def poll(self, ctx: DeviceContext) -> None:
+        if self.opts.watch and not Path(self.opts.watch).is_dir():
+            raise DeviceError("io", f"watch folder {self.opts.watch} does not exist")
+        for path in self.candidates():
+            await self.import_one(ctx, path)
+
+    # -- one file ------------------------------------------------------------------------------
+    async def import_one(self, ctx: DeviceContext, path: Path) -> dict[str, Any]:
+        digest = await ctx.to_thread(fingerprint, path)
+        key = checkpoint_key(digest)
+        summary: dict[str, Any] = {"file": path.name, "new": 0, "duplicate": 0, "quarantined": 0}
+        if digest in self.refused:
+            return summary
+        if ctx.checkpoint(key) is not None:
+            summary["already_imported"] = True
+            ctx.log.debug("%s was already imported (same content)", path.name)
+            self._done(path, "processed")
+            return summary
+        try:
+            export = await ctx.to_thread(ExportFile, ctx.config, self.device, self.opts, path)
+            await ctx.to_thread(export.resolve_time_format)
+        except (FileRefused, ValueError, UnicodeError) as exc:
+            ctx.log.error("refused %s: %s", path.name, exc)
+            ctx.count("files_failed")
+            self._done(path, "failed", str(exc))
+            summary["refused"] = str(exc)
+            return summary
+        try:
+            await self._chunks(ctx, export, path, key, summary)
+        except (ValueError, UnicodeError) as exc:  # pandas ParserError is a ValueError
+            ctx.log.error("cannot read %s: %s", path.name, exc)
+            ctx.count("files_failed")
+            self._done(path, "failed", f"{type(exc).__name__}: {exc}")
+            summary["refused"] = str(exc)
+            return summary
+        ctx.count("files_imported")
+        ctx.mark_up(last_file=path.name, last_import=summary)
+        self._done(path, "processed")  # only now: everything above has committed
+        return summary
+
+    async def _chunks(
+        self, ctx: DeviceContext, export: ExportFile, path: Path, key: str, summary: dict[str, Any]
+    ) -> None:
+        received_at = datetime.now(UTC)
+        tz = ctx.config.office(self.device.office).timezone
+        tz = self.device.timezone or tz
+        mapping = export.plan.mapping
+        chunks = iter(export.prepared())
+        while True:
+            prepared = await ctx.to_thread(next, chunks, None)
+            if prepared is None:
+                break
+            punches: list[RawPunch] = []
+            rejections: list[Rejection] = list(prepared.rejections)
+            for i in range(len(prepared.docs)):
+                doc = {str(k): v for k, v in prepared.docs.iloc[i].items()}
+                source = {"file": path.name, "line": prepared.lines[i]}
+                if prepared.devices[i] != self.device.id:
+                    reason = (
+                        f"row of device {prepared.devices[i]!r}: a watch folder imports for its "
+                        "own device only; use `spotme-hub import` for multi-device files"
+                    )
+                    rejections.append(ctx.reject(reason, doc, source))
+                    continue
+                try:
+                    punches.append(
+                        mapping.apply(
+                            doc, received_at=received_at, default_timezone=tz, source=source
+                        )
+                    )
+                except Ignored:
+                    continue
+                except MappingError as exc:
+                    rejections.append(ctx.reject(str(exc), doc, source))
+            checkpoint = None
+            if prepared.last:
+                checkpoint = {key: {"file": path.name, "at": _now(), "rows": prepared.read}}
+            res = await ctx.submit(punches, rejections, checkpoint, self.opts.punch)
+            summary["new"] += len(res.new)
+            summary["duplicate"] += len(res.duplicate)
+            summary["quarantined"] += len(res.quarantined)
+
+    def _done(self, path: Path, where: str, error: str | None = None) -> None:
+        if not self.opts.watch:
+            if error:
+                self.refused.add(fingerprint(path))
+            return
+        target = Path(self.opts.watch) / where
+        target.mkdir(exist_ok=True)
+        dest = target / path.name
+        if dest.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            dest = target / f"{path.stem}.{stamp}{path.suffix}"
+        shutil.move(str(path), dest)
+        if error:
+            dest.with_name(dest.name + ".error.txt").write_text(error + "\n", encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

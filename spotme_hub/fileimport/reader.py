@@ -1,0 +1,321 @@
+"""Reading export files: what the bytes are, how they decode, where the header is, chunk by chunk.
+
+Every cell comes out as a string (ids keep leading zeros; an empty cell is ``""``). Text files are
+streamed with pandas' C parser; workbooks are read with python-calamine; a `.xls` that is really
+HTML, SpreadsheetML XML or tab-separated text is recognised by its first bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pandas as pd
+
+PREVIEW_ROWS = 64
+EXTRA_COLUMNS = 8  # room for lines with a few more fields than the header (they are quarantined)
+
+
+class FileRefused(Exception):
+    """The whole file cannot be imported safely (unknown format, ambiguous dates...)."""
+
+
+@dataclass(slots=True)
+class Chunk:
+    frame: pd.DataFrame  # str cells, columns = table names + extra columns
+    lines: list[int]  # 1-based line (text) or row (sheet) number of each row
+    last: bool = False
+
+
+@dataclass
+class Table:
+    """A readable file: its format, decoder, delimiter and a chunk iterator."""
+
+    path: Path
+    kind: str  # text | excel | html | xml
+    encoding: str | None = None
+    delimiter: str | None = None
+    excel_epoch: datetime | None = None  # 1899-12-30 or 1904-01-01 for workbooks
+    sheet: str | int = 0
+    preview: list[list[str]] = field(default_factory=list)
+    _rows: list[list[str]] | None = None
+
+    def describe(self) -> str:
+        if self.kind == "text":
+            return f"text, {self.encoding}, delimiter {self.delimiter!r}"
+        return self.kind
+
+    def chunks(
+        self, names: list[str], data_start: int, chunk_rows: int, usecols: list[str] | None = None
+    ) -> Iterator[Chunk]:
+        """Rows after the header (`data_start` = index of the first data row/line)."""
+        wide = names + [f"_extra{i}" for i in range(1, EXTRA_COLUMNS + 1)]
+        if self.kind == "text":
+            yield from self._text_chunks(wide, data_start, chunk_rows, usecols)
+            return
+        rows = self.all_rows()[data_start:]
+        for start in range(0, len(rows), chunk_rows):
+            block = [(r + [""] * len(wide))[: len(wide)] for r in rows[start : start + chunk_rows]]
+            frame = pd.DataFrame(block, columns=wide, dtype=object)
+            if usecols is not None:
+                frame = frame[usecols]
+            lines = list(range(data_start + start + 1, data_start + start + len(block) + 1))
+            yield Chunk(frame, lines, last=start + chunk_rows >= len(rows))
+
+    def _text_chunks(
+        self, wide: list[str], data_start: int, chunk_rows: int, usecols: list[str] | None
+    ) -> Iterator[Chunk]:
+        reader = pd.read_csv(
+            self.path, sep=self.delimiter, header=None, names=wide,
+            skiprows=data_start, dtype=str, na_filter=False, skip_blank_lines=False,
+            encoding=self.encoding, chunksize=chunk_rows, engine="c",
+        )  # fmt: skip
+        line = data_start + 1
+        pending: Chunk | None = None
+        with reader:
+            for frame in reader:
+                if pending is not None:
+                    yield pending
+                n = len(frame)
+                pending = Chunk(
+                    frame if usecols is None else frame[usecols], list(range(line, line + n))
+                )
+                line += n
+        if pending is not None:
+            pending.last = True
+            yield pending
+
+    def all_rows(self) -> list[list[str]]:
+        if self._rows is None:
+            self._rows = _read_rows(self)
+        return self._rows
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def open_table(
+    path: Path, encoding: str = "auto", delimiter: str | None = None, sheet: str | int = 0
+) -> Table:
+    """Sniff `path` (magic bytes, encoding, delimiter) and preview its first rows."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if not head:
+        raise FileRefused(f"{path.name}: the file is empty")
+    if head.startswith(b"\xd0\xcf\x11\xe0") or head.startswith(b"PK\x03\x04"):
+        table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet)
+        table.preview = table.all_rows()[:PREVIEW_ROWS]
+        return table
+    enc = _detect_encoding(path, head) if encoding == "auto" else encoding
+    text_head = _decode_head(path, enc)
+    stripped = text_head.lstrip()
+    if stripped.startswith("<"):
+        low = stripped[:2000].lower()
+        kind = "xml" if "urn:schemas-microsoft-com:office:spreadsheet" in low else "html"
+        if kind == "html" and "<table" not in low and "<html" not in low:
+            raise FileRefused(f"{path.name}: starts with '<' but is neither HTML nor Excel XML")
+        table = Table(path, kind, encoding=enc)
+        table.preview = table.all_rows()[:PREVIEW_ROWS]
+        return table
+    lines = text_head.splitlines()[:PREVIEW_ROWS]
+    delim = delimiter or sniff_delimiter(lines)
+    table = Table(path, "text", encoding=enc, delimiter=delim)
+    table.preview = [next(csv.reader([ln], delimiter=delim), []) for ln in lines]
+    return table
+
+
+def _detect_encoding(path: Path, head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                block.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _decode_head(path: Path, encoding: str) -> str:
+    with path.open("r", encoding=encoding, errors="replace", newline="") as fh:
+        return fh.read(65536)
+
+
+def sniff_delimiter(lines: list[str]) -> str:
+    """The separator that splits most of the sample lines the same way (tab, comma, ; or |)."""
+    sample = [ln for ln in lines if ln.strip()][:40]
+    best, best_score = ",", -1
+    for cand in ("\t", ",", ";", "|"):
+        counts = [len(next(csv.reader([ln], delimiter=cand), [])) - 1 for ln in sample]
+        counts = [c for c in counts if c > 0]
+        if not counts:
+            continue
+        mode = max(set(counts), key=counts.count)
+        score = counts.count(mode) * 10 + mode
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
+def _excel_epoch(path: Path, head: bytes) -> datetime:
+    """1904 date system when a zip workbook says so (Mac Excel), else the 1900 system."""
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "xl/workbook.xml" in zf.namelist():
+                    wb = zf.read("xl/workbook.xml")[:20000]
+                    if re.search(rb'date1904="(1|true)"', wb):
+                        return datetime(1904, 1, 1)
+        except zipfile.BadZipFile:
+            pass
+    return datetime(1899, 12, 30)
+
+
+# --- whole-sheet readers (workbooks, HTML, XML) ------------------------------------------------
+
+
+def _read_rows(table: Table) -> list[list[str]]:
+    if table.kind == "excel":
+        from python_calamine import CalamineWorkbook
+
+        wb = CalamineWorkbook.from_path(str(table.path))
+        try:
+            if isinstance(table.sheet, int):
+                sheet = wb.get_sheet_by_index(table.sheet)
+            else:
+                sheet = wb.get_sheet_by_name(table.sheet)
+            return [[cell_text(c) for c in row] for row in sheet.iter_rows()]
+        finally:
+            wb.close()
+    text = table.path.read_text(encoding=table.encoding or "utf-8", errors="replace")
+    if table.kind == "xml":
+        return _xml_rows(text)
+    parser = _HtmlRows()
+    parser.feed(text)
+    parser.close()
+    return parser.rows
+
+
+def cell_text(value: Any) -> str:
+    """A workbook cell as text: whole numbers without `.0`, date-times rounded to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).upper()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        if value.microsecond:
+            value = value.replace(microsecond=0) + timedelta(
+                seconds=1 if value.microsecond >= 500_000 else 0
+            )
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, time):
+        secs = value.hour * 3600 + value.minute * 60 + value.second
+        secs += 1 if value.microsecond >= 500_000 else 0
+        secs %= 86400
+        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    if isinstance(value, timedelta):
+        secs = round(value.total_seconds()) % 86400
+        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    return str(value)
+
+
+class _HtmlRows(HTMLParser):
+    """Rows of the first HTML table (what 'Excel' exports from web systems really are)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _xml_rows(text: str) -> list[list[str]]:
+    ns = "{urn:schemas-microsoft-com:office:spreadsheet}"
+    root = ElementTree.parse(io.StringIO(text)).getroot()
+    table = next(root.iter(f"{ns}Table"), None)
+    rows: list[list[str]] = []
+    if table is None:
+        return rows
+    for row in table.iter(f"{ns}Row"):
+        cells: list[str] = []
+        for cell in row.iter(f"{ns}Cell"):
+            index = cell.get(f"{ns}Index")
+            if index is not None:
+                cells.extend([""] * (int(index) - 1 - len(cells)))
+            data = cell.find(f"{ns}Data")
+            value = "" if data is None or data.text is None else data.text
+            if data is not None and data.get(f"{ns}Type") == "DateTime" and "T" in value:
+                value = value.replace("T", " ").split(".")[0]
+                if value.startswith("1899-12-31 "):  # a time of day without a date
+                    value = value[11:]
+            cells.append(value)
+        rows.append(cells)
+    return rows
+
+
+def find_header(
+    preview: list[list[str]], wanted: Callable[[list[str]], bool]
+) -> tuple[int, list[str]] | None:
+    """(row index, names) of the first preview row accepted by `wanted` (title rows skipped)."""
+    for i, row in enumerate(preview):
+        names = [c.strip() for c in row]
+        if wanted(names):
+            return i, unique_names(names)
+    return None
+
+
+def unique_names(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, n in enumerate(names):
+        base = n or f"column{i + 1}"
+        name, k = base, 1
+        while name in out:
+            name, k = f"{base}.{k}", k + 1
+        out.append(name)
+    return out

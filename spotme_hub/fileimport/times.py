@@ -1,0 +1,168 @@
+"""Date-times in exports: one naive wall-clock time per row, never a silent guess.
+
+The format is chosen once per file from strict candidates (ISO, `YYYY/MM/DD`, d/m/Y, m/d/Y with
+24-hour or 12-hour AM/PM clocks, unpadded hours), then every row is parsed with it in pandas' C
+parser; a row that does not fit is quarantined. When a file reads equally well as day/month and
+month/day (every day ≤ 12) and neither `dayfirst` nor `date_format` is set, it is refused.
+Excel serial numbers are converted with the workbook's epoch and rounded to whole seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from .reader import FileRefused
+
+_DATES: list[tuple[str, str]] = [
+    ("%Y-%m-%d", "ymd"), ("%Y/%m/%d", "ymd"), ("%Y.%m.%d", "ymd"),
+    ("%d/%m/%Y", "dmy"), ("%m/%d/%Y", "mdy"), ("%d-%m-%Y", "dmy"), ("%m-%d-%Y", "mdy"),
+    ("%d.%m.%Y", "dmy"), ("%m.%d.%Y", "mdy"), ("%d/%m/%y", "dmy"), ("%m/%d/%y", "mdy"),
+]  # fmt: skip
+_TIMES = ["%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p"]
+CANDIDATES: list[tuple[str, str]] = [(f"{d} {t}", order) for d, order in _DATES for t in _TIMES]
+CANDIDATES += [(f"%Y-%m-%dT{t}", "ymd") for t in _TIMES[:2]]
+SAMPLE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFormat:
+    format: str
+    order: str  # ymd | dmy | mdy | given
+
+    def alternatives(self) -> list[str]:
+        """Other forms tried for rows the main one cannot read (workbook columns mix `time`
+        cells and "5:31 PM" text): same day/month order only, so nothing is guessed."""
+        if self.order == "given":
+            return []
+        orders = {"ymd", self.order}
+        return [f for f, o in CANDIDATES if o in orders and f != self.format]
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    dayfirst: TimeFormat
+    monthfirst: TimeFormat
+    example: str
+
+
+def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime | None) -> pd.Series:
+    """The pre-step that builds ONE time text per row from one column or a date + time pair."""
+    if len(columns) == 1:
+        s = _strip(frame[columns[0]])
+        if excel_epoch is not None:
+            s = _excel_serials(s, excel_epoch, "datetime")
+    else:
+        d = _strip(frame[columns[0]])
+        t = _strip(frame[columns[1]])
+        if excel_epoch is not None:
+            d = _excel_serials(d, excel_epoch, "date")
+            t = _excel_serials(t, excel_epoch, "time")
+        d = d.str.partition(" ")[0]
+        if t.str.contains("-", regex=False).any():  # a time cell that carries a dummy date
+            t = t.str.replace(r"^\d{4}-\d{2}-\d{2}[ T]", "", regex=True)
+        s = (d + " " + t).where((d != "") & (t != ""), "")
+    return s
+
+
+def _strip(col: pd.Series) -> pd.Series:
+    """Strip and collapse inner runs of spaces, once per distinct value."""
+    codes, uniques = pd.factorize(col.to_numpy(dtype=object))
+    clean = np.array([" ".join(str(u).split()) for u in uniques.tolist()] + [""], dtype=object)
+    return pd.Series(clean[codes], index=col.index, dtype=object)
+
+
+def _excel_serials(s: pd.Series, epoch: datetime, part: str) -> pd.Series:
+    num = pd.to_numeric(s.where(s.str.fullmatch(r"\d+(\.\d+)?"), None), errors="coerce")
+    mask = num.notna()
+    if not mask.any():
+        return s
+    days = num[mask].to_numpy(dtype="float64")
+    secs = np.rint(days * 86400.0).astype("int64")
+    out = s.copy()
+    if part == "time":
+        secs = secs % 86400
+        text = [f"{x // 3600:02d}:{x // 60 % 60:02d}:{x % 60:02d}" for x in secs.tolist()]
+    else:
+        when = np.datetime64(epoch, "s") + secs.astype("timedelta64[s]")
+        text = np.datetime_as_string(when, unit="s").tolist()
+        text = [t.replace("T", " ") for t in text]
+        if part == "date":
+            text = [t[:10] for t in text]
+    out[mask] = text
+    return out
+
+
+def choose_format(
+    sample: pd.Series, dayfirst: bool | None, date_format: str | None, label: str
+) -> TimeFormat | Ambiguous:
+    """The format that reads the most sample values (strict), or the day/month ambiguity."""
+    if date_format:
+        return TimeFormat(date_format, "given")
+    values = pd.Series(pd.unique(sample[sample != ""]))[:SAMPLE]
+    if values.empty:
+        raise FileRefused(f"{label}: no time values found")
+    scores: list[tuple[int, TimeFormat]] = []
+    for fmt, order in CANDIDATES:
+        if dayfirst is True and order == "mdy" or dayfirst is False and order == "dmy":
+            continue
+        ok = int(pd.to_datetime(values, format=fmt, errors="coerce").notna().sum())
+        if ok:
+            scores.append((ok, TimeFormat(fmt, order)))
+    if not scores:
+        examples = ", ".join(repr(v) for v in values[:3])
+        raise FileRefused(f"{label}: no known date-time format reads values like {examples}")
+    best = max(n for n, _ in scores)
+    top = [f for n, f in scores if n == best]
+    first = top[0]
+    if first.order in ("dmy", "mdy"):
+        twin = "mdy" if first.order == "dmy" else "dmy"
+        swapped = _swap(first.format)
+        if any(f.order == twin and f.format == swapped for f in top):
+            d, m = (first, TimeFormat(swapped, twin))
+            if first.order == "mdy":
+                d, m = m, d
+            return Ambiguous(d, m, str(values.iloc[0]))
+    return first
+
+
+def _swap(fmt: str) -> str:
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeFormat:
+    """Read the whole file's times both ways: the one that reads more wins, a tie is refused."""
+    d_ok = m_ok = 0
+    for s in columns:
+        s = s[s != ""]
+        d_ok += int(pd.to_datetime(s, format=amb.dayfirst.format, errors="coerce").notna().sum())
+        m_ok += int(pd.to_datetime(s, format=amb.monthfirst.format, errors="coerce").notna().sum())
+    if d_ok > m_ok:
+        return amb.dayfirst
+    if m_ok > d_ok:
+        return amb.monthfirst
+    raise FileRefused(
+        f"{label}: cannot tell day from month — every date reads both as day/month and as "
+        f"month/day (e.g. {amb.example!r}). Set `dayfirst: true` (03/02/2025 = 3 February), "
+        "`dayfirst: false` (= 2 March) or a `date_format` for this device, or pass --dayfirst, "
+        "--monthfirst or --date-format."
+    )
+
+
+def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
+    """datetime64[s] per row (NaT where the value does not fit the file's format)."""
+    when = pd.to_datetime(s, format=fmt.format, errors="coerce").to_numpy(dtype="datetime64[s]")
+    when = when.copy()  # writable: rows read by another form are filled in below
+    missing = np.isnat(when) & (s.to_numpy(dtype=object) != "")
+    for alt in fmt.alternatives():
+        if not missing.any():
+            break
+        rows = np.flatnonzero(missing)
+        again = pd.to_datetime(s.iloc[rows], format=alt, errors="coerce")
+        when[rows] = again.to_numpy(dtype="datetime64[s]")
+        missing[rows] = np.isnat(when[rows])
+    return when

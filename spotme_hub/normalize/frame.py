@@ -1,0 +1,459 @@
+"""The vectorised twin of `Mapping.apply` + `Normalizer.normalize` for a pandas chunk of rows.
+
+Same `Mapping`, same helpers, same records: every per-value rule (value maps, `card_value`,
+`canonical_card`, `to_punch`, `to_verify`, employee lookup) is the row-wise function itself,
+evaluated once per distinct value; times use zoneinfo offsets per hour bucket; ids are
+`record_id(identity_key(...))` computed over all rows at once. A row the fast path cannot prove
+good (a bad card, an unknown punch, an implausible time...) is handed to the row-wise path, so
+rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
+checks both paths against each other on generated rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ..config import Device
+from ..record import RECORD_FIELDS, RECORD_NAMESPACE, Flag, RawPunch, Record, Rejection
+from . import Normalizer
+from .cards import canonical_card
+from .codes import to_punch, to_verify
+from .mapping import FieldSpec, Ignored, Mapping, MappingError, card_value
+from .timefix import EARLIEST, FUTURE_LIMIT, utc_z_ms, zone
+
+_EPOCH = datetime(1970, 1, 1)
+_JSON = ("flags", "source", "raw")
+
+
+def row_path(
+    normalizer: Normalizer,
+    device: Device,
+    mapping: Mapping,
+    doc: dict[str, Any],
+    source: dict[str, Any],
+    received_at: datetime,
+    punch_map: AbcMapping[str, str] | None = None,
+) -> Record | Rejection | None:
+    """One row through the shared engine: `Mapping.apply` then `Normalizer.normalize`.
+    None when the mapping ignores the row."""
+    try:
+        raw = mapping.apply(
+            doc,
+            received_at=received_at,
+            default_timezone=normalizer.timezone_of(device),
+            source=source,
+        )
+    except Ignored:
+        return None
+    except MappingError as exc:
+        return Rejection(reason=str(exc), raw=doc, source=dict(source), device_id=device.id)
+    return normalizer.normalize(device, raw, now=received_at, punch_map=punch_map)
+
+
+#: Columns that usually hold one value per chunk (device, office, receive time...).
+CONSTANT_CANDIDATES = (
+    "timezone", "received_at", "clock_skew_s", "device_id", "device_kind", "office_id",
+    "office_state", "latitude", "longitude", "location_source", "distance_m", "within_geofence",
+    "schema_version",
+)  # fmt: skip
+
+
+@dataclass
+class FrameResult:
+    """Records as columns (JSON fields already serialised) plus rejections."""
+
+    columns: dict[str, list[Any]]
+    rejections: list[Rejection] = field(default_factory=list)
+    ignored: int = 0
+    known: int = 0  # rows left out because `known_ids` said their id is already stored
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+    def table(self) -> tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]:
+        """(varying column names, row tuples sorted by id, {column: the one value of the rest})
+        — the shape `Store.bulk_insert` takes."""
+        n = len(self)
+        consts: dict[str, Any] = {}
+        for name in CONSTANT_CANDIDATES:
+            col = self.columns[name]
+            if n and col.count(col[0]) == n and type(col[0]) in (str, int, float, type(None)):
+                consts[name] = col[0]
+        names = [name for name in RECORD_FIELDS if name not in consts]
+        if not n:
+            return names, [], consts
+        order = np.argsort(np.array(self.columns["id"]), kind="stable")
+        cols = [np.asarray(self.columns[name], dtype=object)[order].tolist() for name in names]
+        return names, list(zip(*cols, strict=True)), consts
+
+    def records(self) -> list[Record]:
+        out = []
+        for i in range(len(self)):
+            values = {name: self.columns[name][i] for name in RECORD_FIELDS}
+            for name in _JSON:
+                values[name] = orjson.loads(values[name])
+            out.append(Record(**values))
+        return out
+
+
+def record_ids(keys: list[str]) -> list[str]:
+    """`record_id(key)` for many keys: one SHA-1 per key, the UUID layout done by numpy."""
+    n = len(keys)
+    if not n:
+        return []
+    ns = RECORD_NAMESPACE.bytes
+    sha1 = hashlib.sha1
+    parts = "\n".join(keys).encode("utf-8").split(b"\n")
+    if len(parts) != n:  # a key with a newline in it
+        parts = [k.encode("utf-8") for k in keys]
+    digests = b"".join([sha1(ns + p).digest() for p in parts])
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(n, 20)[:, :16].copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
+    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    out[:, 0:8], out[:, 9:13], out[:, 14:18] = hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16]
+    out[:, 19:23], out[:, 24:36] = hexed[:, 16:20], hexed[:, 20:32]
+    return out.view("S36").ravel().astype("U36").tolist()
+
+
+def _offset_text(seconds: int) -> str:
+    return datetime(2000, 1, 1, tzinfo=timezone(timedelta(seconds=seconds))).isoformat()[19:]
+
+
+def _by_hour(values: np.ndarray, offset_at: Callable[[int], int]) -> np.ndarray:
+    """offset_at(second) for every value, computed once per hour unless the hour has a change."""
+    hours, inverse = np.unique(values // 3600, return_inverse=True)
+    per_hour = np.empty(len(hours), dtype=np.int64)
+    mixed = np.zeros(len(hours), dtype=bool)
+    for k, h in enumerate(hours.tolist()):
+        a, b = offset_at(h * 3600), offset_at(h * 3600 + 3599)
+        per_hour[k] = a
+        mixed[k] = a != b
+    out = per_hour[inverse]
+    if mixed.any():
+        rows = np.flatnonzero(mixed[inverse])
+        out[rows] = [offset_at(int(v)) for v in values[rows].tolist()]
+    return out
+
+
+def local_offsets(naive_s: np.ndarray, tz: str) -> np.ndarray:
+    """UTC offset (s) of naive wall-clock seconds in `tz`, as `replace(tzinfo=zone)` gives it."""
+    z = zone(tz)
+
+    def at(sec: int) -> int:
+        off = (_EPOCH + timedelta(seconds=sec)).replace(tzinfo=z).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    return _by_hour(naive_s, at)
+
+
+def utc_offsets(utc_s: np.ndarray, tz: str) -> np.ndarray:
+    """UTC offset (s) of `tz` at absolute times (UTC seconds)."""
+    z = zone(tz)
+
+    def at(sec: int) -> int:
+        off = datetime.fromtimestamp(sec, z).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    return _by_hour(utc_s, at)
+
+
+def _per_value(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
+    """fn applied once per distinct value (object array aligned with `values`)."""
+    codes, uniques = pd.factorize(values)  # None/NA → code -1, the last slot below
+    results = np.empty(len(uniques) + 1, dtype=object)
+    results[:-1] = [fn(u) for u in uniques.tolist()]
+    if len(codes) and codes.min() < 0:
+        results[-1] = fn(None)
+    return results[codes]
+
+
+_BAD = object()
+
+
+def normalize_frame(
+    normalizer: Normalizer,
+    device: Device,
+    mapping: Mapping,
+    docs: pd.DataFrame,
+    times: np.ndarray,
+    file: str,
+    lines: list[int],
+    received_at: datetime,
+    punch_map: AbcMapping[str, str] | None = None,
+    known_ids: Callable[[list[str]], set[str]] | None = None,
+) -> FrameResult:
+    """The records (and rejections) `row_path` gives for each row of `docs`, computed per column.
+
+    `docs` holds one row document per row (str cells, `mapping.time` naming an ISO text column)
+    and `times` the same times as naive datetime64[s] (the CSV pre-step parsed both).
+    `known_ids(ids)` may name ids already stored: those rows are counted, not built (re-imports).
+    """
+    n = len(docs)
+    result = FrameResult({name: [] for name in RECORD_FIELDS})
+    if n == 0:
+        return result
+    if (
+        mapping.match or mapping.ignore or mapping.require or mapping.format != "json"
+        or mapping.latitude is not None or mapping.longitude is not None
+    ):  # fmt: skip
+        return _all_rows(normalizer, device, mapping, docs, file, lines, received_at, punch_map)
+    tz_dev = normalizer.timezone_of(device)
+    tz_map = mapping.timezone or tz_dev
+    bad = np.zeros(n, dtype=bool)
+
+    def column(spec: FieldSpec | None, fn: Callable[[Any], Any]) -> np.ndarray:
+        if spec is None:
+            return np.full(n, fn(None), dtype=object)
+        if spec.path is None:
+            return np.full(n, fn(_get(spec, spec.const)), dtype=object)
+        if spec.path not in docs.columns:
+            return np.full(n, fn(_get(spec, None)), dtype=object)
+        return _per_value(docs[spec.path], lambda v: fn(_get(spec, v)))
+
+    # who
+    users = column(mapping.user_id, lambda v: None if v is None else (str(v).strip() or None))
+    card_fmt = mapping.card.format if mapping.card is not None else "auto"
+    cards_raw = column(
+        mapping.card, lambda v: _safe(card_value, v, card_fmt) if v is not None else None
+    )
+    bad |= _is_bad(cards_raw)
+    cards = _per_value(pd.Series(cards_raw, dtype=object), _canonical)
+    bad |= _is_bad(cards)
+    no_who = np.fromiter(
+        (u is None and (c is None or c == "") for u, c in zip(users, cards_raw, strict=True)),
+        dtype=bool, count=n,
+    )  # fmt: skip
+    bad |= no_who
+    # what
+    # the normaliser's own hub-wide punch map (where it has one) under the caller's, as
+    # `Normalizer.normalize` merges them
+    hub_map = dict(getattr(normalizer, "punch_map", None) or {})
+    effective_map = {**hub_map, **punch_map} if punch_map else hub_map
+    punches = column(mapping.punch, lambda v: _punch_text(v, effective_map or None))
+    bad |= _is_bad(punches)
+    verify_none = column(mapping.verify, lambda v: v is None)
+    verifies = column(mapping.verify, lambda v: str(to_verify(v)))
+    serials = column(mapping.device_serial, lambda v: None if v is None else str(v))
+    # when
+    naive = times.astype("datetime64[s]").astype(np.int64)
+    bad |= np.isnat(times)
+    naive = np.where(bad, 0, naive)
+    utc = naive - local_offsets(naive, tz_map)
+    recv = int(received_at.astimezone(UTC).timestamp())
+    bad |= utc < int(EARLIEST.timestamp())
+    bad |= utc > recv + int(FUTURE_LIMIT.total_seconds())
+    dev_off = utc_offsets(utc, tz_dev)
+    local_wall = naive if tz_map == tz_dev else utc + dev_off
+
+    good = np.flatnonzero(~bad)
+    fallback = np.flatnonzero(bad)
+    extra: list[Record] = []
+    for i in fallback.tolist():
+        out = row_path(
+            normalizer, device, mapping, _doc(docs, i), {"file": file, "line": lines[i]},
+            received_at, punch_map,
+        )  # fmt: skip
+        if isinstance(out, Record):
+            extra.append(out)
+        elif isinstance(out, Rejection):
+            result.rejections.append(out)
+        else:
+            result.ignored += 1
+    if len(good):
+        _fill(result, normalizer, device, mapping, docs, good, users, cards, cards_raw, punches,
+              verifies, verify_none, serials, utc, local_wall, dev_off, file, lines, received_at,
+              tz_dev, known_ids)  # fmt: skip
+    for rec in extra:
+        _append(result, rec)
+    return result
+
+
+def _fill(
+    result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
+    docs: pd.DataFrame, good: np.ndarray, users: np.ndarray, cards: np.ndarray,
+    cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
+    serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray, file: str,
+    lines: list[int], received_at: datetime, tz_dev: str,
+    known_ids: Callable[[list[str]], set[str]] | None,
+) -> None:  # fmt: skip
+    users, cards, punches = users[good], cards[good], punches[good]
+    creds = [f"u:{u}" if u is not None else f"c:{c}" for u, c in zip(users, cards, strict=True)]
+    local_text = np.datetime_as_string(local_wall[good].astype("datetime64[s]"), unit="s")
+    prefix = f"{device.id}|"
+    keys = [
+        f"{prefix}{c}|{t}|{p}"
+        for c, t, p in zip(creds, local_text.tolist(), punches.tolist(), strict=True)
+    ]
+    ids = record_ids(keys)
+    if known_ids is not None:
+        known = known_ids(ids)
+        if known:
+            keep = np.fromiter((i not in known for i in ids), dtype=bool, count=len(ids))
+            result.known += int((~keep).sum())
+            good, users, cards, punches = good[keep], users[keep], cards[keep], punches[keep]
+            ids = [i for i, k in zip(ids, keep.tolist(), strict=True) if k]
+            if not len(good):
+                return
+    verifies = verifies[good].copy()
+    card_verify = np.fromiter(
+        (c is not None for c in cards), dtype=bool, count=len(good)
+    ) & verify_none[good].astype(bool)
+    verifies[card_verify] = "card"
+    if mapping.card is None:
+        employees = _per_value(
+            pd.Series(users, dtype=object), lambda u: normalizer.employee_for(device.id, u, None)
+        )
+    else:
+        pairs = pd.Series([f"{u}\0{c}" for u, c in zip(users, cards, strict=True)])
+        lookup = {f"{u}\0{c}": (u, c) for u, c in zip(users, cards, strict=True)}
+        employees = _per_value(pairs, lambda k: normalizer.employee_for(device.id, *lookup[k]))
+    template = _template(normalizer, device, received_at)
+    base_flags = set(template.flags) - {Flag.UNMAPPED_EMPLOYEE.value}
+    flag_json = {
+        False: orjson.dumps(sorted(base_flags)).decode(),
+        True: orjson.dumps(sorted(base_flags | {Flag.UNMAPPED_EMPLOYEE.value})).decode(),
+    }
+    utc_g = utc[good]
+    occurred = np.char.add(np.datetime_as_string(utc_g.astype("datetime64[s]"), unit="s"), "Z")
+    offs = dev_off[good]
+    loc_wall = np.datetime_as_string((utc_g + offs).astype("datetime64[s]"), unit="s")
+    off_text = _per_value(pd.Series(offs), lambda o: _offset_text(int(o)))
+    local_time = [a + b for a, b in zip(loc_wall.tolist(), off_text.tolist(), strict=True)]
+    file_json = orjson.dumps(file).decode()
+    sources = [f'{{"file":{file_json},"line":{lines[i]}}}' for i in good.tolist()]
+    m = len(good)
+    cols = result.columns
+    cols["id"] += ids
+    cols["employee_id"] += employees.tolist()
+    cols["source_user_id"] += users.tolist()
+    cols["card"] += cards.tolist()
+    cols["punch"] += punches.tolist()
+    cols["verify"] += verifies.tolist()
+    cols["occurred_at"] += occurred.tolist()
+    cols["local_time"] += local_time
+    cols["timezone"] += [tz_dev] * m
+    cols["received_at"] += [utc_z_ms(received_at)] * m
+    cols["clock_skew_s"] += [None] * m
+    cols["device_id"] += [device.id] * m
+    cols["device_kind"] += [device.kind] * m
+    cols["device_serial"] += serials[good].tolist()
+    for name in ("office_id", "office_state", "latitude", "longitude", "location_source",
+                 "distance_m", "within_geofence", "schema_version"):  # fmt: skip
+        cols[name] += [getattr(template, name)] * m
+    cols["flags"] += [flag_json[e is None] for e in employees.tolist()]
+    cols["source"] += sources
+    cols["raw"] += _raw_json(docs, good)
+
+
+def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
+    """orjson.dumps of each row document, built column by column (once per distinct value)."""
+    parts: list[list[str]] = []
+    dumps = orjson.dumps
+    for k, name in enumerate(docs.columns):
+        lead = ("{" if k == 0 else ",") + dumps(str(name)).decode() + ":"
+        codes, uniques = pd.factorize(docs[name].to_numpy(dtype=object)[good])
+        texts = np.empty(len(uniques) + 1, dtype=object)
+        values = uniques.tolist()
+        if _plain(values):  # printable ASCII without quotes or backslashes: JSON is "value"
+            texts[:-1] = [f'{lead}"{u}"' for u in values]
+        else:
+            texts[:-1] = [lead + dumps(u).decode() for u in values]
+        texts[-1] = lead + "null"
+        parts.append(texts[codes].tolist())
+    if not parts:
+        return ["{}"] * len(good)
+    return ["".join(t) + "}" for t in zip(*parts, strict=True)]
+
+
+def _plain(values: list[Any]) -> bool:
+    """All str, printable ASCII, no `"` or `\\`: then json.dumps(v) == '"' + v + '"'."""
+    if not all(type(v) is str for v in values):
+        return False
+    joined = "".join(values)
+    return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
+
+
+def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
+    """The device/office-constant fields (office, location, geofence), as `normalize` makes them."""
+    out = normalizer.normalize(
+        device, RawPunch(device_time=received_at, user_id="template"), now=received_at
+    )
+    assert isinstance(out, Record)
+    return out
+
+
+def _append(result: FrameResult, rec: Record) -> None:
+    row = rec.to_dict()
+    for name in RECORD_FIELDS:
+        value = row[name]
+        if name in _JSON:
+            value = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        result.columns[name].append(value)
+
+
+def _all_rows(
+    normalizer: Normalizer, device: Device, mapping: Mapping, docs: pd.DataFrame, file: str,
+    lines: list[int], received_at: datetime, punch_map: AbcMapping[str, str] | None,
+) -> FrameResult:  # fmt: skip
+    result = FrameResult({name: [] for name in RECORD_FIELDS})
+    for i in range(len(docs)):
+        out = row_path(
+            normalizer, device, mapping, _doc(docs, i), {"file": file, "line": lines[i]},
+            received_at, punch_map,
+        )  # fmt: skip
+        if isinstance(out, Record):
+            _append(result, out)
+        elif isinstance(out, Rejection):
+            result.rejections.append(out)
+        else:
+            result.ignored += 1
+    return result
+
+
+def _doc(docs: pd.DataFrame, i: int) -> dict[str, Any]:
+    return {str(k): v for k, v in docs.iloc[i].items()}
+
+
+def _get(spec: FieldSpec, value: Any) -> Any:
+    """`Mapping.apply`'s get() for one value."""
+    if value is None or value == "":
+        value = spec.default
+    if spec.map is not None and value is not None:
+        value = spec.map.get(str(value), value)
+    return value
+
+
+def _is_bad(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((v is _BAD for v in values), dtype=bool, count=len(values))
+
+
+def _safe(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except MappingError:
+        return _BAD
+
+
+def _canonical(card: Any) -> Any:
+    if card is _BAD:
+        return _BAD
+    if card is not None and str(card).strip():
+        key = canonical_card(card)
+        return _BAD if key is None else key
+    return None
+
+
+def _punch_text(value: Any, punch_map: AbcMapping[str, str] | None) -> Any:
+    punch = to_punch(value, punch_map)
+    return _BAD if punch is None else str(punch)

@@ -1,0 +1,158 @@
+"""`kind: csv` watch folder through the real runtime: files move only after their commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, write
+
+from spotme_hub.runtime import Hub
+
+
+async def _wait(cond, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def _age(path: Path) -> None:
+    old = time.time() - 60
+    os.utime(path, (old, old))
+
+
+def test_watch_folder_imports_then_moves_after_commit(tmp_path: Path) -> None:
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 1})
+    seen_at_commit: list[bool] = []
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        target = watch / "7_attlog.dat"
+        hub.commit_listeners.append(
+            lambda recs, res: seen_at_commit.extend(
+                (watch / r.source["file"]).exists() for r in recs
+            )
+        )
+        await hub.start()
+        try:
+            text = attlog_line("1", "2025-01-02 08:00:00") + attlog_line("2", "2025-01-02 08:01:00")
+            write(target, text)
+            _age(target)
+            await _wait(lambda: (watch / "processed" / "7_attlog.dat").exists())
+            assert not target.exists()
+            assert hub.store.count_records() == 2
+            # the same content again: recognised, moved, nothing added
+            write(target, text)
+            _age(target)
+            await _wait(lambda: not target.exists())
+            assert hub.store.count_records() == 2
+            assert len(list((watch / "processed").iterdir())) == 2
+            # a fresh file still being written (recent mtime) is left alone until it settles
+            fresh = write(watch / "8_attlog.dat", attlog_line("3", "2025-01-03 08:00:00"))
+            await asyncio.sleep(0.5)
+            assert fresh.exists()
+            await _wait(lambda: not fresh.exists())
+            assert hub.store.count_records() == 3
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    assert len(seen_at_commit) == 3 and all(seen_at_commit)  # each file was still in the inbox
+
+
+def test_refused_file_goes_to_failed_with_reason_and_rows_are_quarantined(tmp_path: Path) -> None:
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    cfg = make_config(
+        tmp_path, {**MALAY_COLUMNS, "watch": str(watch), "poll_every": 0.2, "settle_s": 0}
+    )
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            amb = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t03/02/2025\t08:01\tMasuk\n"
+            write(watch / "amb.txt", amb)
+            await _wait(lambda: (watch / "failed" / "amb.txt").exists())
+            reason = (watch / "failed" / "amb.txt.error.txt").read_text()
+            assert "cannot tell day from month" in reason
+            good = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t13/02/2025\t08:01\tMasuk\n2\t13/02/2025\t08:01\tLain\n"
+            write(watch / "ok.txt", good)
+            await _wait(lambda: (watch / "processed" / "ok.txt").exists())
+            assert hub.store.count_records() == 1
+            [item] = hub.store.quarantine_items()
+            assert item["source"]["line"] == 3 and item["device_id"] == "usb"
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+
+
+def test_row_path_of_the_adapter_matches_the_bulk_import(tmp_path: Path) -> None:
+    """The same file through the watch folder and through `spotme-hub import`: same ids."""
+    from fileimport_helpers import open_store, run_import
+
+    text = "".join(attlog_line(str(u), f"2025-01-0{u} 0{u}:00:00", u % 2, 15) for u in range(1, 8))
+    bulk_dir = tmp_path / "bulk"
+    bulk_dir.mkdir()
+    bulk_cfg = make_config(bulk_dir)
+    bulk_store = open_store(bulk_cfg)
+    run_import(bulk_cfg, bulk_store, write(bulk_dir / "a_attlog.dat", text))
+    bulk = {r["id"]: r for r in bulk_store.iter_records()}
+
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 0})
+
+    async def main() -> dict:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            write(watch / "a_attlog.dat", text)
+            await _wait(lambda: (watch / "processed" / "a_attlog.dat").exists())
+            return {r["id"]: r for r in hub.store.iter_records()}
+        finally:
+            await hub.stop()
+
+    watched = asyncio.run(main())
+    assert set(watched) == set(bulk) and len(bulk) == 7
+    for rid, rec in bulk.items():
+        other = watched[rid]
+        for key in ("local_time", "occurred_at", "punch", "verify", "source", "raw", "flags"):
+            assert rec[key] == other[key]
+
+
+def test_glob_path_imports_each_file_once_and_leaves_it(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cfg = make_config(
+        tmp_path, {"path": str(folder / "*_attlog.dat"), "poll_every": 0.2, "settle_s": 0}
+    )
+    write(folder / "1_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
+    write(folder / "notes.txt", "not an export")
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: hub.store.count_records() == 1)
+            write(
+                folder / "2_attlog.dat",
+                attlog_line("1", "2025-01-02 08:00:00") + attlog_line("2", "2025-01-02 09:00:00"),
+            )
+            await _wait(lambda: hub.store.count_records() == 2)
+            polls = hub.health["usb"].counters["polls"]
+            await _wait(lambda: hub.health["usb"].counters["polls"] >= polls + 3)
+            assert hub.store.count_records() == 2
+            assert hub.health["usb"].counters["files_imported"] == 2
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    assert sorted(p.name for p in folder.iterdir()) == ["1_attlog.dat", "2_attlog.dat", "notes.txt"]

@@ -1,0 +1,373 @@
+"""CSV/Excel imports: presets, encodings, date forms, refusal, quarantine, idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+import pytest
+from fileimport_helpers import (
+    BIOTIME_CSV,
+    MALAY_COLUMNS,
+    MALAY_TSV,
+    attlog_line,
+    make_config,
+    open_store,
+    run_import,
+    write,
+)
+
+from spotme_hub.fileimport.reader import FileRefused
+
+
+def _records(store):
+    return list(store.iter_records())
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+def test_attlog_padded_pins_short_lines_and_codes(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    text = (
+        attlog_line("1", "2026-10-03 08:59:01", 0, 1)
+        + attlog_line("00012", "2026-10-03 17:59:01", 1, 15)
+        + attlog_line("7", "2026-10-03 12:00:00", 2, 4, fields=4)
+        + attlog_line("7", "2026-10-03 13:00:00", 3, 1, fields=5)
+    )
+    s = run_import(cfg, store, write(tmp_path / "7_attlog.dat", text))
+    assert (s.preset, s.rows_read, s.imported, s.quarantined) == ("zkteco_attlog", 4, 4, 0)
+    recs = {(r["source_user_id"], r["punch"], r["verify"]) for r in _records(store)}
+    assert recs == {
+        ("1", "in", "fingerprint"),
+        ("00012", "out", "face"),
+        ("7", "break_out", "unknown"),
+        ("7", "break_in", "fingerprint"),
+    }
+    by_user = {r["source_user_id"]: r for r in _records(store)}
+    assert by_user["00012"]["employee_id"] == "J0012"
+    assert by_user["1"]["local_time"] == "2026-10-03T08:59:01+08:00"
+    assert by_user["1"]["occurred_at"] == "2026-10-03T00:59:01Z"
+    assert by_user["1"]["source"] == {"file": "7_attlog.dat", "line": 1}
+
+
+def test_attlog_ssr_serial_and_checksum_lines_are_skipped(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    text = (
+        "CQZ7224460246\r\n"
+        + attlog_line("1", "2026-10-03 08:59:01")
+        + attlog_line("2", "2026-10-03 09:00:00")
+        + "A1B2C3D4\r\n"
+    )
+    s = run_import(cfg, store, write(tmp_path / "ssr_attlog.dat", text))
+    assert (s.imported, s.skipped, s.quarantined) == (2, 2, 0)
+
+
+def test_biotime_csv_title_row_separate_date_and_time(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "transactions.csv", BIOTIME_CSV))
+    assert (s.preset, s.imported, s.quarantined) == ("biotime", 3, 0)
+    rows = sorted(_records(store), key=lambda r: r["occurred_at"])
+    assert [r["punch"] for r in rows] == ["in", "out", "in"]
+    assert rows[0]["local_time"] == "2025-02-03T08:01:00+08:00"
+    assert rows[2]["local_time"] == "2025-02-04T08:05:00+08:00"  # unpadded hour
+    assert rows[0]["device_serial"] == "CQZ7224460246"
+    assert rows[0]["source_user_id"] == "00012"  # leading zeros kept
+    assert rows[2]["verify"] == "card"
+
+
+def test_biotime_xlsx_with_times_as_objects_and_serials(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Transactions"])
+    ws.append(["Employee ID", "First Name", "Date", "Punch Time", "Punch State"])
+    ws.append(["00012", "Siti", dt.date(2025, 2, 3), dt.time(8, 1), "Check In"])
+    ws.append(["00012", "Siti", dt.date(2025, 2, 3), 0.7298611111111111, "Check Out"])  # 17:31
+    ws.append(["1", "Tan", 45692, "5:31 PM", "Check Out"])  # serial date, 12-hour text
+    path = tmp_path / "transactions.xlsx"
+    wb.save(path)
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    s = run_import(cfg, store, path)
+    assert (s.reader, s.imported, s.quarantined) == ("excel", 3, 0), s.problems
+    times = sorted(r["local_time"] for r in _records(store))
+    assert times == [
+        "2025-02-03T08:01:00+08:00",
+        "2025-02-03T17:31:00+08:00",
+        "2025-02-04T17:31:00+08:00",
+    ]
+
+
+def test_excel_serial_datetime_float_noise_rounds_to_seconds(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Employee ID", "Time", "Punch State"])
+    ws.append(["5", 45691.3340277778, "Check In"])  # 2025-02-03 08:01:00 + float noise
+    path = tmp_path / "t.xlsx"
+    wb.save(path)
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    assert run_import(cfg, store, path).imported == 1
+    assert _records(store)[0]["local_time"] == "2025-02-03T08:01:00+08:00"
+
+
+def test_generic_malay_headers(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "kehadiran.txt", MALAY_TSV))
+    assert (s.preset, s.imported, s.quarantined) == ("generic", 2, 0)
+    rows = sorted(_records(store), key=lambda r: r["occurred_at"])
+    assert [(r["punch"], r["local_time"]) for r in rows] == [
+        ("in", "2025-02-13T08:01:00+08:00"),
+        ("out", "2025-02-13T17:31:00+08:00"),
+    ]
+
+
+# --- encodings and fake .xls ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("utf-16", "utf-16"), ("cp1252", "cp1252")],
+)
+def test_encodings_are_detected_and_reported(tmp_path: Path, encoding: str, expected: str) -> None:
+    text = MALAY_TSV.replace("Siti binti Abu", "Zoë d’Almeida")  # non-ASCII in cp1252 too
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "k.txt", text, encoding))
+    assert s.reader.startswith(f"text, {expected},")
+    assert s.imported == 2
+    assert {r["raw"]["Nama"] for r in _records(store)} == {"Zoë d’Almeida"}
+
+
+def test_comma_and_semicolon_delimiters_are_sniffed(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    semi = MALAY_TSV.replace("\t", ";")
+    assert run_import(cfg, store, write(tmp_path / "a.csv", semi)).reader.endswith("';'")
+    comma = MALAY_TSV.replace("\t", ",").replace("Siti binti Abu", '"Abu, Siti"')
+    s = run_import(cfg, store, write(tmp_path / "b.csv", comma))
+    assert s.reader.endswith("','") and s.duplicates == 2
+
+
+def test_xls_that_is_html_tsv_or_xml(tmp_path: Path) -> None:
+    html = (
+        "<html><body><table><tr><th>Employee ID</th><th>Date</th><th>Punch Time</th>"
+        "<th>Punch State</th></tr><tr><td>00012</td><td>2025-02-03</td><td>08:01:00</td>"
+        "<td>Check In</td></tr></table></body></html>"
+    )
+    tsv = "Employee ID\tDate\tPunch Time\tPunch State\n00012\t2025-02-03\t08:01:00\tCheck In\n"
+    xml = (
+        '<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+        'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="S"><Table>'
+        '<Row><Cell><Data ss:Type="String">Employee ID</Data></Cell><Cell><Data ss:Type="String">'
+        'Time</Data></Cell><Cell><Data ss:Type="String">Punch State</Data></Cell></Row>'
+        '<Row><Cell><Data ss:Type="String">00012</Data></Cell><Cell><Data ss:Type="DateTime">'
+        '2025-02-03T08:01:00.000</Data></Cell><Cell><Data ss:Type="String">Check In</Data>'
+        "</Cell></Row></Table></Worksheet></Workbook>"
+    )
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    kinds = []
+    for name, text, enc in [
+        ("a.xls", html, "utf-8"),
+        ("b.xls", tsv, "utf-16"),
+        ("c.xls", xml, "utf-8"),
+    ]:
+        s = run_import(cfg, store, write(tmp_path / name, text, enc))
+        kinds.append((s.reader.split(",")[0], s.imported + s.duplicates))
+    assert kinds == [("html", 1), ("text", 1), ("xml", 1)]
+    assert store.count_records() == 1  # the same punch three times
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("date", "clock", "expected"),
+    [
+        ("2025/02/03", "8:01", "2025-02-03T08:01:00"),
+        ("2025-02-03", "08:01:09 PM", "2025-02-03T20:01:09"),
+        ("13/02/2025", "12:05 AM", "2025-02-13T00:05:00"),
+        ("02/13/2025", "12:05 PM", "2025-02-13T12:05:00"),
+        ("13.02.2025", "23:59", "2025-02-13T23:59:00"),
+    ],
+)
+def test_date_forms(tmp_path: Path, date: str, clock: str, expected: str) -> None:
+    text = f"No. Pekerja\tTarikh\tMasa\tStatus\n1\t{date}\t{clock}\tMasuk\n"
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "d.txt", text))
+    assert s.imported == 1, s.problems
+    assert _records(store)[0]["local_time"] == expected + "+08:00"
+
+
+def test_ambiguous_day_month_is_refused_then_resolved_by_dayfirst(tmp_path: Path) -> None:
+    text = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t03/02/2025\t08:01\tMasuk\n2\t04/02/2025\t08:02\tMasuk\n"
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    path = write(tmp_path / "amb.txt", text)
+    with pytest.raises(FileRefused, match="cannot tell day from month"):
+        run_import(cfg, store, path)
+    assert store.count_records() == 0
+    assert run_import(cfg, store, path, dayfirst=True).imported == 2
+    assert {r["local_time"][:10] for r in _records(store)} == {"2025-02-03", "2025-02-04"}
+    s = run_import(cfg, store, path, dayfirst=False, force=True)
+    assert s.imported == 2  # 2 and 3 April: different punches
+    assert run_import(cfg, store, path, date_format="%d/%m/%Y %H:%M", force=True).duplicates == 2
+
+
+def test_a_later_row_settles_the_day_month_order(tmp_path: Path) -> None:
+    rows = "".join(f"1\t0{d}/02/2025\t08:0{d}\tMasuk\n" for d in range(1, 9))
+    text = "No. Pekerja\tTarikh\tMasa\tStatus\n" + rows + "1\t25/02/2025\t08:00\tMasuk\n"
+    cfg = make_config(tmp_path, {**MALAY_COLUMNS, "chunk_rows": 100})
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "late.txt", text))
+    assert s.imported == 9 and s.time_format.startswith("%d/%m/%Y")
+
+
+# --- messy rows ---------------------------------------------------------------------------------
+
+
+def test_title_blank_repeated_header_summary_skipped_and_bad_rows_quarantined(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "Laporan Kehadiran Januari 2025\n"  # line 1: title
+        "\n"  # 2
+        "No. Pekerja\tNama\tTarikh\tMasa\tStatus\n"  # 3: header
+        "00012\tSiti\t13/02/2025\t08:01 AM\tMasuk\n"  # 4
+        "\t\t\t\t\n"  # 5 blank
+        "No. Pekerja\tNama\tTarikh\tMasa\tStatus\n"  # 6 repeated header
+        "00012\tSiti\t31/02/2025\t05:31 PM\tKeluar\n"  # 7 no such day
+        "00013\tAli\t13/02/2025\t05:31 PM\tRehat panjang\n"  # 8 unknown punch
+        "00014\tAbu\t14/02/2025\t09:00 AM\tMasuk\textra\n"  # 9 too many fields
+        "\tBadrul\t14/02/2025\t09:00 AM\tMasuk\n"  # 10 no id
+        "00015\tAmin\t14/02/2025\t09:00 AM\tMasuk\n"  # 11
+        "Jumlah\t\t\t\t3\n"  # 12 summary
+        "TOTAL: 3 rekod\n"  # 13 summary
+    )
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "messy.txt", text))
+    assert (s.imported, s.quarantined, s.skipped) == (2, 4, 4)
+    lines = {line: reason for line, reason in s.problems}
+    assert sorted(lines) == [7, 8, 9, 10]
+    assert "cannot read time" in lines[7]
+    assert "unknown punch type" in lines[8]
+    assert "too many fields" in lines[9]
+    assert "no user id or card" in lines[10]
+    items = store.quarantine_items()
+    assert sorted(i["source"]["line"] for i in items) == [7, 8, 9, 10]
+    assert {i["source"]["file"] for i in items} == {"messy.txt"}
+
+
+def test_implausible_time_is_quarantined(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    text = attlog_line("1", "1999-12-31 08:00:00") + attlog_line("1", "2025-01-02 08:00:00")
+    s = run_import(cfg, store, write(tmp_path / "x_attlog.dat", text))
+    assert (s.imported, s.quarantined) == (1, 1)
+    assert s.problems[0][0] == 1 and "before 2000" in s.problems[0][1]
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+
+def test_reimport_and_overlapping_exports_add_no_duplicates(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, {"chunk_rows": 100})
+    store = open_store(cfg)
+    first = "".join(
+        attlog_line(str(u), f"2025-03-0{d} 08:00:0{u}") for d in (1, 2) for u in range(5)
+    )
+    second = "".join(
+        attlog_line(str(u), f"2025-03-0{d} 08:00:0{u}") for d in (2, 3) for u in range(5)
+    )
+    a = run_import(cfg, store, write(tmp_path / "a_attlog.dat", first))
+    assert (a.imported, a.duplicates) == (10, 0)
+    again = run_import(cfg, store, tmp_path / "a_attlog.dat")
+    assert again.already_imported is not None and store.count_records() == 10
+    b = run_import(cfg, store, write(tmp_path / "b_attlog.dat", second))
+    assert (b.imported, b.duplicates) == (5, 5)
+    forced = run_import(cfg, store, tmp_path / "b_attlog.dat", force=True)
+    assert (forced.imported, forced.duplicates) == (0, 10)
+    assert store.count_records() == 15
+
+
+def test_dry_run_commits_nothing(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    s = run_import(
+        cfg,
+        store,
+        write(tmp_path / "d_attlog.dat", attlog_line("1", "2025-01-02 08:00:00")),
+        dry_run=True,
+    )
+    assert s.imported == 1 and store.count_records() == 0
+    assert run_import(cfg, store, tmp_path / "d_attlog.dat").imported == 1
+
+
+def test_device_column_maps_rows_to_configured_devices(tmp_path: Path) -> None:
+    cfg = make_config(
+        tmp_path,
+        {"device_column": "device_no", "devices": {"1": "lobby", "2": "gate"}},
+        more_devices=[
+            {"id": "lobby", "kind": "csv", "office": "hq"},
+            {"id": "gate", "kind": "csv", "office": "hq", "timezone": "Asia/Kuching"},
+        ],
+    )
+    store = open_store(cfg)
+    text = (
+        "1\t2025-01-02 08:00:00\t1\t0\t1\t0\r\n"
+        "1\t2025-01-02 08:00:00\t2\t0\t1\t0\r\n"
+        "1\t2025-01-02 08:00:00\t9\t0\t1\t0\r\n"
+    )
+    s = run_import(cfg, store, write(tmp_path / "m_attlog.dat", text))
+    assert (s.imported, s.quarantined) == (2, 1)
+    assert {r["device_id"] for r in _records(store)} == {"lobby", "gate"}
+    assert "unknown device '9'" in s.problems[0][1]
+
+
+def test_mac_1904_workbook_and_named_sheet(tmp_path: Path) -> None:
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    wb = openpyxl.Workbook()
+    wb.epoch = CALENDAR_MAC_1904
+    wb.active.title = "Cover"
+    wb.active.append(["Laporan"])
+    ws = wb.create_sheet("Transactions")
+    ws.append(["Employee ID", "Time", "Punch State"])
+    ws.append(["5", 44229.3340277778, "Check In"])  # 1904 system: 2025-02-03 08:01:00
+    path = tmp_path / "mac.xlsx"
+    wb.save(path)
+    cfg = make_config(tmp_path, {"sheet": "Transactions"})
+    store = open_store(cfg)
+    assert run_import(cfg, store, path).imported == 1
+    assert _records(store)[0]["local_time"] == "2025-02-03T08:01:00+08:00"
+
+
+def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:
+    from spotme_hub.replay import replay_item
+
+    cfg = make_config(tmp_path, {**MALAY_COLUMNS, "punch": {"Lewat": "in"}})
+    store = open_store(cfg)
+    text = (
+        "No. Pekerja\tTarikh\tMasa\tStatus\n"
+        "1\t2025-02-13\t08:01\tMasuk\n"
+        "2\t13/02/2025\t08:02\tMasuk\n"  # another date form than the file's: quarantined
+        "3\t2025-02-13\t08:03\tLewat\n"
+    )
+    s = run_import(cfg, store, write(tmp_path / "r.txt", text))
+    assert (s.imported, s.quarantined) == (2, 1)
+    [item] = store.quarantine_items()
+    assert item["source"] == {"file": "r.txt", "line": 3}
+    outcome = replay_item(cfg, store, item)
+    assert outcome.status == "replayed", outcome.detail
+    rec = next(r for r in store.iter_records() if r["source_user_id"] == "2")
+    assert rec["local_time"] == "2025-02-13T08:02:00+08:00"
+    assert rec["source"] == {"file": "r.txt", "line": 3}
+    assert store.quarantine_count() == 0

@@ -1,0 +1,70 @@
+"""`spotme-hub import` on the project's sample exports in fixtures/ (summary, refusal, dry run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from spotme_hub.cli import cli
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+CONFIG = """
+hub:
+  database: sqlite:///{db}
+offices:
+  - id: hq
+employees:
+  - {{id: J1, user_ids: ["1"]}}
+devices:
+  - id: usb
+    kind: csv
+    office: hq
+  - id: hr
+    kind: csv
+    office: hq
+    preset: generic
+    columns:
+      user_id: "No. Pekerja"
+      time: Masa
+      punch: {{path: Status, map: {{Masuk: in, Keluar: out}}}}
+    date_column: Tarikh
+"""
+
+
+def _config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG.format(db=tmp_path / "hub.db"))
+    return cfg
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, ["import", *args], catch_exceptions=False)
+
+
+def test_import_fixtures_with_summary_and_idempotency(tmp_path: Path) -> None:
+    cfg = str(_config(tmp_path))
+    att = _run(str(FIXTURES / "7_attlog.dat"), "-c", cfg, "--device", "usb")
+    assert att.exit_code == 0, att.output
+    assert "rows read 24" in att.output and "imported 24" in att.output
+    assert "zkteco_attlog" in att.output and "utf-8" in att.output
+    bio = _run(str(FIXTURES / "biotime_transactions.csv"), "-c", cfg, "--device", "usb")
+    assert "imported 12" in bio.output and "skipped 1" in bio.output  # the Total row
+    again = _run(str(FIXTURES / "7_attlog.dat"), "-c", cfg, "--device", "usb")
+    assert "already imported" in again.output
+
+
+def test_ambiguous_fixture_is_refused_until_dayfirst_given(tmp_path: Path) -> None:
+    cfg = str(_config(tmp_path))
+    path = str(FIXTURES / "kehadiran_pekerja.csv")
+    refused = _run(path, "-c", cfg, "--device", "hr")
+    assert refused.exit_code == 1
+    assert "cannot tell day from month" in " ".join(refused.output.split())
+    dry = _run(path, "-c", cfg, "--device", "hr", "--dayfirst", "--dry-run")
+    assert dry.exit_code == 0 and "would import 12" in dry.output
+    done = _run(path, "-c", cfg, "--device", "hr", "--dayfirst")
+    assert "imported 12" in done.output and "skipped 1" in done.output  # the Jumlah row
+    records = CliRunner().invoke(cli, ["records", "-c", cfg, "--format", "json", "--limit", "0"])
+    assert records.output.count('"device_id": "hr"') == 12
+    assert '"local_time": "2026-11-03T17:46:00+08:00"' in records.output
