@@ -8,10 +8,12 @@ answers (the EdgeX model). One device can never block or kill another.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -142,7 +144,10 @@ class Context:
         await asyncio.sleep(seconds)
 
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.hub.adapter_pool, functools.partial(fn, *args, **kwargs)
+        )
 
 
 class Hub:
@@ -162,6 +167,11 @@ class Hub:
         self.metrics: Counter[tuple[str, str]] = Counter()
         self.commit_listeners: list[Callable[[Sequence[Record], CommitResult], None]] = []
         self.started_at = time.time()
+        # Blocking adapter work (pyzk, pyserial) gets its own pool, sized to the estate, apart
+        # from asyncio's default executor and from the writer's thread.
+        self.adapter_pool = ThreadPoolExecutor(
+            max_workers=max(16, 4 * len(cfg.devices)), thread_name_prefix="spotme-adapter"
+        )
         self._stop = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         for dev in cfg.devices:
@@ -201,6 +211,7 @@ class Hub:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.writer.close()
         await asyncio.to_thread(self.flush_health, True)
+        self.adapter_pool.shutdown(wait=False, cancel_futures=True)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ class GroupWriter:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self.on_commit = on_commit
+        # Commits run on their own thread: adapters parked in blocking reads can never starve them.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spotme-writer")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="group-writer")
@@ -65,6 +68,7 @@ class GroupWriter:
         await self._queue.put(None)
         await self._task
         self._task = None
+        self._executor.shutdown(wait=True)
 
     async def _loop(self) -> None:
         stopping = False
@@ -90,7 +94,10 @@ class GroupWriter:
         for j in jobs:
             checkpoints.update(j.checkpoints)
         try:
-            result = await asyncio.to_thread(self.store.commit, records, rejections, checkpoints)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._executor, self.store.commit, records, rejections, checkpoints
+            )
         except Exception as exc:
             log.error("commit of %d records failed: %s", len(records), exc)
             for j in jobs:

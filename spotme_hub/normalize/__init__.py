@@ -102,8 +102,10 @@ class Normalizer:
         problem = implausible(when_utc, now)
         if problem:
             return reject(problem)
-        local = when.astimezone(zone(tz_name)).replace(microsecond=0)
-        local_time = local.isoformat()  # 2026-11-23T08:01:02+08:00
+        tz = zone(tz_name)
+        local_time = when_utc.astimezone(tz).replace(microsecond=0).isoformat()  # …+08:00
+        # identity: the device's wall-clock second as given (differs only in a DST gap)
+        wall_second = when.astimezone(tz).replace(microsecond=0, tzinfo=None).isoformat()
         if raw.clock_skew_s is not None and abs(raw.clock_skew_s) > self.max_skew:
             flags.add(Flag.CLOCK_SKEW)
 
@@ -122,7 +124,7 @@ class Normalizer:
         if raw.identity is not None:
             rid = record_id(f"{device.id}|{raw.identity}")
         else:
-            rid = record_id(identity_key(device.id, credential, local_time[:19], punch))
+            rid = record_id(identity_key(device.id, credential, wall_second, punch))
 
         employee = self.employee_for(device.id, user_id, card)
         if employee is None:
