@@ -70,7 +70,7 @@ def cli(verbose: int) -> None:
 
 
 def open_store(cfg: HubConfig) -> Store:
-    store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
+    store = Store(cfg.database_url, cfg.hub.sqlite_synchronous, cache_mb=cfg.hub.sqlite_cache_mb)
     store.create_all()
     return store
 

@@ -78,6 +78,9 @@ class HubSection(Strict):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="FULL survives power loss; NORMAL survives process crashes only."
     )
+    sqlite_cache_mb: int = Field(
+        32, ge=2, le=4096, description="SQLite page cache; larger speeds up big imports."
+    )
     max_clock_skew_s: float = Field(300, gt=0, description="Flag clock_skew above this.")
     failures_to_down: int = Field(3, ge=1, description="Consecutive failures before DOWN.")
     restart_min_s: float = Field(1.0, gt=0)

@@ -155,7 +155,9 @@ class Hub:
 
     def __init__(self, cfg: HubConfig, store: Store | None = None):
         self.cfg = cfg
-        self.store = store or Store(cfg.database_url, cfg.hub.sqlite_synchronous)
+        self.store = store or Store(
+            cfg.database_url, cfg.hub.sqlite_synchronous, cache_mb=cfg.hub.sqlite_cache_mb
+        )
         self.store.create_all()
         self.normalizer = Normalizer(cfg)
         self.writer = GroupWriter(

@@ -226,7 +226,9 @@ class RecordFilter:
 class Store:
     """Thread-safe: one writer at a time (a lock), readers in parallel."""
 
-    def __init__(self, url: str, sqlite_synchronous: str = "FULL", echo: bool = False):
+    def __init__(
+        self, url: str, sqlite_synchronous: str = "FULL", echo: bool = False, cache_mb: int = 32
+    ):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -247,6 +249,7 @@ class Store:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA synchronous={sync}")
                 cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
                 cur.close()
 
         self._write_lock = threading.Lock()
