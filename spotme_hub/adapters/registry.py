@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 BUILTIN: dict[str, str] = {
     "simulated": "spotme_hub.adapters.simulated:SimulatedAdapter",
     "zkteco_adms": "spotme_hub.adapters.zkteco_adms:ZktecoAdmsAdapter",
+    "http": "spotme_hub.adapters.http_ingest:HttpIngestAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}
