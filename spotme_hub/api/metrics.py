@@ -82,16 +82,26 @@ class RequestMetrics:
             await _too_large(send, self.max_body)
             self._observe(scope, 413, started)
             return
-        seen = 0
+        if declared is None and _chunked(scope):
+            # No length given: read the body here (up to the limit) and hand it on.
+            body, total, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                total += len(message.get("body", b""))
+                if total > self.max_body:
+                    await _too_large(send, self.max_body)
+                    self._observe(scope, 413, started)
+                    return
+                body.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            buffered = [{"type": "http.request", "body": b"".join(body), "more_body": False}]
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge
-            return message
+            async def replay() -> Message:
+                return buffered.pop() if buffered else await receive()
+
+            receive = replay
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -99,10 +109,7 @@ class RequestMetrics:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, sending)
-        except BodyTooLarge:
-            await _too_large(send, self.max_body)
-            status["code"] = 413
+            await self.app(scope, receive, sending)
         finally:
             self._observe(scope, status["code"], started)
 
@@ -114,8 +121,11 @@ class RequestMetrics:
         )
 
 
-class BodyTooLarge(Exception):
-    pass
+def _chunked(scope: Scope) -> bool:
+    return any(
+        name == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, value in scope.get("headers", ())
+    )
 
 
 def _content_length(scope: Scope) -> int | None:
