@@ -35,8 +35,13 @@ def config(tmp_path: Path, tokens: bool = True, **extra: Any) -> dict[str, Any]:
         api["tokens"] = [{"name": n, "token": t, "scopes": SCOPES[n]} for n, t in TOKENS.items()]
     api.update(extra.pop("api", {}))
     return {
-        "hub": {"id": "test-hub", "data_dir": str(tmp_path / "data"), "restart_min_s": 0.05,
-                "restart_max_s": 0.2, "failures_to_down": 1},  # fmt: skip
+        "hub": {
+            "id": "test-hub",
+            "data_dir": str(tmp_path / "data"),
+            "restart_min_s": 0.05,
+            "restart_max_s": 0.2,
+            "failures_to_down": 1,
+        },  # fmt: skip
         "offices": [
             {"id": "pjy-hq", "name": "Putrajaya HQ", "state": "PJY"},
             {"id": "kch", "name": "Kuching", "state": "SWK", "timezone": "Asia/Kuching"},
@@ -46,12 +51,25 @@ def config(tmp_path: Path, tokens: bool = True, **extra: Any) -> dict[str, Any]:
             "devices",
             [
                 {"id": "hr-api", "name": "HR system", "kind": "http", "office": "pjy-hq"},
-                {"id": "mobile", "kind": "http", "office": "kch",
-                 "mapping": {"user_id": "staff.pin", "time": "ts", "punch": {"path": "type",
-                             "map": {"Masuk": "in", "Keluar": "out"}}}},
+                {
+                    "id": "mobile",
+                    "kind": "http",
+                    "office": "kch",
+                    "mapping": {
+                        "user_id": "staff.pin",
+                        "time": "ts",
+                        "punch": {"path": "type", "map": {"Masuk": "in", "Keluar": "out"}},
+                    },
+                },
                 # a push terminal that never calls: DOWN after 0.2 s with a real error
-                {"id": "lobby-zk", "name": "Lobby terminal", "kind": "zkteco_adms",
-                 "office": "pjy-hq", "serial": "SILENT01", "silent_after_s": 0.2},
+                {
+                    "id": "lobby-zk",
+                    "name": "Lobby terminal",
+                    "kind": "zkteco_adms",
+                    "office": "pjy-hq",
+                    "serial": "SILENT01",
+                    "silent_after_s": 0.2,
+                },
             ],
         ),  # fmt: skip
         "api": api,
@@ -120,14 +138,29 @@ def make_records(start: int, n: int, device: str = "bulk", office: str = "pjy-hq
         utc = f"2026-11-{20 + (i // 36000) % 8:02d}T{hh - 8:02d}:{mm:02d}:{ss:02d}.000Z"
         out.append(
             Record(
-                id=record_id(f"{device}|{i}|{local}|in"), employee_id=f"E{i % 500}",
-                source_user_id=str(i % 500), card=None, punch="in" if i % 2 else "out",
-                verify="fingerprint", occurred_at=utc, local_time=local,
-                timezone="Asia/Kuala_Lumpur", received_at=utc, clock_skew_s=None,
-                device_id=device, device_kind="simulated", device_serial="SN-BULK",
-                office_id=office, office_state="PJY", latitude=None, longitude=None,
-                location_source=None, distance_m=None, within_geofence=None,
-                flags=["clock_skew"] if i % 7 == 0 else [], source={"kind": "bulk", "i": i},
+                id=record_id(f"{device}|{i}|{local}|in"),
+                employee_id=f"E{i % 500}",
+                source_user_id=str(i % 500),
+                card=None,
+                punch="in" if i % 2 else "out",
+                verify="fingerprint",
+                occurred_at=utc,
+                local_time=local,
+                timezone="Asia/Kuala_Lumpur",
+                received_at=utc,
+                clock_skew_s=None,
+                device_id=device,
+                device_kind="simulated",
+                device_serial="SN-BULK",
+                office_id=office,
+                office_state="PJY",
+                latitude=None,
+                longitude=None,
+                location_source=None,
+                distance_m=None,
+                within_geofence=None,
+                flags=["clock_skew"] if i % 7 == 0 else [],
+                source={"kind": "bulk", "i": i},
                 raw={"i": i},
             )  # fmt: skip
         )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from api_helpers import TOKENS, Api, auth, config, make_records, running_api
 
 from spotme_hub.api import create_app
@@ -176,8 +175,12 @@ def test_punches_bad_input_is_4xx_never_500(tmp_path: Path) -> None:
                     "application/json"})).status_code == 422  # fmt: skip
             assert (await post("/api/v1/punches", json={"device": "hr-api", "punches": []},
                                headers=h)).status_code == 422  # fmt: skip
-            assert (await post("/api/v1/punches", json={"punches": [{}]}, headers=h)).status_code == 422
-            resp = await post("/api/v1/punches", json={"device": "nope", "punches": [{}]}, headers=h)
+            assert (
+                await post("/api/v1/punches", json={"punches": [{}]}, headers=h)
+            ).status_code == 422
+            resp = await post(
+                "/api/v1/punches", json={"device": "nope", "punches": [{}]}, headers=h
+            )
             assert resp.status_code == 404 and "nope" in resp.json()["detail"]
             resp = await post("/api/v1/punches", json={"device": "lobby-zk", "punches": [{}]},
                               headers=h)  # fmt: skip
@@ -285,7 +288,9 @@ def test_paging_100k_exactly_once_while_records_commit(tmp_path: Path) -> None:
             after, finished = 0, False
             while True:
                 resp = await api.client.get(
-                    "/api/v1/records", params={"after": after, "limit": 5000}, headers=auth("reader")
+                    "/api/v1/records",
+                    params={"after": after, "limit": 5000},
+                    headers=auth("reader"),
                 )
                 body = resp.json()
                 seen += [r["id"] for r in body["records"]]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from api_helpers import auth, running_api
-
 
 _lines: dict[int, AsyncIterator[str]] = {}
 

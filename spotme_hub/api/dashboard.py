@@ -19,20 +19,20 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..config import HubConfig
 from ..store import Store
-from .devices import device_rows, forwarding_status
+from .devices import device_rows, forwarding_status, live_health
 from .models import Overview
 
 STATIC = files("spotme_hub.api") / "static"
 RECENT = 15
 
 
-def overview(cfg: HubConfig, store: Store, hub: Any) -> dict[str, Any]:
+def overview(cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None) -> dict[str, Any]:
     top = store.max_seq()
     recent = store.records(max(0, top - RECENT), RECENT)
     return {
         "hub_id": cfg.hub.id,
         "now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "devices": device_rows(cfg, store, hub),
+        "devices": device_rows(cfg, store, live),
         "recent": list(reversed(recent)),
         "quarantine_open": store.quarantine_count("open"),
         "records_total": store.count_records(),
@@ -67,6 +67,6 @@ def dashboard_router(cfg: HubConfig, store: Store, hub: Any, admin: Any) -> APIR
         dependencies=[Depends(admin)],
     )
     async def get_overview() -> dict[str, Any]:
-        return await asyncio.to_thread(overview, cfg, store, hub)
+        return await asyncio.to_thread(overview, cfg, store, live_health(hub))
 
     return r

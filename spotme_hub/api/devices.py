@@ -37,11 +37,23 @@ def device_zone(cfg: HubConfig, device_id: str, office_id: str | None) -> str:
     return DEFAULT_TZ
 
 
-def device_rows(cfg: HubConfig, store: Store, hub: Any, device_id: str | None = None) -> list[Any]:
+def live_health(hub: Any, device_id: str | None = None) -> list[dict[str, Any]] | None:
+    """The running hub's own view of its devices (fresher than the store); call in the loop."""
+    if hub is None:
+        return None
+    rows = [
+        {**h.row(), "updated_at": None}
+        for h in hub.health.values()
+        if device_id is None or h.device_id == device_id
+    ]
+    return sorted(rows, key=lambda r: r["device_id"])
+
+
+def device_rows(
+    cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None, device_id: str | None = None
+) -> list[Any]:
     """Health rows + punches today + open quarantine per device (runs in a worker thread)."""
-    if hub is not None:
-        hub.flush_health()
-    rows = store.health(device_id)
+    rows = live if live is not None else store.health(device_id)
     zones = {r["device_id"]: device_zone(cfg, r["device_id"], r.get("office_id")) for r in rows}
     today: dict[str, dict[str, int]] = {
         tz: store.punches_since(local_midnight_utc(tz)) for tz in set(zones.values())
@@ -82,7 +94,7 @@ def devices_router(cfg: HubConfig, store: Store, hub: Any, read: Any) -> APIRout
 
     @r.get("/devices", response_model=list[DeviceOut], summary="Every device's health")
     async def devices() -> list[dict[str, Any]]:
-        return await asyncio.to_thread(device_rows, cfg, store, hub)
+        return await asyncio.to_thread(device_rows, cfg, store, live_health(hub))
 
     @r.get(
         "/devices/{device_id}",
@@ -91,7 +103,9 @@ def devices_router(cfg: HubConfig, store: Store, hub: Any, read: Any) -> APIRout
         responses={404: {"description": "No such device"}},
     )
     async def device(device_id: Annotated[str, Path(max_length=200)]) -> dict[str, Any]:
-        rows = await asyncio.to_thread(device_rows, cfg, store, hub, device_id)
+        rows = await asyncio.to_thread(
+            device_rows, cfg, store, live_health(hub, device_id), device_id
+        )
         if not rows:
             raise HTTPException(404, f"no device {device_id!r}")
         return rows[0]

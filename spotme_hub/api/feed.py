@@ -7,7 +7,6 @@ reads. The stream wakes on the hub's commit listeners and then reads from the st
 that lands while a client is being served is never skipped.
 """
 
-
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence

@@ -7,7 +7,6 @@ is idempotent, so a client may simply resend a batch after a timeout), quarantin
 reason; nothing is lost) or ignored (the mapping says the item is not a punch).
 """
 
-
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any

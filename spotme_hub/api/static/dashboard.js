@@ -48,7 +48,7 @@
 
   function renderRecent(records) {
     $("recent").querySelector("tbody").innerHTML = records.map((r) =>
-      "<tr><td>" + esc(r.local_time.replace("T", " ")) + "</td>" +
+      "<tr><td>" + esc(r.local_time.slice(0, 19).replace("T", " ")) + "</td>" +
       "<td>" + (r.employee_id ? esc(r.employee_id) :
         '<span class="muted">' + esc(r.source_user_id || r.card || "?") + "</span>") + "</td>" +
       '<td><span class="punch ' + esc(r.punch) + '">' + esc(r.punch) + "</span></td>" +
