@@ -401,3 +401,28 @@ def test_quarantine_replay_after_fixing_the_mapping(tmp_path: Path) -> None:
             assert [i["qid"] for i in ql.json()["items"]] == [qid]
 
     asyncio.run(scenario())
+
+
+def test_records_page_is_the_same_page_as_records(store: Store) -> None:
+    """The API's fast read path gives exactly what `Store.records()` gives, filters included."""
+    import orjson
+
+    from spotme_hub.store import RecordFilter
+
+    recs = make_records(0, 600, device="a") + make_records(0, 400, device="b", office="kch")
+    for k, r in enumerate(recs[:12]):  # awkward values: floats, booleans, escapes
+        r.latitude = [0.1 + 0.2, 1 / 3, 2.926412345678901, None][k % 4]
+        r.distance_m = [1e-7, 123456789.125, None][k % 3]
+        r.within_geofence = [None, True, False][k % 3]
+        r.raw = {"t": 'tab\t\u0001 é 😀 "q" \\', "n": [1, 2.5, None]}
+        r.source_user_id = 'a"b\\c\n'
+    store.commit(recs)
+    filters = [None, RecordFilter(device_id="b"), RecordFilter(flag="clock_skew"),
+               RecordFilter(office_id="pjy-hq", employee_id="E3"),
+               RecordFilter(since="2026-11-20T00:05:00.000Z", until="2026-11-20T00:09:00.000Z")]  # fmt: skip
+    for flt in filters:
+        for after, limit in ((0, 1000), (0, 7), (350, 100), (5000, 10)):
+            want = store.records(after, limit, flt)
+            rows, last = store.records_page(after, limit, flt)
+            assert orjson.loads(orjson.dumps(rows)) == want, (flt, after, limit)
+            assert last == (want[-1]["seq"] if want else after)

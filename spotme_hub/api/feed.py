@@ -107,8 +107,11 @@ def feed_router(store: Store, hub: Any, max_page: int, read: Any) -> APIRouter:
             int, Query(ge=1, description=f"Page size (capped at api.max_page = {max_page}).")
         ] = 1000,
     ) -> Response:
-        rows, last = await asyncio.to_thread(store.records_page, after, min(limit, max_page), flt)
-        return Response(page_body(rows, last), media_type="application/json")
+        def read() -> bytes:  # the query and the serialisation both off the event loop
+            rows, last = store.records_page(after, min(limit, max_page), flt)
+            return page_body(rows, last)
+
+        return Response(await asyncio.to_thread(read), media_type="application/json")
 
     @r.get(
         "/records/stream",
