@@ -78,11 +78,14 @@ def forwarding_status(cfg: HubConfig, store: Store) -> dict[str, Any] | None:
     """The forwarder's status, or None when there is no forwarder or no core configured."""
     if not cfg.core.url:
         return None
-    try:
-        module = importlib.import_module("spotme_hub.forward")
-    except ImportError:
-        return None
-    status = getattr(module, "forward_status", None)
+    status = None
+    for name in ("spotme_hub.forward", "spotme_hub.forward.forwarder"):
+        try:
+            status = getattr(importlib.import_module(name), "forward_status", None)
+        except ImportError:
+            status = None
+        if status is not None:
+            break
     if status is None:
         return None
     result = status(store, cfg)

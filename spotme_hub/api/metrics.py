@@ -157,7 +157,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def new_registry(cfg: HubConfig, store: Store, hub: Any) -> tuple[CollectorRegistry, Histogram]:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(HubCollector(cfg, store, hub))  # type: ignore[arg-type]
+    registry.register(HubCollector(cfg, store, hub))
     latency = Histogram(
         "spotme_http_request_duration_seconds", "API request latency.",
         ["method", "route", "status"], registry=registry,
