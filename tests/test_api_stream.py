@@ -87,3 +87,47 @@ def test_stream_live_and_resume_with_last_event_id(tmp_path: Path) -> None:
             assert (await c.get("/api/v1/records/stream")).status_code == 401
 
     asyncio.run(scenario())
+
+
+def test_open_streams_end_cleanly_when_the_hub_stops(tmp_path: Path) -> None:
+    """`serve()` (what `spotme-hub run` uses) ends event streams, so a connected consumer neither
+    holds the shutdown nor sees a broken response."""
+    from adms_helpers import free_port
+    from api_helpers import config
+
+    from spotme_hub.api import create_app, serve
+    from spotme_hub.config import config_from_dict
+    from spotme_hub.runtime import Hub
+
+    async def scenario() -> None:
+        cfg = config_from_dict(config(tmp_path), base_dir=tmp_path)
+        hub = Hub(cfg)
+        await hub.start()
+        stop = asyncio.Event()
+        port = free_port()
+        server = asyncio.create_task(
+            serve(create_app(cfg, hub.store, hub), f"127.0.0.1:{port}", stop)
+        )
+        lines: list[str] = []
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+                for _ in range(500):
+                    try:
+                        await c.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.01)
+                async with c.stream("GET", "/api/v1/records/stream", headers=auth("reader")) as r:
+                    async for line in r.aiter_lines():
+                        lines.append(line)
+                        if line.startswith("retry:"):
+                            stop.set()  # the hub stops while the consumer is connected
+                # the loop ended because the server ended the response, without an error
+            await server
+        finally:
+            stop.set()
+            await hub.stop()
+            hub.store.close()
+        assert lines[0] == "retry: 2000"
+
+    asyncio.run(scenario())

@@ -15,7 +15,7 @@ from .adms import adms_router
 from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
 from .dashboard import dashboard_router
 from .devices import admin_router, devices_router
-from .feed import feed_router
+from .feed import CommitSignal, feed_router
 from .ingest import ingest_router
 from .metrics import RequestMetrics, new_registry, ops_router
 
@@ -36,7 +36,8 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     registry, latency = new_registry(cfg, store, hub)
     app.add_middleware(RequestMetrics, histogram=latency, max_body=cfg.api.max_body_bytes)
     app.include_router(ops_router(store, registry, read))
-    app.include_router(feed_router(store, hub, cfg.api.max_page, read))
+    app.state.streams = CommitSignal()  # wakes event streams on commits; closed by `serve`
+    app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))
     app.include_router(ingest_router(cfg, store, hub, write))
     app.include_router(devices_router(cfg, store, hub, read))
     app.include_router(admin_router(cfg, store, admin))
@@ -51,11 +52,19 @@ async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
 
     host, _, port = listen.rpartition(":")
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=int(port),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # open event streams must not hold the hub's shutdown
+        )  # fmt: skip
     )
     # The hub owns SIGINT/SIGTERM (it stops devices and flushes writes first); uvicorn must not.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     await stop.wait()
+    app.state.streams.close()
     server.should_exit = True
     await task

@@ -29,11 +29,17 @@ class CommitSignal:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
 
     def __call__(self, records: Sequence[Any], result: Any) -> None:
         if getattr(result, "new", None):
             self._event.set()
             self._event = asyncio.Event()
+
+    def close(self) -> None:
+        """The server is stopping: wake every stream so it ends."""
+        self.closed = True
+        self._event.set()
 
     def current(self) -> asyncio.Event:
         """Take this BEFORE reading the store; a commit after that read still sets it."""
@@ -86,9 +92,10 @@ def page_body(records: list[dict[str, Any]], next_cursor: int) -> bytes:
     return orjson.dumps({"records": records, "next_cursor": next_cursor})
 
 
-def feed_router(store: Store, hub: Any, max_page: int, read: Any) -> APIRouter:
+def feed_router(
+    store: Store, hub: Any, max_page: int, read: Any, signal: CommitSignal
+) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["feed"], dependencies=[Depends(read)])
-    signal = CommitSignal()
     if hub is not None:
         hub.commit_listeners.append(signal)
 
@@ -164,7 +171,7 @@ async def _events(
                 for row in rows
             )
             continue
-        if await request.is_disconnected():
+        if signal.closed or await request.is_disconnected():
             return
         # Without a hub (an API over a store another process writes) poll every 2 s.
         await signal.wait(woken, KEEPALIVE_S if live else 2.0)
