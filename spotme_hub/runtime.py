@@ -275,11 +275,17 @@ class Hub:
 
     # -- health persistence ------------------------------------------------------------------
     def flush_health(self, force: bool = False) -> None:
-        rows = [h.row() for h in self.health.values() if force or h.dirty]
+        chosen = [h for h in self.health.values() if force or h.dirty]
+        for h in chosen:  # clear first: a change made while saving (other thread) stays dirty
+            h.dirty = False
+        rows = [h.row() for h in chosen]
         if rows:
-            self.store.save_health(rows)
-            for h in self.health.values():
-                h.dirty = False
+            try:
+                self.store.save_health(rows)
+            except Exception:
+                for h in chosen:
+                    h.dirty = True
+                raise
 
     async def _flush_health_loop(self) -> None:
         while True:

@@ -18,6 +18,7 @@ BUILTIN: dict[str, str] = {
     "zkteco": "spotme_hub.adapters.zkteco:ZKTecoAdapter",
     "serial": "spotme_hub.adapters.serial:SerialAdapter",
     "csv": "spotme_hub.adapters.csv:CsvAdapter",
+    "http": "spotme_hub.adapters.http_ingest:HttpIngestAdapter",
 }
 
 _loaded: dict[str, type[Any]] = {}

@@ -1,17 +1,23 @@
-"""FastAPI application factory: health, the record feed and device health under /api/v1."""
+"""FastAPI application factory: the feed, ingest, device health, operations, the ADMS endpoints
+and the admin dashboard. Each part lives in its own module; this file only wires them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import ORJSONResponse
+from fastapi import Depends, FastAPI
 
 from ..config import HubConfig
-from ..store import RecordFilter, Store
+from ..store import Store
 from .adms import adms_router
+from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
+from .dashboard import dashboard_router
+from .devices import admin_router, devices_router
+from .feed import CommitSignal, feed_router
+from .ingest import ingest_router
+from .metrics import RequestMetrics, new_registry, ops_router
 
 if TYPE_CHECKING:
     from ..runtime import Hub
@@ -21,52 +27,22 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     app = FastAPI(
         title="spotme-hub",
         version="1",
-        default_response_class=ORJSONResponse,
-        description="Device and system integration hub for SPOT-Me attendance.",
+        description="Device and system integration hub for SPOT-Me attendance. "
+        "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, admin.",
     )
-    app.state.cfg = cfg
-    app.state.store = store
-    app.state.hub = hub
-    max_page = cfg.api.max_page
-    app.include_router(adms_router())
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> dict[str, str]:
-        try:
-            await asyncio.to_thread(store.ping)
-        except Exception as exc:
-            raise HTTPException(503, f"store not reachable: {exc}") from exc
-        return {"status": "ready"}
-
-    @app.get("/api/v1/records", tags=["feed"])
-    async def records(
-        after: int = Query(0, ge=0, description="Cursor: the seq of the last record seen."),
-        limit: int = Query(1000, ge=1),
-        office: str | None = None,
-        employee: str | None = None,
-        device: str | None = None,
-        since: str | None = Query(None, description="occurred_at >= (RFC 3339 UTC)"),
-        until: str | None = Query(None, description="occurred_at < (RFC 3339 UTC)"),
-        flag: str | None = None,
-    ) -> dict[str, Any]:
-        flt = RecordFilter(office, employee, device, since, until, flag)
-        rows = await asyncio.to_thread(store.records, after, min(limit, max_page), flt)
-        return {"records": rows, "next_cursor": rows[-1]["seq"] if rows else after}
-
-    @app.get("/api/v1/devices", tags=["devices"])
-    async def devices() -> list[dict[str, Any]]:
-        if hub is not None:
-            await asyncio.to_thread(hub.flush_health)
-        return await asyncio.to_thread(store.health)
-
-    @app.get("/api/v1/offices", tags=["devices"])
-    async def offices() -> list[dict[str, Any]]:
-        return [o.model_dump() for o in cfg.offices]
-
+    app.state.cfg, app.state.store, app.state.hub = cfg, store, hub
+    auth = TokenAuth(cfg)
+    read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
+    registry, latency = new_registry(cfg, store, hub)
+    app.add_middleware(RequestMetrics, histogram=latency, max_body=cfg.api.max_body_bytes)
+    app.include_router(ops_router(store, registry, read))
+    app.state.streams = CommitSignal()  # wakes event streams on commits; closed by `serve`
+    app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))
+    app.include_router(ingest_router(cfg, store, hub, write))
+    app.include_router(devices_router(cfg, store, hub, read))
+    app.include_router(admin_router(cfg, store, admin))
+    app.include_router(adms_router(admin_dependencies=[Depends(admin)]))
+    app.include_router(dashboard_router(cfg, store, hub, admin))
     return app
 
 
@@ -76,11 +52,19 @@ async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
 
     host, _, port = listen.rpartition(":")
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=int(port), log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=int(port),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # open event streams must not hold the hub's shutdown
+        )  # fmt: skip
     )
     # The hub owns SIGINT/SIGTERM (it stops devices and flushes writes first); uvicorn must not.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     await stop.wait()
+    app.state.streams.close()
     server.should_exit = True
     await task

@@ -1,0 +1,132 @@
+"""Response models: they document the API in OpenAPI (the feed itself is serialised by orjson)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class RecordOut(BaseModel):
+    """The canonical attendance record (schema v1) with its feed position `seq`."""
+
+    seq: int = Field(description="Commit sequence: the feed cursor.")
+    id: str = Field(description="Stable UUIDv5 of the punch's source identity.")
+    employee_id: str | None
+    source_user_id: str | None
+    card: str | None
+    punch: str
+    verify: str
+    occurred_at: str = Field(description="UTC, RFC 3339 with Z.")
+    local_time: str = Field(description="Wall-clock time at the office.")
+    timezone: str
+    received_at: str
+    clock_skew_s: float | None
+    device_id: str
+    device_kind: str
+    device_serial: str | None
+    office_id: str
+    office_state: str | None
+    latitude: float | None
+    longitude: float | None
+    location_source: str | None
+    distance_m: float | None
+    within_geofence: bool | None
+    flags: list[str]
+    source: dict[str, Any]
+    raw: Any
+    schema_version: int
+
+
+class RecordsPage(BaseModel):
+    records: list[RecordOut]
+    next_cursor: int = Field(description="Pass as `after` for the next page.")
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    name: str | None = None
+    kind: str
+    office_id: str | None
+    state: str = Field(description="UNKNOWN | UP | DEGRADED | DOWN | DISABLED")
+    last_seen: str | None
+    last_error: str | None
+    last_error_at: str | None
+    consecutive_failures: int
+    punches_today: int = Field(description="Records since local midnight at the device's office.")
+    quarantined_open: int
+    counters: dict[str, int]
+    detail: dict[str, Any]
+    updated_at: str | None = None
+
+
+class OfficeOut(BaseModel):
+    id: str
+    name: str | None
+    state: str | None
+    timezone: str
+    latitude: float | None
+    longitude: float | None
+    geofence_m: float | None
+
+
+class QuarantineItem(BaseModel):
+    qid: int
+    created_at: str
+    device_id: str | None
+    source: dict[str, Any]
+    reason: str
+    raw: Any
+    status: str
+    resolved_at: str | None
+    resolution: str | None
+
+
+class QuarantinePage(BaseModel):
+    items: list[QuarantineItem]
+    next_cursor: int
+    open_count: int
+
+
+class ReplayResult(BaseModel):
+    qid: int
+    status: Literal["replayed", "open"]
+    detail: str
+    records: int
+
+
+class PunchBatch(BaseModel):
+    device: str = Field(description="An `http` device id from the configuration.")
+    punches: list[Any] = Field(
+        min_length=1, max_length=10_000, description="JSON items, read by the device's mapping."
+    )
+
+
+class PunchResult(BaseModel):
+    index: int
+    status: Literal["created", "duplicate", "quarantined", "ignored"]
+    record_id: str | None = None
+    quarantine_id: int | None = None
+    reason: str | None = None
+
+
+class PunchBatchResult(BaseModel):
+    created: int
+    duplicate: int
+    quarantined: int
+    ignored: int
+    results: list[PunchResult]
+
+
+class Status(BaseModel):
+    status: str
+
+
+class Overview(BaseModel):
+    hub_id: str
+    now: str
+    devices: list[DeviceOut]
+    recent: list[RecordOut]
+    quarantine_open: int
+    records_total: int
+    forwarding: dict[str, Any] | None

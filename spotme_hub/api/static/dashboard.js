@@ -1,0 +1,128 @@
+// SPOT-Me Hub dashboard: polls /api/v1/overview; a token (admin scope) is kept in sessionStorage.
+(function () {
+  "use strict";
+  const REFRESH_MS = 10000;
+  const KEY = "spotme-hub-token";
+  const $ = (id) => document.getElementById(id);
+  let timer = null;
+
+  function esc(v) {
+    return String(v == null ? "" : v).replace(/[&<>"']/g, (c) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+  function ago(iso) {
+    if (!iso) return '<span class="muted">belum pernah · never</span>';
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    const txt = s < 60 ? s + " s" : s < 3600 ? Math.round(s / 60) + " min" : s < 86400
+      ? Math.round(s / 3600) + " j/h" : Math.round(s / 86400) + " hari/d";
+    const local = new Date(iso).toLocaleString("en-MY", { hour12: false });
+    return '<span title="' + esc(local) + '">' + txt + ' lalu <span class="en">ago</span></span>';
+  }
+  function headers() {
+    const t = sessionStorage.getItem(KEY);
+    return t ? { Authorization: "Bearer " + t } : {};
+  }
+  function showLogin(message) {
+    $("content").hidden = true;
+    $("login").hidden = false;
+    $("signout").hidden = true;
+    if (message) { $("login-error").textContent = message; $("login-error").hidden = false; }
+  }
+
+  function renderDevices(devices) {
+    const order = { DOWN: 0, DEGRADED: 1, UNKNOWN: 2, UP: 3, DISABLED: 4 };
+    devices.sort((a, b) => (order[a.state] ?? 9) - (order[b.state] ?? 9) ||
+      a.device_id.localeCompare(b.device_id));
+    $("devices").querySelector("tbody").innerHTML = devices.map((d) =>
+      '<tr class="' + esc(d.state) + '" data-device="' + esc(d.device_id) + '">' +
+      '<td><span class="pill state ' + esc(d.state) + '">' + esc(d.state) + "</span></td>" +
+      '<td><div class="dev-name">' + esc(d.name || d.device_id) + '</div><div class="dev-id">' +
+      esc(d.device_id) + "</div></td>" +
+      "<td>" + esc(d.office_id) + "</td><td>" + esc(d.kind) + "</td>" +
+      "<td>" + ago(d.last_seen) + "</td>" +
+      '<td class="num">' + d.punches_today.toLocaleString() + "</td>" +
+      '<td class="num">' + (d.quarantined_open || '<span class="muted">0</span>') + "</td>" +
+      '<td class="err">' + esc(d.state === "UP" ? "" : d.last_error || "") + "</td></tr>").join("") ||
+      '<tr><td colspan="8" class="muted">Tiada peranti dikonfigurasi · no devices configured</td></tr>';
+  }
+
+  function renderRecent(records) {
+    $("recent").querySelector("tbody").innerHTML = records.map((r) =>
+      "<tr><td>" + esc(r.local_time.slice(0, 19).replace("T", " ")) + "</td>" +
+      "<td>" + (r.employee_id ? esc(r.employee_id) :
+        '<span class="muted">' + esc(r.source_user_id || r.card || "?") + "</span>") + "</td>" +
+      '<td><span class="punch ' + esc(r.punch) + '">' + esc(r.punch) + "</span></td>" +
+      "<td>" + esc(r.verify) + "</td><td>" + esc(r.device_id) + "</td><td>" + esc(r.office_id) +
+      "</td><td>" + r.flags.map((f) => '<span class="flag">' + esc(f) + "</span>").join("") +
+      "</td></tr>").join("") ||
+      '<tr><td colspan="7" class="muted">Belum ada punch · no punches yet</td></tr>';
+  }
+
+  function render(o) {
+    $("hub-id").textContent = o.hub_id;
+    $("updated").innerHTML = "Dikemas kini " + new Date().toLocaleTimeString("en-MY", { hour12: false }) +
+      ' <span class="en">updated</span>';
+    const up = o.devices.filter((d) => d.state === "UP").length;
+    const down = o.devices.filter((d) => d.state === "DOWN");
+    const degraded = o.devices.filter((d) => d.state === "DEGRADED").length;
+    $("v-up").textContent = up + " / " + o.devices.length;
+    $("v-up-sub").textContent = degraded ? degraded + " degraded" : "";
+    $("v-down").textContent = down.length;
+    $("v-down-sub").textContent = down.map((d) => d.name || d.device_id).slice(0, 3).join(", ");
+    $("tile-down").className = "tile " + (down.length ? "alert" : "ok");
+    $("tile-devices").className = "tile " + (up === o.devices.length ? "ok" : "warn");
+    $("v-today").textContent = o.devices.reduce((n, d) => n + d.punches_today, 0).toLocaleString();
+    $("v-total").innerHTML = o.records_total.toLocaleString() + ' rekod disimpan <span class="en">stored</span>';
+    const f = o.forwarding;
+    if (f) {
+      $("v-backlog").textContent = (f.backlog ?? 0).toLocaleString();
+      $("v-dead").innerHTML = (f.dead_letters ?? 0) + ' surat mati <span class="en">dead letters</span>';
+      $("tile-backlog").className = "tile " + ((f.dead_letters || 0) > 0 ? "alert" : "ok");
+    } else {
+      $("v-backlog").textContent = "—";
+      $("v-dead").innerHTML = 'tidak dikonfigurasi <span class="en">not configured</span>';
+    }
+    $("v-quarantine").textContent = o.quarantine_open.toLocaleString();
+    $("tile-quarantine").className = "tile " + (o.quarantine_open ? "warn" : "ok");
+    renderDevices(o.devices);
+    renderRecent(o.recent);
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const resp = await fetch("/api/v1/overview", { headers: headers(), cache: "no-store" });
+      if (resp.status === 401 || resp.status === 403) {
+        const had = sessionStorage.getItem(KEY);
+        sessionStorage.removeItem(KEY);
+        const body = await resp.json().catch(() => ({}));
+        showLogin(had ? body.detail : null);
+        return;
+      }
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      render(await resp.json());
+      $("login").hidden = true;
+      $("content").hidden = false;
+      $("fetch-error").hidden = true;
+      $("signout").hidden = !sessionStorage.getItem(KEY);
+    } catch (e) {
+      $("fetch-error").textContent = "Hub tidak dapat dihubungi · hub not reachable (" + e.message + ")";
+      $("fetch-error").hidden = false;
+    }
+    timer = setTimeout(refresh, REFRESH_MS);
+  }
+
+  $("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $("token").value.trim());
+    $("token").value = "";
+    $("login-error").hidden = true;
+    refresh();
+  });
+  $("signout").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    sessionStorage.removeItem(KEY);
+    showLogin();
+  });
+  refresh();
+})();
