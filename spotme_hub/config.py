@@ -185,15 +185,15 @@ class ApiSection(Strict):
 
 
 class HubConfig(Strict):
-    hub: HubSection = Field(default_factory=HubSection)  # type: ignore[arg-type]
+    hub: HubSection = Field(default_factory=HubSection)
     offices: list[Office] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
     employees: list[Employee] = Field(default_factory=list)
     employees_file: str | None = Field(
         None, description="CSV with columns id,name,user_ids,cards (lists split on ';')."
     )
-    core: CoreSection = Field(default_factory=CoreSection)  # type: ignore[arg-type]
-    api: ApiSection = Field(default_factory=ApiSection)  # type: ignore[arg-type]
+    core: CoreSection = Field(default_factory=CoreSection)
+    api: ApiSection = Field(default_factory=ApiSection)
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")

@@ -149,8 +149,8 @@ async def upload(request: Request) -> Response:
         return text(f"ERROR: body larger than {limit} bytes; send fewer records per post", 413)
     t.state.contact(t.ctx)
     table = request.query_params.get("table", "").upper()
-    stamp = request.query_params.get("Stamp", "")
-    stamp = stamp if stamp.isdigit() and len(stamp) <= 20 else None  # echoed in the handshake
+    raw_stamp = request.query_params.get("Stamp", "")
+    stamp = raw_stamp if raw_stamp.isdigit() and len(raw_stamp) <= 20 else None  # echoed back
     if table == "ATTLOG":
         punches, rejections = wire.parse_attlog(t.ctx, t.sn, body)
         try:
