@@ -32,7 +32,7 @@ class Failures:
     down_until: float = 0.0  # epoch seconds: down until then
     fail_next: int = 0  # the next N batch requests fail with `fail_status`
     fail_status: int = 503
-    retry_after: float | None = None  # Retry-After seconds sent with 429/503
+    retry_after: float | None = None  # Retry-After seconds (429/503 of down and fail_next)
     reject_ids: list[str] = field(default_factory=list)
     reject_mode: str = "list"  # list: in `rejected`; batch: 422 for a batch holding one
     reject_reason: str = "employee not enrolled at the core"
@@ -64,15 +64,16 @@ class CoreState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=20_000)
 
     # -- the contract --------------------------------------------------------------------------
-    def failure(self) -> tuple[int, str] | None:
+    def failure(self) -> tuple[int, str, bool] | None:
+        """(status, reason, send Retry-After?) when this request is to fail."""
         f = self.failures
         if f.down or f.down_until > time.time():
-            return 503, "core is down"
+            return 503, "core is down", True
         if f.fail_next > 0:
             f.fail_next -= 1
-            return f.fail_status, "injected failure"
+            return f.fail_status, "injected failure", True
         if f.error_rate and self.rng.random() < f.error_rate:
-            return 503, "injected random failure"
+            return 503, "injected random failure", False
         return None
 
     def ingest(self, hub_id: str, records: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -178,11 +179,11 @@ def create_core_app(state: CoreState, path: str = DEFAULT_PATH) -> FastAPI:
             await asyncio.sleep(f.latency_ms / 1000)
         failed = st.failure()
         if failed is not None:
-            status, why = failed
+            status, why, with_retry_after = failed
             st.counts["failed"] += 1
             entry["status"] = status
             headers = {}
-            if f.retry_after is not None and status in (429, 503):
+            if with_retry_after and f.retry_after is not None and status in (429, 503):
                 headers["Retry-After"] = f"{f.retry_after:g}"
             return _json({"detail": why}, status, headers)
         try:

@@ -1,0 +1,157 @@
+"""Forwarding to the reference core over real HTTP on loopback: outages, error storms, dead
+letters and replay, ordering, the drain-rate limit and alert caps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from forward_helpers import admin, core, make_records  # noqa: F401  (fixture)
+from hub_helpers import wait_until
+
+from spotme_hub.forward.core_sim import CoreServer, CoreState, free_port
+from spotme_hub.forward.forwarder import Forwarder, dead_letters, forward_status
+from spotme_hub.store import Store
+
+
+def core_cfg(make_config: Any, url: str, **extra: Any) -> Any:
+    section = {"url": url, "token": "s3cret", "batch_size": 100, "poll_s": 0.05,
+               "retry_min_s": 0.05, "retry_max_s": 0.3, **extra}  # fmt: skip
+    return make_config(core=section)
+
+
+@contextlib.asynccontextmanager
+async def forwarding(fwd: Forwarder) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(fwd.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def hub_ids(store: Store) -> list[str]:
+    return [r["id"] for r in store.iter_records()]
+
+
+async def test_core_down_backlog_grows_then_drains_all(make_config: Any, store: Store) -> None:
+    port = free_port()
+    cfg = core_cfg(make_config, f"http://127.0.0.1:{port}")
+    fwd = Forwarder(cfg, store)
+    store.commit(make_records(250))
+    async with forwarding(fwd):
+        # nothing listens on the port: connection refused, retried with backoff
+        await wait_until(lambda: forward_status(store, cfg)["state"] == "retrying", timeout=20)
+        store.commit(make_records(400, start=250))
+        fwd.notify()
+        st = forward_status(store, cfg)
+        assert st["backlog"] == 650 and st["delivered"] == 0
+        assert "unreachable" in st["last_error"]
+        server = CoreServer(CoreState(token="s3cret"), port=port).start()
+        try:
+            await wait_until(lambda: forward_status(store, cfg)["backlog"] == 0, timeout=60)
+            assert server.state.ids() == hub_ids(store)  # all of them, once, in commit order
+        finally:
+            server.stop()
+    st = forward_status(store, cfg)
+    assert st["delivered"] == st["accepted"] == 650
+    assert st["dead_letters"] == 0 and st["state"] == "ok"
+
+
+async def test_5xx_and_429_storm_delivers_everything_in_order(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    cfg = core_cfg(make_config, core.url, token=None)
+    store.commit(make_records(1500))
+    admin(core, "settings", error_rate=0.4, fail_next=3, fail_status=429, retry_after=1)
+    await Forwarder(cfg, store).drain()
+    assert forward_status(store, cfg)["backlog"] == 0
+    stats: Any = admin(core, "stats")
+    assert stats["failed"] >= 3 and stats["stored"] == 1500 == stats["distinct_ids"]
+    assert core.state.ids() == hub_ids(store)
+    # Retry-After honoured: after each 429 the next request came at least 1 s later (core's clock)
+    log: Any = admin(core, "requests")
+    gaps = [b["t"] - a["t"] for a, b in zip(log, log[1:], strict=False) if a["status"] == 429]
+    assert len(gaps) == 3 and min(gaps) >= 1.0
+    # a failing batch is retried whole before the next one leaves: first ids never go backwards
+    firsts = [r["first"] for r in log if r["status"] == 200]
+    order = {rid: i for i, rid in enumerate(hub_ids(store))}
+    assert [order[f] for f in firsts] == sorted(order[f] for f in firsts)
+
+
+async def test_rejected_records_become_dead_letters_and_replay(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    cfg = core_cfg(make_config, core.url, token=None)
+    recs = make_records(300)
+    store.commit(recs)
+    bad = [recs[10].id, recs[205].id]
+    admin(core, "settings", reject_ids=bad, reject_reason="employee E10 unknown")
+    await Forwarder(cfg, store).drain()
+    st = forward_status(store, cfg)
+    assert st["backlog"] == 0 and st["dead_letters"] == 2 and st["delivered"] == 298
+    letters = dead_letters(store)
+    assert [d["record_id"] for d in letters] == bad
+    assert all(d["reason"] == "employee E10 unknown" for d in letters)
+    assert core.state.stored() == 298
+
+    # still refused: stays a dead letter, with the reason and one more attempt
+    result = await Forwarder(cfg, store).retry_dead()
+    assert result == {"sent": 2, "delivered": 0, "rejected": 2}
+    assert [d["attempts"] for d in dead_letters(store)] == [2, 2]
+
+    admin(core, "settings", reject_ids=[])  # the core now knows the employee
+    result = await Forwarder(cfg, store).retry_dead()
+    assert result == {"sent": 2, "delivered": 2, "rejected": 0}
+    assert forward_status(store, cfg)["dead_letters"] == 0
+    assert sorted(core.state.ids()) == sorted(hub_ids(store))
+
+
+async def test_whole_batch_4xx_is_bisected_to_the_culprit(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    cfg = core_cfg(make_config, core.url, token=None)
+    recs = make_records(200)
+    store.commit(recs)
+    admin(core, "settings", reject_ids=[recs[137].id], reject_mode="batch")
+    await Forwarder(cfg, store).drain()
+    (letter,) = dead_letters(store)
+    assert letter["record_id"] == recs[137].id and letter["reason"].startswith("HTTP 422")
+    assert core.state.stored() == 199
+    assert forward_status(store, cfg)["backlog"] == 0
+
+
+async def test_wrong_token_blocks_and_never_dead_letters(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    core.state.token = "right"
+    cfg = core_cfg(make_config, core.url, token="wrong")
+    store.commit(make_records(50))
+    async with forwarding(Forwarder(cfg, store)):
+        await wait_until(lambda: admin(core, "stats")["unauthorized"] >= 2, timeout=20)  # type: ignore[index]
+    st = forward_status(store, cfg)
+    assert st["backlog"] == 50 and st["dead_letters"] == 0 and "401" in st["last_error"]
+
+
+async def test_drain_rate_limits_batches(make_config: Any, store: Store, core: CoreServer) -> None:
+    cfg = core_cfg(make_config, core.url, token=None, drain_rate=200)
+    store.commit(make_records(600))
+    await Forwarder(cfg, store).drain()
+    log: Any = admin(core, "requests")
+    assert [r["n"] for r in log] == [100] * 6
+    # 600 records at 200/s: one batch of 100 every 0.5 s, the sixth leaves at +2.5 s
+    assert log[-1]["t"] - log[0]["t"] >= 2.0
+
+
+async def test_backlog_caps_raise_an_alert_and_drop_nothing(make_config: Any, store: Store) -> None:
+    cfg = core_cfg(make_config, f"http://127.0.0.1:{free_port()}", backlog_alert=40,
+                   backlog_alert_age_s=3600)  # fmt: skip
+    store.commit(make_records(30))
+    assert forward_status(store, cfg)["alert"] is False
+    store.commit(make_records(30, start=30))
+    st = forward_status(store, cfg)
+    assert st["alert"] is True and st["backlog"] == 60 and "backlog 60 > 40" in st["alerts"][0]
+    assert st["oldest_age_s"] is not None and st["oldest_age_s"] < 3600
