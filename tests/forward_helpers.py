@@ -36,8 +36,8 @@ def make_records(n: int, start: int = 0, device: str = "dev1") -> list[Record]:
     return out
 
 
-@pytest.fixture
-def core() -> Iterator[CoreServer]:
+@pytest.fixture(name="core")
+def core_fixture() -> Iterator[CoreServer]:
     server = CoreServer(CoreState(seed=7)).start()
     yield server
     server.stop()

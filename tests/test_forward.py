@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from forward_helpers import admin, core, make_records  # noqa: F401  (fixture)
+from forward_helpers import admin, core_fixture, make_records  # noqa: F401  (fixture)
 from hub_helpers import wait_until
 
 from spotme_hub.forward.core_sim import CoreServer, CoreState, free_port
