@@ -155,3 +155,15 @@ async def test_backlog_caps_raise_an_alert_and_drop_nothing(make_config: Any, st
     st = forward_status(store, cfg)
     assert st["alert"] is True and st["backlog"] == 60 and "backlog 60 > 40" in st["alerts"][0]
     assert st["oldest_age_s"] is not None and st["oldest_age_s"] < 3600
+
+
+async def test_core_receives_the_canonical_record(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    cfg = core_cfg(make_config, core.url, token=None)
+    store.commit(make_records(30))
+    await Forwarder(cfg, store).drain()
+    sent = [item["record"] for item in core.state.records()]
+    stored = [{k: v for k, v in r.items() if k != "seq"} for r in store.iter_records()]
+    assert sent == stored  # the same dict the API serves: types, JSON fields, booleans, nulls
+    assert {r["within_geofence"] for r in sent} == {True, False}

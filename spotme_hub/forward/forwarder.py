@@ -67,9 +67,13 @@ class BatchRefused(Exception):
         self.reason = f"HTTP {status}: {reason}"
 
 
+#: One record on the wire: its id and its JSON text.
+Item = tuple[str, bytes]
+
+
 @dataclass(slots=True)
 class Batch:
-    records: list[dict[str, Any]]
+    items: list[Item]
     seqs: list[int]
     body: bytes
 
@@ -88,13 +92,14 @@ class Outcome:
 # --- reading the backlog fast -----------------------------------------------------------------
 
 
-def _record_dicts(rows: Any) -> tuple[list[dict[str, Any]], list[int]]:
-    """Rows (seq, *RECORD_FIELDS, committed_at) → canonical record dicts. The JSON columns are
-    spliced in as stored (orjson.Fragment), not decoded and re-encoded."""
-    recs: list[dict[str, Any]] = []
+def _items(rows: Any) -> tuple[list[Item], list[int]]:
+    """Rows (seq, *RECORD_FIELDS, ...) → record JSON texts. The JSON columns are spliced in as
+    stored (orjson.Fragment), not decoded and re-encoded."""
+    items: list[Item] = []
     seqs: list[int] = []
     fragment = orjson.Fragment
     names = RECORD_FIELDS
+    dumps = orjson.dumps
     for row in rows:
         seqs.append(row[0])
         vals = list(row[1 : _NFIELDS + 1])
@@ -102,22 +107,56 @@ def _record_dicts(rows: Any) -> tuple[list[dict[str, Any]], list[int]]:
             vals[i] = fragment(vals[i])
         if vals[_BOOL_AT] is not None:
             vals[_BOOL_AT] = bool(vals[_BOOL_AT])
-        recs.append(dict(zip(names, vals, strict=True)))
-    return recs, seqs
+        items.append((vals[0], dumps(dict(zip(names, vals, strict=True)))))
+    return items, seqs
 
 
-def encode(hub_id: str, records: list[dict[str, Any]]) -> bytes:
-    return orjson.dumps({"hub_id": hub_id, "records": records})
+def encode(hub_id: str, items: list[Item]) -> bytes:
+    """The request body, spliced from the records' JSON texts."""
+    return b'{"hub_id":%s,"records":[%s]}' % (orjson.dumps(hub_id), b",".join(j for _, j in items))
+
+
+def _sqlite_json(name: str) -> str:
+    if name in ("flags", "source", "raw"):
+        return f"json({name})"
+    if name == "within_geofence":
+        return (
+            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
+            " ELSE json('false') END"
+        )
+    return name
+
+
+#: On SQLite the database renders each record's JSON itself (json_object, in C).
+_SQLITE_SQL = (
+    "SELECT seq, id, json_object("
+    + ", ".join(f"'{n}', {_sqlite_json(n)}" for n in RECORD_FIELDS)
+    + ") FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+)
 
 
 def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | None:
-    stmt = select(*_COLUMNS).where(RECORDS.c.seq > after).order_by(RECORDS.c.seq).limit(limit)
     with store.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    if not rows:
-        return None
-    recs, seqs = _record_dicts(rows)
-    return Batch(recs, seqs, encode(hub_id, recs))
+        if store.is_sqlite:  # the raw DBAPI cursor: plain tuples, JSON made by SQLite
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(_SQLITE_SQL, (after, limit))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            if not rows:
+                return None
+            items = [(rid, text.encode()) for _, rid, text in rows]
+            seqs = [r[0] for r in rows]
+        else:
+            stmt = (
+                select(*_COLUMNS).where(RECORDS.c.seq > after).order_by(RECORDS.c.seq).limit(limit)
+            )
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return None
+            items, seqs = _items(rows)
+    return Batch(items, seqs, encode(hub_id, items))
 
 
 # --- persistent state ---------------------------------------------------------------------------
@@ -285,23 +324,27 @@ class Forwarder:
             size = max(1, min(size, int(self.core.drain_rate)))
         after = await asyncio.to_thread(self.cursor)
         total = 0
-        pending = asyncio.create_task(
-            asyncio.to_thread(read_batch, self.store, self.hub_id, after, size)
-        )
+        pending = asyncio.create_task(self._read(after, size))
+        ack: asyncio.Task[None] | None = None
         try:
             while True:
                 batch = await pending
                 if batch is None:
                     return total
                 # read and encode the next batch while this one is on the wire
-                pending = asyncio.create_task(
-                    asyncio.to_thread(read_batch, self.store, self.hub_id, batch.last, size)
-                )
+                pending = asyncio.create_task(self._read(batch.last, size))
                 await self._pace(len(batch.seqs))
-                await self._deliver(client, batch)
+                # the previous batch's ack commits while this one is on the wire (acks stay in
+                # order; a crash before an ack only resends, with the same key)
+                ack = asyncio.create_task(self._ack_after(ack, *await self._deliver(client, batch)))
                 total += len(batch.seqs)
         finally:
             pending.cancel()
+            if ack is not None:
+                await ack
+
+    async def _read(self, after: int, size: int) -> Batch | None:
+        return await asyncio.to_thread(read_batch, self.store, self.hub_id, after, size)
 
     async def _pace(self, n: int) -> None:
         """The drain-rate limit: on average no more than `core.drain_rate` records/s."""
@@ -313,13 +356,16 @@ class Forwarder:
             await asyncio.sleep(self._next_send - now)
         self._next_send = max(now, self._next_send) + n / rate
 
-    async def _deliver(self, client: httpx.AsyncClient, batch: Batch) -> None:
-        seq_of = dict(zip((r["id"] for r in batch.records), batch.seqs, strict=True))
+    async def _deliver(
+        self, client: httpx.AsyncClient, batch: Batch
+    ) -> tuple[int, list[tuple[int, str, str]], dict[str, Any]]:
+        """Send one batch until the core answers; → what to acknowledge."""
+        seq_of = dict(zip((rid for rid, _ in batch.items), batch.seqs, strict=True))
 
-        def key_of(recs: list[dict[str, Any]]) -> str:
-            return f"{self.hub_id}:{seq_of[recs[0]['id']]}-{seq_of[recs[-1]['id']]}"
+        def key_of(items: list[Item]) -> str:
+            return f"{self.hub_id}:{seq_of[items[0][0]]}-{seq_of[items[-1][0]]}"
 
-        outcome = await self.send(client, batch.records, key_of, stop_never, body=batch.body)
+        outcome = await self.send(client, batch.items, key_of, stop_never, body=batch.body)
         dead = [(seq_of[rid], rid, reason) for rid, reason in outcome.rejected.items()]
         dead.sort()
         n = len(batch.seqs)
@@ -331,9 +377,20 @@ class Forwarder:
         s["batches"] = s.get("batches", 0) + 1
         s["last_delivery_at"] = _now()
         s["state"] = "ok"
-        await asyncio.to_thread(self._ack, batch.last, dead, dict(s))
         if dead:
-            log.warning("core rejected %d record(s); moved to dead letters", len(dead))
+            log.warning("core rejected %d record(s); moving them to dead letters", len(dead))
+        return batch.last, dead, dict(s)
+
+    async def _ack_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        last: int,
+        dead: list[tuple[int, str, str]],
+        stats: dict[str, Any],
+    ) -> None:
+        if previous is not None:
+            await previous
+        await asyncio.to_thread(self._ack, last, dead, stats)
 
     def _ack(self, last: int, dead: list[tuple[int, str, str]], stats: dict[str, Any]) -> None:
         with self.store.write() as conn:
@@ -345,8 +402,8 @@ class Forwarder:
     async def send(
         self,
         client: httpx.AsyncClient,
-        records: list[dict[str, Any]],
-        key_of: Callable[[list[dict[str, Any]]], str],
+        records: list[Item],
+        key_of: Callable[[list[Item]], str],
         stop: stop_base,
         body: bytes | None = None,
     ) -> Outcome:
@@ -356,7 +413,7 @@ class Forwarder:
             return await self._post_retrying(client, records, key_of(records), stop, body)
         except BatchRefused as exc:
             if len(records) == 1:
-                return Outcome(rejected={records[0]["id"]: exc.reason})
+                return Outcome(rejected={records[0][0]: exc.reason})
             mid = len(records) // 2
             a = await self.send(client, records[:mid], key_of, stop)
             b = await self.send(client, records[mid:], key_of, stop)
@@ -367,14 +424,14 @@ class Forwarder:
     async def _post_retrying(
         self,
         client: httpx.AsyncClient,
-        records: list[dict[str, Any]],
+        records: list[Item],
         key: str,
         stop: stop_base,
         body: bytes | None,
     ) -> Outcome:
         if body is None:
             body = encode(self.hub_id, records)
-        ids = {r["id"] for r in records}
+        ids = {rid for rid, _ in records}
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Transient),
             wait=self._wait,
@@ -463,12 +520,12 @@ class Forwarder:
                 if not rows:
                     return result
                 after = rows[-1][0]
-                recs, _ = _record_dicts([r[2:] for r in rows])
-                by_id = {r["id"]: (row[0], row[1]) for r, row in zip(recs, rows, strict=True)}
+                recs, _ = _items([r[2:] for r in rows])
+                by_id = {rid: (row[0], row[1]) for (rid, _), row in zip(recs, rows, strict=True)}
 
-                def key_of(part: list[dict[str, Any]], by_id: Any = by_id) -> str:
-                    first, tries = by_id[part[0]["id"]]
-                    last, _ = by_id[part[-1]["id"]]
+                def key_of(part: list[Item], by_id: Any = by_id) -> str:
+                    first, tries = by_id[part[0][0]]
+                    last, _ = by_id[part[-1][0]]
                     return f"{self.hub_id}:dead:{first}-{last}:{tries}"
 
                 outcome = await self.send(client, recs, key_of, stop_after_attempt(attempts))
