@@ -167,3 +167,25 @@ async def test_core_receives_the_canonical_record(
     stored = [{k: v for k, v in r.items() if k != "seq"} for r in store.iter_records()]
     assert sent == stored  # the same dict the API serves: types, JSON fields, booleans, nulls
     assert {r["within_geofence"] for r in sent} == {True, False}
+
+
+async def test_api_shows_status_and_dead_letters(
+    make_config: Any, store: Store, core: CoreServer
+) -> None:
+    import httpx
+
+    from spotme_hub.api import create_app
+
+    cfg = core_cfg(make_config, core.url, token=None, backlog_alert=1)
+    recs = make_records(20)
+    store.commit(recs)
+    admin(core, "settings", reject_ids=[recs[3].id])
+    await Forwarder(cfg, store).drain()
+    store.commit(make_records(5, start=20))
+    transport = httpx.ASGITransport(app=create_app(cfg, store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        st = (await client.get("/api/v1/forward")).json()
+        dl = (await client.get("/api/v1/forward/dead-letters")).json()
+    assert st["backlog"] == 5 and st["delivered"] == 19 and st["dead_letters"] == 1
+    assert st["alert"] is True
+    assert [d["record_id"] for d in dl] == [recs[3].id]

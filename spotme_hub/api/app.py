@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import ORJSONResponse
 
 from ..config import HubConfig
+from ..forward.api import forward_router
 from ..store import RecordFilter, Store
 from .adms import adms_router
 
@@ -29,6 +30,7 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     app.state.hub = hub
     max_page = cfg.api.max_page
     app.include_router(adms_router())
+    app.include_router(forward_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
