@@ -491,7 +491,8 @@ class Forwarder:
         exc = state.outcome.exception() if state.outcome else None
         self.stats["retries"] = self.stats.get("retries", 0) + 1
         self._note_error(str(exc))
-        log.warning("forward to %s failed (%s); retry %d", self.url, exc, state.attempt_number)
+        level = logging.WARNING if state.attempt_number == 1 else logging.INFO
+        log.log(level, "forward to %s failed (%s); retry %d", self.url, exc, state.attempt_number)
 
     async def _sleep(self, seconds: float) -> None:
         await self._persist_error()
