@@ -333,6 +333,8 @@ class Forwarder:
                     return total
                 # read and encode the next batch while this one is on the wire
                 pending = asyncio.create_task(self._read(batch.last, size))
+                if ack is not None and ack.done():
+                    await ack  # an ack that failed stops the drain (the cursor stays put)
                 await self._pace(len(batch.seqs))
                 # the previous batch's ack commits while this one is on the wire (acks stay in
                 # order; a crash before an ack only resends, with the same key)
