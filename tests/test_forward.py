@@ -189,3 +189,36 @@ async def test_api_shows_status_and_dead_letters(
     assert st["backlog"] == 5 and st["delivered"] == 19 and st["dead_letters"] == 1
     assert st["alert"] is True
     assert [d["record_id"] for d in dl] == [recs[3].id]
+
+
+def test_cli_status_dead_and_retry_dead(tmp_path: Any, core: CoreServer) -> None:
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+    from conftest import base_config
+
+    from spotme_hub.cli import cli
+    from spotme_hub.config import load_config
+
+    data = base_config(tmp_path, core={"url": core.url, "retry_min_s": 0.05})
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
+    store = Store(cfg.database_url)
+    store.create_all()
+    recs = make_records(40)
+    store.commit(recs)
+    admin(core, "settings", reject_ids=[recs[7].id], reject_reason="no such officer")
+    asyncio.run(Forwarder(cfg, store).drain())
+    run = CliRunner().invoke
+    listed = json.loads(run(cli, ["forward", "dead", "--json", "-c", str(path)]).output)
+    assert [(d["record_id"], d["reason"]) for d in listed] == [(recs[7].id, "no such officer")]
+    again = run(cli, ["forward", "retry-dead", "-c", str(path)])
+    assert again.exit_code == 1 and "1 still rejected" in again.output
+    admin(core, "settings", reject_ids=[])
+    done = run(cli, ["forward", "retry-dead", "-c", str(path)])
+    assert done.exit_code == 0 and "1 delivered" in done.output, done.output
+    status = json.loads(run(cli, ["forward", "status", "--json", "-c", str(path)]).output)
+    assert status["backlog"] == 0 and status["dead_letters"] == 0
+    assert status["dead_letters_delivered"] == 1 and core.state.stored() == 40

@@ -47,12 +47,16 @@ def register(cli: click.Group) -> None:
     @CONFIG_OPTION
     @click.option("--all", "show_all", is_flag=True, help="Also delivered (replayed) ones.")
     @click.option("--limit", default=100, show_default=True)
-    def dead(config_path: Path, show_all: bool, limit: int) -> None:
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def dead(config_path: Path, show_all: bool, limit: int, as_json: bool) -> None:
         """List dead letters: records the core refused, with its reason."""
         from ..forward.forwarder import dead_letters
 
         cfg = load_config(config_path)
         rows = dead_letters(open_store(cfg), None if show_all else "open", limit)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
         table = Table("dlid", "seq", "record id", "status", "tries", "reason", "since")
         for r in rows:
             table.add_row(str(r["dlid"]), str(r["seq"]), r["record_id"], r["status"],
