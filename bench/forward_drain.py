@@ -120,22 +120,23 @@ def main() -> None:
         sent = asyncio.run(Forwarder(cfg, store).drain())
         drain_s = time.perf_counter() - t0
         rate = sent / drain_s
-        stats = httpx.get(f"{core_url}/admin/stats").json()
+        print(
+            f"baseline (bare httpx, pre-encoded {args.batch_size}-record batches): "
+            f"{base_rate:,.0f} records/s"
+        )
+        print(
+            f"forwarder drain: {sent:,} records in {drain_s:.1f}s = {rate:,.0f} records/s "
+            f"({rate / base_rate:.2f}x baseline; target >= 20,000/s)",
+            flush=True,
+        )
         st = forward_status(store, cfg)
+        stats = httpx.get(f"{core_url}/admin/stats", timeout=300).json()
     finally:
         core.terminate()
         core.wait()
     assert st["backlog"] == 0, st
     assert stats["stored"] == args.records + args.baseline_records, stats
-    print(
-        f"baseline (bare httpx, pre-encoded {args.batch_size}-record batches): "
-        f"{base_rate:,.0f} records/s"
-    )
-    print(
-        f"forwarder drain: {sent:,} records in {drain_s:.1f}s = {rate:,.0f} records/s "
-        f"({rate / base_rate:.2f}x baseline; target >= 20,000/s)"
-    )
-    print(f"core: stored {stats['stored']:,}, duplicates {stats['duplicates']}, backlog 0")
+    print(f"core: stored {stats['stored']:,}, duplicates {stats['duplicates']}; hub backlog 0")
 
 
 if __name__ == "__main__":

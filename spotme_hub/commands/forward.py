@@ -27,7 +27,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def status(config_path: Path, as_json: bool) -> None:
         """Backlog size and age, delivery counters, dead letters and alert state."""
-        from ..forward.forwarder import forward_status
+        from ..forward.outbox import forward_status
 
         cfg = load_config(config_path)
         st = forward_status(open_store(cfg), cfg)
@@ -50,7 +50,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def dead(config_path: Path, show_all: bool, limit: int, as_json: bool) -> None:
         """List dead letters: records the core refused, with its reason."""
-        from ..forward.forwarder import dead_letters
+        from ..forward.outbox import dead_letters
 
         cfg = load_config(config_path)
         rows = dead_letters(open_store(cfg), None if show_all else "open", limit)

@@ -12,7 +12,7 @@ from typing import Any
 @contextlib.asynccontextmanager
 async def part(demo: Any) -> AsyncIterator[None]:
     from ..forward.core_sim import CoreServer, CoreState
-    from ..forward.forwarder import forward_status
+    from ..forward.outbox import forward_status
 
     server = await asyncio.to_thread(CoreServer(CoreState()).start)
     demo.env["DEMO_CORE_URL"] = server.url

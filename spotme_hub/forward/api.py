@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from .forwarder import dead_letters, forward_status
+from .outbox import dead_letters, forward_status
 
 
 def forward_router() -> APIRouter:

@@ -22,32 +22,36 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Connection, and_, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, select
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_base, stop_never
 
 from ..config import HubConfig
-from ..record import RECORD_FIELDS
-from ..store import CHECKPOINTS, RECORDS, Store
+from ..store import RECORDS, Store
+from .outbox import (
+    COLUMNS,
+    SCOPE,
+    Batch,
+    Item,
+    dead_letters,
+    encode,
+    forward_status,
+    insert_dead,
+    items_from_rows,
+    now,
+    read_batch,
+    upsert_state,
+)
 from .tables import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
-SCOPE = "forwarder"
-_COLUMNS = [RECORDS.c.seq, *(RECORDS.c[name] for name in RECORD_FIELDS), RECORDS.c.committed_at]
-_JSON_AT = tuple(i for i, n in enumerate(RECORD_FIELDS) if n in ("flags", "source", "raw"))
-_BOOL_AT = RECORD_FIELDS.index("within_geofence")
-_NFIELDS = len(RECORD_FIELDS)
 #: Statuses that block the batch and are retried: the core (or its gateway) is unavailable,
 #: overloaded or misconfigured — never the records' fault.
 _RETRY_STATUS = {401, 403, 404, 408, 409, 425, 429}
 _MAX_RETRY_AFTER_S = 3600.0
 
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+__all__ = ["Forwarder", "forward_status", "dead_letters", "run_forwarder", "encode", "Batch"]
 
 
 class Transient(Exception):
@@ -67,190 +71,11 @@ class BatchRefused(Exception):
         self.reason = f"HTTP {status}: {reason}"
 
 
-#: One record on the wire: its id and its JSON text.
-Item = tuple[str, bytes]
-
-
-@dataclass(slots=True)
-class Batch:
-    items: list[Item]
-    seqs: list[int]
-    body: bytes
-
-    @property
-    def last(self) -> int:
-        return self.seqs[-1]
-
-
 @dataclass(slots=True)
 class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # id -> reason
-
-
-# --- reading the backlog fast -----------------------------------------------------------------
-
-
-def _items(rows: Any) -> tuple[list[Item], list[int]]:
-    """Rows (seq, *RECORD_FIELDS, ...) → record JSON texts. The JSON columns are spliced in as
-    stored (orjson.Fragment), not decoded and re-encoded."""
-    items: list[Item] = []
-    seqs: list[int] = []
-    fragment = orjson.Fragment
-    names = RECORD_FIELDS
-    dumps = orjson.dumps
-    for row in rows:
-        seqs.append(row[0])
-        vals = list(row[1 : _NFIELDS + 1])
-        for i in _JSON_AT:
-            vals[i] = fragment(vals[i])
-        if vals[_BOOL_AT] is not None:
-            vals[_BOOL_AT] = bool(vals[_BOOL_AT])
-        items.append((vals[0], dumps(dict(zip(names, vals, strict=True)))))
-    return items, seqs
-
-
-def encode(hub_id: str, items: list[Item]) -> bytes:
-    """The request body, spliced from the records' JSON texts."""
-    return b'{"hub_id":%s,"records":[%s]}' % (orjson.dumps(hub_id), b",".join(j for _, j in items))
-
-
-def _sqlite_json(name: str) -> str:
-    if name in ("flags", "source", "raw"):
-        return f"json({name})"
-    if name == "within_geofence":
-        return (
-            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
-            " ELSE json('false') END"
-        )
-    return name
-
-
-#: On SQLite the database renders each record's JSON itself (json_object, in C).
-_SQLITE_SQL = (
-    "SELECT seq, id, json_object("
-    + ", ".join(f"'{n}', {_sqlite_json(n)}" for n in RECORD_FIELDS)
-    + ") FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
-)
-
-
-def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | None:
-    with store.engine.connect() as conn:
-        if store.is_sqlite:  # the raw DBAPI cursor: plain tuples, JSON made by SQLite
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cur.execute(_SQLITE_SQL, (after, limit))
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-            if not rows:
-                return None
-            items = [(rid, text.encode()) for _, rid, text in rows]
-            seqs = [r[0] for r in rows]
-        else:
-            stmt = (
-                select(*_COLUMNS).where(RECORDS.c.seq > after).order_by(RECORDS.c.seq).limit(limit)
-            )
-            rows = conn.execute(stmt).all()
-            if not rows:
-                return None
-            items, seqs = _items(rows)
-    return Batch(items, seqs, encode(hub_id, items))
-
-
-# --- persistent state ---------------------------------------------------------------------------
-
-
-def _upsert(store: Store, conn: Connection, key: str, value: Any) -> None:
-    now = _now()
-    ins = (sqlite_insert if store.is_sqlite else pg_insert)(CHECKPOINTS)
-    stmt = ins.values(scope=SCOPE, key=key, value=orjson.dumps(value).decode(), updated_at=now)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["scope", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
-        )
-    )
-
-
-def _insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:
-    if items:
-        now = _now()
-        conn.execute(
-            DEAD_LETTERS.insert(),
-            [
-                {"seq": s, "record_id": rid, "reason": reason[:2000], "status": "open",
-                 "attempts": 1, "created_at": now, "updated_at": now}
-                for s, rid, reason in items
-            ],
-        )  # fmt: skip
-
-
-def _age_s(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return max(0.0, round((datetime.now(UTC) - then).total_seconds(), 3))
-
-
-def forward_status(store: Store, cfg: HubConfig) -> dict[str, Any]:
-    """Backlog size and oldest age, dead letters, cursor, counters, last error and alert state."""
-    cursor = int(store.get_checkpoint(SCOPE, "cursor", 0))
-    stats = store.get_checkpoint(SCOPE, "stats", {}) or {}
-    with store.engine.connect() as conn:
-        backlog = conn.execute(
-            select(func.count()).select_from(RECORDS).where(RECORDS.c.seq > cursor)
-        ).scalar_one()
-        oldest = conn.execute(
-            select(RECORDS.c.committed_at)
-            .where(RECORDS.c.seq > cursor)
-            .order_by(RECORDS.c.seq)
-            .limit(1)
-        ).scalar()
-        dead = dict(
-            conn.execute(
-                select(DEAD_LETTERS.c.status, func.count()).group_by(DEAD_LETTERS.c.status)
-            ).all()
-        )
-    age = _age_s(oldest)
-    alerts = []
-    core = cfg.core
-    if core.backlog_alert is not None and backlog > core.backlog_alert:
-        alerts.append(f"backlog {backlog} > {core.backlog_alert}")
-    if core.backlog_alert_age_s is not None and age is not None and age > core.backlog_alert_age_s:
-        alerts.append(f"oldest record waiting {age:.0f}s > {core.backlog_alert_age_s:.0f}s")
-    return {
-        "enabled": bool(core.url),
-        "url": (core.url or "").rstrip("/") + core.path if core.url else None,
-        "cursor": cursor,
-        "backlog": int(backlog),
-        "oldest_age_s": age,
-        "dead_letters": int(dead.get("open", 0)),
-        "dead_letters_delivered": int(dead.get("delivered", 0)),
-        "delivered": int(stats.get("delivered", 0)),
-        "accepted": int(stats.get("accepted", 0)),
-        "duplicates": int(stats.get("duplicates", 0)),
-        "dead_lettered": int(stats.get("dead_lettered", 0)),
-        "batches": int(stats.get("batches", 0)),
-        "retries": int(stats.get("retries", 0)),
-        "last_delivery_at": stats.get("last_delivery_at"),
-        "state": stats.get("state", "idle"),
-        "last_error": stats.get("last_error"),
-        "last_error_at": stats.get("last_error_at"),
-        "alert": bool(alerts),
-        "alerts": alerts,
-    }
-
-
-def dead_letters(
-    store: Store, status: str | None = "open", limit: int = 100, after: int = 0
-) -> list[dict[str, Any]]:
-    conds = [DEAD_LETTERS.c.dlid > after]
-    if status:
-        conds.append(DEAD_LETTERS.c.status == status)
-    stmt = select(DEAD_LETTERS).where(*conds).order_by(DEAD_LETTERS.c.dlid).limit(limit)
-    with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
 # --- the forwarder ----------------------------------------------------------------------------
@@ -377,7 +202,7 @@ class Forwarder:
         s["duplicates"] = s.get("duplicates", 0) + outcome.duplicates
         s["dead_lettered"] = s.get("dead_lettered", 0) + len(dead)
         s["batches"] = s.get("batches", 0) + 1
-        s["last_delivery_at"] = _now()
+        s["last_delivery_at"] = now()
         s["state"] = "ok"
         if dead:
             log.warning("core rejected %d record(s); moving them to dead letters", len(dead))
@@ -396,9 +221,9 @@ class Forwarder:
 
     def _ack(self, last: int, dead: list[tuple[int, str, str]], stats: dict[str, Any]) -> None:
         with self.store.write() as conn:
-            _insert_dead(conn, dead)
-            _upsert(self.store, conn, "cursor", last)
-            _upsert(self.store, conn, "stats", stats)
+            insert_dead(conn, dead)
+            upsert_state(self.store, conn, "cursor", last)
+            upsert_state(self.store, conn, "stats", stats)
 
     # -- one batch on the wire -----------------------------------------------------------------
     async def send(
@@ -501,7 +326,7 @@ class Forwarder:
         await asyncio.sleep(seconds)
 
     def _note_error(self, message: str) -> None:
-        self.stats.update(state="retrying", last_error=message, last_error_at=_now())
+        self.stats.update(state="retrying", last_error=message, last_error_at=now())
         self._error_dirty = True
 
     async def _persist_error(self) -> None:
@@ -523,7 +348,7 @@ class Forwarder:
                 if not rows:
                     return result
                 after = rows[-1][0]
-                recs, _ = _items([r[2:] for r in rows])
+                recs, _ = items_from_rows([r[2:] for r in rows])
                 by_id = {rid: (row[0], row[1]) for (rid, _), row in zip(recs, rows, strict=True)}
 
                 def key_of(part: list[Item], by_id: Any = by_id) -> str:
@@ -543,7 +368,7 @@ class Forwarder:
         if dlids is not None:
             conds.append(dl.dlid.in_(dlids))
         stmt = (
-            select(dl.dlid, dl.attempts, *_COLUMNS)
+            select(dl.dlid, dl.attempts, *COLUMNS)
             .select_from(DEAD_LETTERS.join(RECORDS, and_(RECORDS.c.seq == dl.seq)))
             .where(*conds)
             .order_by(dl.dlid)
@@ -553,11 +378,11 @@ class Forwarder:
             return list(conn.execute(stmt).all())
 
     def _resolve_dead(self, by_id: dict[str, tuple[int, int]], rejected: dict[str, str]) -> None:
-        now = _now()
+        stamp = now()
         dl = DEAD_LETTERS.c
         with self.store.write() as conn:
             for rid, (dlid, tries) in by_id.items():
-                values: dict[str, Any] = {"attempts": tries + 1, "updated_at": now}
+                values: dict[str, Any] = {"attempts": tries + 1, "updated_at": stamp}
                 if rid in rejected:
                     values["reason"] = rejected[rid][:2000]
                 else:
