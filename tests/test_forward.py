@@ -174,7 +174,7 @@ async def test_api_shows_status_and_dead_letters(
 ) -> None:
     import httpx
 
-    from spotme_hub.api import create_app
+    from spotme_hub.api import create_app, serve
 
     cfg = core_cfg(make_config, core.url, token=None, backlog_alert=1)
     recs = make_records(20)
@@ -182,10 +182,26 @@ async def test_api_shows_status_and_dead_letters(
     admin(core, "settings", reject_ids=[recs[3].id])
     await Forwarder(cfg, store).drain()
     store.commit(make_records(5, start=20))
-    transport = httpx.ASGITransport(app=create_app(cfg, store))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-        st = (await client.get("/api/v1/forward")).json()
-        dl = (await client.get("/api/v1/forward/dead-letters")).json()
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(serve(create_app(cfg, store), f"127.0.0.1:{port}", stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def up() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            for _ in range(200):
+                if await up():
+                    break
+                await asyncio.sleep(0.05)
+            st = (await client.get("/api/v1/forward")).json()
+            dl = (await client.get("/api/v1/forward/dead-letters")).json()
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
     assert st["backlog"] == 5 and st["delivered"] == 19 and st["dead_letters"] == 1
     assert st["alert"] is True
     assert [d["record_id"] for d in dl] == [recs[3].id]
