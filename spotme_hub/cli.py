@@ -121,6 +121,10 @@ def start_services(hub: Any, stop: asyncio.Event, serve_api: bool) -> list[Any]:
         from .api import create_app, serve
 
         out.append(serve(create_app(hub.cfg, hub.store, hub), hub.cfg.api.listen, stop))
+    if hub.cfg.core.url:
+        from .forward.forwarder import run_forwarder
+
+        out.append(run_forwarder(hub, stop))
     return out
 
 

@@ -165,6 +165,9 @@ class CoreSection(Strict):
         None, ge=1, description="Alert when the backlog exceeds this."
     )
     backlog_alert_age_s: float | None = Field(None, gt=0)
+    poll_s: float = Field(1.0, gt=0, description="Look for new records this often when idle.")
+    retry_min_s: float = Field(0.5, gt=0, description="First retry delay (then exponential).")
+    retry_max_s: float = Field(60, gt=0, description="Longest delay between retries.")
 
 
 Scope = Literal["feed:read", "punches:write", "admin"]

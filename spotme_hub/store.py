@@ -266,6 +266,8 @@ class Store:
         from .adapters import registry  # adapters may define tables of their own
 
         registry.load_builtin()
+        from .forward import tables as _forward_tables  # noqa: F401  (dead letters)
+
         SQLModel.metadata.create_all(self.engine)
 
     def close(self) -> None:

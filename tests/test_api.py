@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from api_helpers import TOKENS, Api, auth, config, make_records, running_api
 
 from spotme_hub.api import create_app
@@ -432,36 +430,31 @@ def test_records_page_is_the_same_page_as_records(store: Store) -> None:
             assert last == (want[-1]["seq"] if want else after)
 
 
-def test_forwarding_status_when_a_forwarder_is_installed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The forwarder is another module (spotme_hub.forward); until it lands on this branch a
-    stand-in with its documented `forward_status(store, cfg)` checks the wiring: endpoint,
-    overview and metrics."""
-    import types
-
-    calls: list[Any] = []
-
-    def forward_status(store: Store, cfg: Any) -> dict[str, Any]:
-        calls.append(cfg.core.url)
-        return {"backlog": store.count_records(), "dead_letters": 2, "state": "retrying"}
-
-    module = types.ModuleType("spotme_hub.forward")
-    module.forward_status = forward_status  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "spotme_hub.forward", module)
+def test_forwarding_status_endpoint_overview_and_metrics(tmp_path: Path) -> None:
+    """With a core configured (here unreachable, and no forwarder running in this process) the
+    committed records wait in the outbox: the endpoint, the overview and the metrics show it."""
 
     async def scenario() -> None:
-        async with running_api(tmp_path, core={"url": "https://core.example.gov.my"}) as api:
+        async with running_api(tmp_path, core={"url": "http://127.0.0.1:9"}) as api:
             await api.client.post("/api/v1/punches", headers=auth("writer"), json={
-                "device": "hr-api", "punches": [{"user_id": "1", "time": now_local()}]})  # fmt: skip
+                "device": "hr-api", "punches": [{"user_id": "1", "time": now_local()},
+                                                {"user_id": "2", "time": now_local()}]})  # fmt: skip
             resp = await api.client.get("/api/v1/forwarding", headers=auth("admin"))
             assert resp.status_code == 200
-            assert resp.json() == {"backlog": 1, "dead_letters": 2, "state": "retrying"}
+            status = resp.json()
+            assert status["enabled"] is True and status["backlog"] == 2
+            assert status["url"] == "http://127.0.0.1:9/api/v1/attendance/batch"
+            assert status["dead_letters"] == 0 and status["delivered"] == 0
+            assert (
+                await api.client.get("/api/v1/forwarding", headers=auth("reader"))
+            ).status_code == 403
             ov = (await api.client.get("/api/v1/overview", headers=auth("admin"))).json()
-            assert ov["forwarding"]["dead_letters"] == 2
+            assert ov["forwarding"]["backlog"] == 2
             text = (await api.client.get("/metrics", headers=auth("reader"))).text
-            assert "spotme_forward_backlog 1.0" in text
-            assert "spotme_forward_dead_letters 2.0" in text
-            assert calls and calls[0] == "https://core.example.gov.my"
+            assert "spotme_forward_backlog 2.0" in text
+            assert "spotme_forward_dead_letters 0.0" in text
+            forward = await api.client.get("/api/v1/forward", headers=auth("admin"))
+            assert forward.status_code == 200 and forward.json()["backlog"] == 2
+            assert (await api.client.get("/api/v1/forward")).status_code == 401
 
     asyncio.run(scenario())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, FastAPI
 
 from ..config import HubConfig
+from ..forward.api import forward_router
 from ..store import Store
 from .adms import adms_router
 from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
@@ -42,6 +43,7 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     app.include_router(devices_router(cfg, store, hub, read))
     app.include_router(admin_router(cfg, store, admin))
     app.include_router(adms_router(admin_dependencies=[Depends(admin)]))
+    app.include_router(forward_router(), dependencies=[Depends(admin)])
     app.include_router(dashboard_router(cfg, store, hub, admin))
     return app
 

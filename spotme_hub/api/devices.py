@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from ..config import DEFAULT_TZ, HubConfig
+from ..forward.outbox import forward_status
 from ..replay import replay_item
 from ..store import Store
 from .models import DeviceOut, OfficeOut, QuarantinePage, ReplayResult
@@ -75,21 +75,10 @@ def device_rows(
 
 
 def forwarding_status(cfg: HubConfig, store: Store) -> dict[str, Any] | None:
-    """The forwarder's status, or None when there is no forwarder or no core configured."""
+    """The forwarder's status, or None when no core is configured."""
     if not cfg.core.url:
         return None
-    status = None
-    for name in ("spotme_hub.forward", "spotme_hub.forward.forwarder"):
-        try:
-            status = getattr(importlib.import_module(name), "forward_status", None)
-        except ImportError:
-            status = None
-        if status is not None:
-            break
-    if status is None:
-        return None
-    result = status(store, cfg)
-    return dict(result) if not isinstance(result, dict) else result
+    return forward_status(store, cfg)
 
 
 def devices_router(cfg: HubConfig, store: Store, hub: Any, read: Any) -> APIRouter:

@@ -1,0 +1,212 @@
+"""The outbox: records with seq above the forward cursor, read fast; the cursor, counters and
+dead letters written in one transaction; backlog status.
+
+Writers are serialised, so `seq` is the commit order and "seq > cursor" is the backlog: every
+committed record is queued in the same transaction that commits it, by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..config import HubConfig
+from ..record import RECORD_FIELDS
+from ..store import CHECKPOINTS, RECORDS, Store
+from .tables import DEAD_LETTERS
+
+SCOPE = "forwarder"
+COLUMNS = [RECORDS.c.seq, *(RECORDS.c[name] for name in RECORD_FIELDS), RECORDS.c.committed_at]
+_JSON_AT = tuple(i for i, n in enumerate(RECORD_FIELDS) if n in ("flags", "source", "raw"))
+_BOOL_AT = RECORD_FIELDS.index("within_geofence")
+_NFIELDS = len(RECORD_FIELDS)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+#: One record on the wire: its id and its JSON text.
+Item = tuple[str, bytes]
+
+
+@dataclass(slots=True)
+class Batch:
+    items: list[Item]
+    seqs: list[int]
+    body: bytes
+
+    @property
+    def last(self) -> int:
+        return self.seqs[-1]
+
+
+# --- reading the backlog fast -----------------------------------------------------------------
+
+
+def items_from_rows(rows: Any) -> tuple[list[Item], list[int]]:
+    """Rows (seq, *RECORD_FIELDS, ...) → record JSON texts. The JSON columns are spliced in as
+    stored (orjson.Fragment), not decoded and re-encoded."""
+    items: list[Item] = []
+    seqs: list[int] = []
+    fragment = orjson.Fragment
+    names = RECORD_FIELDS
+    dumps = orjson.dumps
+    for row in rows:
+        seqs.append(row[0])
+        vals = list(row[1 : _NFIELDS + 1])
+        for i in _JSON_AT:
+            vals[i] = fragment(vals[i])
+        if vals[_BOOL_AT] is not None:
+            vals[_BOOL_AT] = bool(vals[_BOOL_AT])
+        items.append((vals[0], dumps(dict(zip(names, vals, strict=True)))))
+    return items, seqs
+
+
+def encode(hub_id: str, items: list[Item]) -> bytes:
+    """The request body, spliced from the records' JSON texts."""
+    return b'{"hub_id":%s,"records":[%s]}' % (orjson.dumps(hub_id), b",".join(j for _, j in items))
+
+
+def _sqlite_json(name: str) -> str:
+    if name in ("flags", "source", "raw"):
+        return f"json({name})"
+    if name == "within_geofence":
+        return (
+            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
+            " ELSE json('false') END"
+        )
+    return name
+
+
+#: On SQLite the database renders each record's JSON itself (json_object, in C).
+_SQLITE_SQL = (
+    "SELECT seq, id, json_object("
+    + ", ".join(f"'{n}', {_sqlite_json(n)}" for n in RECORD_FIELDS)
+    + ") FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+
+
+def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | None:
+    with store.engine.connect() as conn:
+        if store.is_sqlite:  # the raw DBAPI cursor: plain tuples, JSON made by SQLite
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(_SQLITE_SQL, (after, limit))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            if not rows:
+                return None
+            items = [(rid, text.encode()) for _, rid, text in rows]
+            seqs = [r[0] for r in rows]
+        else:
+            stmt = (
+                select(*COLUMNS).where(RECORDS.c.seq > after).order_by(RECORDS.c.seq).limit(limit)
+            )
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return None
+            items, seqs = items_from_rows(rows)
+    return Batch(items, seqs, encode(hub_id, items))
+
+
+# --- persistent state ---------------------------------------------------------------------------
+
+
+def upsert_state(store: Store, conn: Connection, key: str, value: Any) -> None:
+    stamp = now()
+    ins = (sqlite_insert if store.is_sqlite else pg_insert)(CHECKPOINTS)
+    stmt = ins.values(scope=SCOPE, key=key, value=orjson.dumps(value).decode(), updated_at=stamp)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["scope", "key"],
+            set_={"value": stmt.excluded.value, "updated_at": stamp},
+        )
+    )
+
+
+def insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:
+    if items:
+        stamp = now()
+        conn.execute(
+            DEAD_LETTERS.insert(),
+            [
+                {"seq": s, "record_id": rid, "reason": reason[:2000], "status": "open",
+                 "attempts": 1, "created_at": stamp, "updated_at": stamp}
+                for s, rid, reason in items
+            ],
+        )  # fmt: skip
+
+
+def _age_s(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return max(0.0, round((datetime.now(UTC) - then).total_seconds(), 3))
+
+
+def forward_status(store: Store, cfg: HubConfig) -> dict[str, Any]:
+    """Backlog size and oldest age, dead letters, cursor, counters, last error and alert state."""
+    cursor = int(store.get_checkpoint(SCOPE, "cursor", 0))
+    stats = store.get_checkpoint(SCOPE, "stats", {}) or {}
+    with store.engine.connect() as conn:
+        backlog = conn.execute(
+            select(func.count()).select_from(RECORDS).where(RECORDS.c.seq > cursor)
+        ).scalar_one()
+        oldest = conn.execute(
+            select(RECORDS.c.committed_at)
+            .where(RECORDS.c.seq > cursor)
+            .order_by(RECORDS.c.seq)
+            .limit(1)
+        ).scalar()
+        dead: dict[str, int] = dict(
+            conn.execute(
+                select(DEAD_LETTERS.c.status, func.count()).group_by(DEAD_LETTERS.c.status)
+            ).all()
+        )
+    age = _age_s(oldest)
+    alerts = []
+    core = cfg.core
+    if core.backlog_alert is not None and backlog > core.backlog_alert:
+        alerts.append(f"backlog {backlog} > {core.backlog_alert}")
+    if core.backlog_alert_age_s is not None and age is not None and age > core.backlog_alert_age_s:
+        alerts.append(f"oldest record waiting {age:.0f}s > {core.backlog_alert_age_s:.0f}s")
+    return {
+        "enabled": bool(core.url),
+        "url": (core.url or "").rstrip("/") + core.path if core.url else None,
+        "cursor": cursor,
+        "backlog": int(backlog),
+        "oldest_age_s": age,
+        "dead_letters": int(dead.get("open", 0)),
+        "dead_letters_delivered": int(dead.get("delivered", 0)),
+        "delivered": int(stats.get("delivered", 0)),
+        "accepted": int(stats.get("accepted", 0)),
+        "duplicates": int(stats.get("duplicates", 0)),
+        "dead_lettered": int(stats.get("dead_lettered", 0)),
+        "batches": int(stats.get("batches", 0)),
+        "retries": int(stats.get("retries", 0)),
+        "last_delivery_at": stats.get("last_delivery_at"),
+        "state": stats.get("state", "idle"),
+        "last_error": stats.get("last_error"),
+        "last_error_at": stats.get("last_error_at"),
+        "alert": bool(alerts),
+        "alerts": alerts,
+    }
+
+
+def dead_letters(
+    store: Store, status: str | None = "open", limit: int = 100, after: int = 0
+) -> list[dict[str, Any]]:
+    conds = [DEAD_LETTERS.c.dlid > after]
+    if status:
+        conds.append(DEAD_LETTERS.c.status == status)
+    stmt = select(DEAD_LETTERS).where(*conds).order_by(DEAD_LETTERS.c.dlid).limit(limit)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
