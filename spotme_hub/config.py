@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,6 +55,16 @@ def _zone_ok(name: str) -> bool:
 def check_timezone(value: str | None) -> str | None:
     if value is not None and not _zone_ok(value):
         raise ValueError(f"unknown IANA time zone {value!r} (e.g. Asia/Kuala_Lumpur, Asia/Kuching)")
+    return value
+
+
+def check_regex(value: str | None) -> str | None:
+    """A pydantic validator body: the value compiles as a Python regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
     return value
 
 

@@ -13,16 +13,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from hub_helpers import running, wait_until, wait_until_sync  # noqa: F401 (re-exported)
 from paho.mqtt.enums import CallbackAPIVersion
 
 from spotme_hub.config import HubConfig, config_from_dict
-from spotme_hub.runtime import Hub
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -147,35 +147,3 @@ def hub_config(tmp_path: Path, devices: list[dict[str, Any]], **hub: Any) -> dic
 
 def make_hub_config(tmp_path: Path, devices: list[dict[str, Any]], **hub: Any) -> HubConfig:
     return config_from_dict(hub_config(tmp_path, devices, **hub), base_dir=tmp_path)
-
-
-@contextlib.asynccontextmanager
-async def running(cfg: HubConfig) -> AsyncIterator[Hub]:
-    hub = Hub(cfg)
-    await hub.start()
-    try:
-        yield hub
-    finally:
-        await hub.stop()
-
-
-async def wait_until(cond: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
-def wait_until_sync(cond: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from hub_helpers import running as running_hub  # noqa: F401 (re-exported)
+from hub_helpers import wait_until as wait_for  # noqa: F401 (re-exported)
 
 from spotme_hub.config import HubConfig, config_from_dict
 from spotme_hub.runtime import Hub
@@ -33,30 +33,6 @@ def serial_config(tmp_path: Path, **options: Any) -> HubConfig:
         },
         tmp_path,
     )
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `pred` until it returns something truthy (no fixed sleeps in assertions)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running_hub(cfg: HubConfig) -> AsyncIterator[Hub]:
-    hub = Hub(cfg)
-    await hub.start()
-    try:
-        yield hub
-    finally:
-        await hub.stop()
-        hub.store.close()
 
 
 def health(hub: Hub) -> Any:

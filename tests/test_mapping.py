@@ -95,7 +95,7 @@ def test_invalid_mappings_are_config_errors() -> None:
         m(time="t")
     with pytest.raises(ValueError, match="needs a pattern"):
         m(format="text", card="c")
-    with pytest.raises(ValueError, match="invalid regex"):
+    with pytest.raises(ValueError, match="not a valid regular expression"):
         m(format="text", pattern="(", card="c")
     with pytest.raises(ValueError, match="time zone"):
         m(card="c", timezone="Mars/Olympus")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from hub_helpers import running  # noqa: F401 (re-exported)
+from hub_helpers import wait_until as wait_for  # noqa: F401 (re-exported)
 
 from spotme_hub.config import HubConfig, config_from_dict
 from spotme_hub.runtime import Hub
@@ -33,27 +32,5 @@ def hub_config(tmp_path: Path, sim: ZKSimulator, **options: Any) -> HubConfig:
     )  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: HubConfig) -> AsyncIterator[Hub]:
-    hub = Hub(cfg)
-    await hub.start()
-    try:
-        yield hub
-    finally:
-        await hub.stop()
-
-
 def stored(hub: Hub) -> int:
     return hub.store.count_records(RecordFilter(device_id=DEVICE))
-
-
-async def wait_for(cond: Callable[[], Any], timeout: float = 90.0, what: str = "") -> Any:
-    """Poll `cond` until truthy (generous timeout: behaviour, not speed, is under test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.05)

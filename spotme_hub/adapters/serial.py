@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 import serial
 from pydantic import Field, field_validator, model_validator
 
-from ..config import Device
+from ..config import Device, check_regex
 from ..normalize.cards import card_forms
 from ..record import RawPunch, Rejection
 from .base import DeviceContext, DeviceError, Options
@@ -73,15 +73,7 @@ class SerialOptions(Options):
         8.0, gt=0, description="osdp: seconds a reader may be offline before health shows it."
     )
 
-    @field_validator("regex")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return v
+    _regex = field_validator("regex")(check_regex)
 
     @field_validator("delimiter")
     @classmethod

@@ -108,12 +108,9 @@ class Mapping(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regex: {exc}") from exc
-        return v
+        from ..config import check_regex
+
+        return check_regex(v)
 
     @field_validator("timezone")
     @classmethod
