@@ -44,6 +44,33 @@ JSON_FIELDS = ("flags", "source", "raw")
 _PAGE_ORDER = ("seq", *RECORD_FIELDS)  # `records_page` keys, in the order `records()` gives
 
 
+_REAL_FIELDS = ("clock_skew_s", "latitude", "longitude", "distance_m")
+
+
+def _sqlite_json_value(name: str) -> str:
+    if name in JSON_FIELDS:
+        return f"json({name})"
+    if name in _REAL_FIELDS:  # 17 significant digits: the exact double (json_object keeps 15)
+        return f"CASE WHEN {name} IS NULL THEN NULL ELSE json(printf('%!.17g', {name})) END"
+    if name == "within_geofence":
+        return (
+            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
+            " ELSE json('false') END"
+        )
+    return name
+
+
+#: SQLite renders a record's canonical JSON itself (json_object), with or without its seq.
+_SQLITE_JSON = (
+    "json_object(" + ", ".join(f"'{n}', {_sqlite_json_value(n)}" for n in RECORD_FIELDS) + ")"
+)
+_SQLITE_JSON_WITH_SEQ = (
+    "json_object('seq', seq, "
+    + ", ".join(f"'{n}', {_sqlite_json_value(n)}" for n in RECORD_FIELDS)
+    + ")"
+)
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -519,8 +546,36 @@ class Store:
             out.append(rec)
         return out, int(rows[-1][0])
 
+    def records_json(
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        flt: RecordFilter | None = None,
+        with_seq: bool = True,
+    ) -> tuple[list[tuple[int, str, bytes]], int]:
+        """A page as (seq, id, the record's JSON) in commit order, plus the last seq (or `after`).
+        The feed, the event stream and the forwarder serve these bytes as they are. On SQLite the
+        database renders the JSON itself (`json_object`, in C); elsewhere the stored JSON columns
+        are spliced in without being parsed."""
+        if not self.is_sqlite:
+            rows, last = self.records_page(after, limit, flt)
+            if not with_seq:  # the tuple keeps the seq, the JSON does not (left-to-right)
+                return [(r.pop("seq"), r["id"], orjson.dumps(r)) for r in rows], last
+            return [(r["seq"], r["id"], orjson.dumps(r)) for r in rows], last
+        select = _SQLITE_JSON_WITH_SEQ if with_seq else _SQLITE_JSON
+        sql, params = self._page_sql(after, limit, flt, f"seq, id, {select}")
+        with self.engine.connect() as conn:
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(sql, params)
+                found: list[Any] = list(cur.fetchall())
+            finally:
+                cur.close()
+        out = [(int(seq), rid, text.encode()) for seq, rid, text in found]
+        return out, (out[-1][0] if out else after)
+
     def _page_sql(
-        self, after: int, limit: int, f: RecordFilter | None
+        self, after: int, limit: int, f: RecordFilter | None, columns: str | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Hand-written keyset SQL for `records_page` (cached per filter shape: no per-call
         SQLAlchemy compilation on the hot path)."""
@@ -534,18 +589,19 @@ class Store:
                     params[name] = value
             if f.flag:
                 params["flag"] = f'%"{f.flag}"%'
-        shape = tuple(sorted(params))
+        select_list = columns or ", ".join(_PAGE_ORDER)
+        shape = (select_list, *sorted(params))
         sql = self._page_sql_cache.get(shape)
         if sql is None:
             mark = (lambda n: f":{n}") if self.is_sqlite else (lambda n: f"%({n})s")
             conds = [f"seq > {mark('after')}"]
             ops = {"since": "occurred_at >=", "until": "occurred_at <", "flag": "flags LIKE"}
-            for name in shape:
+            for name in shape[1:]:
                 if name in ("after", "limit"):
                     continue
                 conds.append(f"{ops.get(name, name + ' =')} {mark(name)}")
             sql = (
-                f"SELECT {', '.join(_PAGE_ORDER)} FROM records WHERE {' AND '.join(conds)} "
+                f"SELECT {select_list} FROM records WHERE {' AND '.join(conds)} "
                 f"ORDER BY seq LIMIT {mark('limit')}"
             )
             self._page_sql_cache[shape] = sql

@@ -428,6 +428,14 @@ def test_records_page_is_the_same_page_as_records(store: Store) -> None:
             rows, last = store.records_page(after, limit, flt)
             assert orjson.loads(orjson.dumps(rows)) == want, (flt, after, limit)
             assert last == (want[-1]["seq"] if want else after)
+            texts, last_json = store.records_json(after, limit, flt)
+            assert [orjson.loads(t) for _, _, t in texts] == want, (flt, after, limit)
+            assert [(seq, rid) for seq, rid, _ in texts] == [(r["seq"], r["id"]) for r in want]
+            assert last_json == last
+            bare, _ = store.records_json(after, limit, flt, with_seq=False)
+            assert [orjson.loads(t) for _, _, t in bare] == [
+                {k: v for k, v in r.items() if k != "seq"} for r in want
+            ]
 
 
 def test_forwarding_status_endpoint_overview_and_metrics(tmp_path: Path) -> None:

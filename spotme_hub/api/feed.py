@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -88,8 +87,9 @@ def record_filter(
     )
 
 
-def page_body(records: list[dict[str, Any]], next_cursor: int) -> bytes:
-    return orjson.dumps({"records": records, "next_cursor": next_cursor})
+def page_body(records: list[tuple[int, str, bytes]], next_cursor: int) -> bytes:
+    """The page from the records' JSON texts, joined without re-encoding."""
+    return b'{"records":[%s],"next_cursor":%d}' % (b",".join(r[2] for r in records), next_cursor)
 
 
 def feed_router(
@@ -115,7 +115,7 @@ def feed_router(
         ] = 1000,
     ) -> Response:
         def read() -> bytes:  # the query and the serialisation both off the event loop
-            rows, last = store.records_page(after, min(limit, max_page), flt)
+            rows, last = store.records_json(after, min(limit, max_page), flt)
             return page_body(rows, last)
 
         return Response(await asyncio.to_thread(read), media_type="application/json")
@@ -163,12 +163,11 @@ async def _events(
     yield b"retry: 2000\n\n"
     while True:
         woken = signal.current()
-        rows, last = await asyncio.to_thread(store.records_page, cursor, STREAM_BATCH, flt)
+        rows, last = await asyncio.to_thread(store.records_json, cursor, STREAM_BATCH, flt)
         if rows:
             cursor = last
             yield b"".join(
-                b"id: %d\nevent: record\ndata: %s\n\n" % (row["seq"], orjson.dumps(row))
-                for row in rows
+                b"id: %d\nevent: record\ndata: %s\n\n" % (seq, text) for seq, _, text in rows
             )
             continue
         if signal.closed or await request.is_disconnected():

@@ -74,46 +74,13 @@ def encode(hub_id: str, items: list[Item]) -> bytes:
     return b'{"hub_id":%s,"records":[%s]}' % (orjson.dumps(hub_id), b",".join(j for _, j in items))
 
 
-def _sqlite_json(name: str) -> str:
-    if name in ("flags", "source", "raw"):
-        return f"json({name})"
-    if name == "within_geofence":
-        return (
-            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
-            " ELSE json('false') END"
-        )
-    return name
-
-
-#: On SQLite the database renders each record's JSON itself (json_object, in C).
-_SQLITE_SQL = (
-    "SELECT seq, id, json_object("
-    + ", ".join(f"'{n}', {_sqlite_json(n)}" for n in RECORD_FIELDS)
-    + ") FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
-)
-
-
 def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | None:
-    with store.engine.connect() as conn:
-        if store.is_sqlite:  # the raw DBAPI cursor: plain tuples, JSON made by SQLite
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cur.execute(_SQLITE_SQL, (after, limit))
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-            if not rows:
-                return None
-            items = [(rid, text.encode()) for _, rid, text in rows]
-            seqs = [r[0] for r in rows]
-        else:
-            stmt = (
-                select(*COLUMNS).where(RECORDS.c.seq > after).order_by(RECORDS.c.seq).limit(limit)
-            )
-            rows = conn.execute(stmt).all()
-            if not rows:
-                return None
-            items, seqs = items_from_rows(rows)
+    """The next batch of the outbox, as the store renders the records' JSON."""
+    rows, _ = store.records_json(after, limit, with_seq=False)
+    if not rows:
+        return None
+    items = [(rid, text) for _, rid, text in rows]
+    seqs = [seq for seq, _, _ in rows]
     return Batch(items, seqs, encode(hub_id, items))
 
 
