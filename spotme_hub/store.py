@@ -329,12 +329,21 @@ class Store:
         now = _now()
         with self.write() as conn:
             self._commit_records(conn, records, now, result)
-            if rejections:
-                result.quarantined = self._quarantine(conn, rejections, now)
-            if checkpoints:
-                for (scope, key), value in checkpoints.items():
-                    self._set_checkpoint(conn, scope, key, value, now)
+            result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
+
+    def _quarantine_and_checkpoint(
+        self,
+        conn: Connection,
+        rejections: Sequence[Rejection],
+        checkpoints: Mapping[tuple[str, str], Any] | None,
+        now: str,
+    ) -> list[int]:
+        """The rest of a commit: quarantine what was rejected (their ids), move the checkpoints."""
+        quarantined = self._quarantine(conn, rejections, now) if rejections else []
+        for (scope, key), value in (checkpoints or {}).items():
+            self._set_checkpoint(conn, scope, key, value, now)
+        return quarantined
 
     def _commit_records(
         self, conn: Connection, records: Sequence[Record], now: str, result: CommitResult
@@ -411,11 +420,7 @@ class Store:
                 finally:
                     cur.close()
                 result.duplicate = len(rows) - result.new
-            if rejections:
-                result.quarantined = self._quarantine(conn, rejections, now)
-            if checkpoints:
-                for (scope, key), value in checkpoints.items():
-                    self._set_checkpoint(conn, scope, key, value, now)
+            result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
