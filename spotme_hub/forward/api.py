@@ -24,7 +24,7 @@ def forward_router() -> APIRouter:
     async def dead(
         request: Request,
         status: str | None = Query("open", description="open | delivered | empty for all"),
-        after: int = Query(0, ge=0),
+        after: int = Query(0, ge=0, le=2**62),
         limit: int = Query(100, ge=1, le=5000),
     ) -> list[dict[str, Any]]:
         """Records the core refused, with its reason (`spotme-hub forward retry-dead` replays)."""
