@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from ..record import Record
+
+_HINTS = get_type_hints(Record)
 
 
-class RecordOut(BaseModel):
-    """The canonical attendance record (schema v1) with its feed position `seq`."""
+_DESCRIPTIONS = {
+    "id": "Stable UUIDv5 of the punch's source identity.",
+    "occurred_at": "UTC, RFC 3339 with Z.",
+    "local_time": "Wall-clock time at the office, RFC 3339 with its offset.",
+}
 
-    seq: int = Field(description="Commit sequence: the feed cursor.")
-    id: str = Field(description="Stable UUIDv5 of the punch's source identity.")
-    employee_id: str | None
-    source_user_id: str | None
-    card: str | None
-    punch: str
-    verify: str
-    occurred_at: str = Field(description="UTC, RFC 3339 with Z.")
-    local_time: str = Field(description="Wall-clock time at the office.")
-    timezone: str
-    received_at: str
-    clock_skew_s: float | None
-    device_id: str
-    device_kind: str
-    device_serial: str | None
-    office_id: str
-    office_state: str | None
-    latitude: float | None
-    longitude: float | None
-    location_source: str | None
-    distance_m: float | None
-    within_geofence: bool | None
-    flags: list[str]
-    source: dict[str, Any]
-    raw: Any
-    schema_version: int
+#: The canonical record (schema v1) with its feed position `seq`, derived from `Record` itself so
+#: the published schema can never drift from what is stored and served.
+RecordOut = create_model(  # type: ignore[call-overload]
+    "RecordOut",
+    __doc__="The canonical attendance record (schema v1) with its feed position `seq`.",
+    seq=(int, Field(description="Commit sequence: the feed cursor.")),
+    **{
+        f.name: (_HINTS[f.name], Field(description=_DESCRIPTIONS.get(f.name)))
+        for f in fields(Record)
+    },
+)
 
 
 class RecordsPage(BaseModel):
