@@ -170,17 +170,22 @@ def main() -> None:
         port = free_port()
         broker = start_mosquitto(tmp / "broker", port)
         try:
+            cpu = time.process_time()
             base = baseline(port, args.count, args.rate, args.protocol)
+            base["cpu_us"] = (time.process_time() - cpu) / args.count * 1e6
+            cpu = time.process_time()
             hub = asyncio.run(hub_run(port, args.count, args.rate, args.protocol, tmp))
+            hub["cpu_us"] = (time.process_time() - cpu) / args.count * 1e6
         finally:
             broker.terminate()
             broker.wait(10)
     print(f"MQTT ingest: {args.count} punches at a target {args.rate:.0f}/s, QoS 1, "
           f"MQTT {args.protocol}, SQLite synchronous=NORMAL")  # fmt: skip
-    print(f"{'':36} {'received':>9} {'lost':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'':36} {'received':>9} {'lost':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU µs/msg':>10}")
     for r in (base, hub):
         print(f"{r['name']:36} {r['received']:9d} {r['lost']:6d} {r['throughput']:8.0f} "
-              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f}")  # fmt: skip
+              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['cpu_us']:10.0f}")  # fmt: skip
     ratio = hub["throughput"] / base["throughput"] if base["throughput"] else float("nan")
     print(f"hub / baseline throughput: {ratio:.2f}")
     ok = hub["lost"] == 0 and hub["throughput"] >= 0.95 * args.rate and hub["p99_ms"] <= 100
