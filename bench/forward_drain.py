@@ -29,7 +29,7 @@ from spotme_hub.config import config_from_dict  # noqa: E402
 from spotme_hub.forward.core_sim import free_port  # noqa: E402
 from spotme_hub.forward.forwarder import Forwarder, forward_status  # noqa: E402
 from spotme_hub.record import RECORD_FIELDS, record_id  # noqa: E402
-from spotme_hub.store import RECORDS, Store  # noqa: E402
+from spotme_hub.store import Store  # noqa: E402
 
 TEMPLATE: dict[str, Any] = {
     "employee_id": "J0001", "source_user_id": "1", "card": None, "punch": "in",
@@ -45,16 +45,14 @@ TEMPLATE: dict[str, Any] = {
 
 def build_backlog(store: Store, n: int, chunk: int = 50_000) -> None:
     for start in range(0, n, chunk):
-        rows = []
-        for i in range(start, min(n, start + chunk)):
-            row = dict(TEMPLATE)
-            row["id"] = record_id(f"bench|{i}")
-            row["source_user_id"] = str(i % 5000)
-            row["source"] = f'{{"kind":"zkteco_tcp","log_index":{i}}}'
-            row["raw"] = f'{{"uid":{i},"user_id":"{i % 5000}","status":0,"punch":0}}'
-            rows.append(row)
-        with store.write() as conn:
-            conn.execute(RECORDS.insert(), rows)
+        varying = ("id", "source_user_id", "source", "raw")
+        consts = {k: v for k, v in TEMPLATE.items() if k not in varying and k != "committed_at"}
+        rows = [
+            (record_id(f"bench|{i}"), str(i % 5000), f'{{"kind":"zkteco_tcp","log_index":{i}}}',
+             f'{{"uid":{i},"user_id":"{i % 5000}","status":0,"punch":0}}')
+            for i in range(start, min(n, start + chunk))
+        ]  # fmt: skip
+        store.bulk_insert(varying, rows, consts)
 
 
 def baseline_bodies(n: int, batch: int) -> list[bytes]:

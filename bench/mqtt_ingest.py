@@ -181,8 +181,10 @@ def main() -> None:
             broker.wait(10)
     print(f"MQTT ingest: {args.count} punches at a target {args.rate:.0f}/s, QoS 1, "
           f"MQTT {args.protocol}, SQLite synchronous=NORMAL")  # fmt: skip
-    print(f"{'':36} {'received':>9} {'lost':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'CPU µs/msg':>10}")
+    print(
+        f"{'':36} {'received':>9} {'lost':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU µs/msg':>10}"
+    )
     for r in (base, hub):
         print(f"{r['name']:36} {r['received']:9d} {r['lost']:6d} {r['throughput']:8.0f} "
               f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['cpu_us']:10.0f}")  # fmt: skip

@@ -8,6 +8,7 @@ the record by construction.
 
 from __future__ import annotations
 
+import logging
 import operator
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,11 +26,14 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
+    MetaData,
+    Table,
     Text,
     and_,
     create_engine,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -40,35 +44,16 @@ from sqlmodel import Field, SQLModel
 
 from .record import RECORD_FIELDS, Record, Rejection
 
+log = logging.getLogger(__name__)
+
 JSON_FIELDS = ("flags", "source", "raw")
-_PAGE_ORDER = ("seq", *RECORD_FIELDS)  # `records_page` keys, in the order `records()` gives
 
-
-_REAL_FIELDS = ("clock_skew_s", "latitude", "longitude", "distance_m")
-
-
-def _sqlite_json_value(name: str) -> str:
-    if name in JSON_FIELDS:
-        return f"json({name})"
-    if name in _REAL_FIELDS:  # 17 significant digits: the exact double (json_object keeps 15)
-        return f"CASE WHEN {name} IS NULL THEN NULL ELSE json(printf('%!.17g', {name})) END"
-    if name == "within_geofence":
-        return (
-            "CASE WHEN within_geofence IS NULL THEN NULL WHEN within_geofence THEN json('true')"
-            " ELSE json('false') END"
-        )
-    return name
-
-
-#: SQLite renders a record's canonical JSON itself (json_object), with or without its seq.
-_SQLITE_JSON = (
-    "json_object(" + ", ".join(f"'{n}', {_sqlite_json_value(n)}" for n in RECORD_FIELDS) + ")"
-)
-_SQLITE_JSON_WITH_SEQ = (
-    "json_object('seq', seq, "
-    + ", ".join(f"'{n}', {_sqlite_json_value(n)}" for n in RECORD_FIELDS)
-    + ")"
-)
+#: The records table keeps the columns the feed filters on next to `doc`, the record's canonical
+#: JSON text, rendered once when it is committed: pages, streams and forwarded batches are spliced
+#: from stored text, never re-rendered.
+INSERT_COLUMNS: tuple[str, ...] = (
+    "id", "employee_id", "device_id", "office_id", "occurred_at", "flags", "committed_at", "doc",
+)  # fmt: skip
 
 
 def _now() -> str:
@@ -102,30 +87,12 @@ class RecordRow(SQLModel, table=True):
     )
     id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     employee_id: str | None = None
-    source_user_id: str | None = None
-    card: str | None = None
-    punch: str
-    verify: str
-    occurred_at: str
-    local_time: str
-    timezone: str
-    received_at: str
-    clock_skew_s: float | None = None
     device_id: str
-    device_kind: str
-    device_serial: str | None = None
     office_id: str
-    office_state: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    location_source: str | None = None
-    distance_m: float | None = None
-    within_geofence: bool | None = None
+    occurred_at: str
     flags: str = "[]"
-    source: str = "{}"
-    raw: str = "null"
-    schema_version: int = 1
     committed_at: str
+    doc: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class QuarantineRow(SQLModel, table=True):
@@ -188,53 +155,54 @@ class BulkResult:
 BULK_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
 
 
-def _sql_literal(value: Any) -> str:
-    """A constant as an SQL literal (only plain values; strings quoted the standard way)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str) and "\0" not in value:
-        return "'" + value.replace("'", "''") + "'"
-    raise ValueError(f"not a plain SQL constant: {value!r}")
-
-
-def record_to_row(rec: Record, committed_at: str) -> dict[str, Any]:
-    row = {name: getattr(rec, name) for name in RECORD_FIELDS}
-    for name in JSON_FIELDS:
-        row[name] = dumps(row[name])
-    row["committed_at"] = committed_at
-    return row
-
-
-INSERT_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
-_JSON_AT = tuple(i for i, name in enumerate(RECORD_FIELDS) if name in JSON_FIELDS)
-
-
 _record_values = operator.attrgetter(*RECORD_FIELDS)
+
+
+def record_doc(rec: Record) -> str:
+    """The record's canonical JSON text (fields in `RECORD_FIELDS` order), as stored and served."""
+    return dumps(dict(zip(RECORD_FIELDS, _record_values(rec), strict=True)))
 
 
 def record_to_tuple(rec: Record, committed_at: str) -> tuple[Any, ...]:
     """A record as the INSERT's parameter tuple (columns in INSERT_COLUMNS order)."""
-    values = list(_record_values(rec))
-    for i in _JSON_AT:
-        values[i] = dumps(values[i])
-    values.append(committed_at)
-    return tuple(values)
+    return (
+        rec.id, rec.employee_id, rec.device_id, rec.office_id, rec.occurred_at, dumps(rec.flags),
+        committed_at, record_doc(rec),
+    )  # fmt: skip
 
 
-def row_to_dict(row: Any) -> dict[str, Any]:
-    """A stored row → the canonical record dict (plus `seq`)."""
-    out: dict[str, Any] = {"seq": row["seq"]}
-    for name in RECORD_FIELDS:
-        value = row[name]
-        if name in JSON_FIELDS:
-            value = orjson.loads(value)
-        elif name == "within_geofence" and value is not None:
-            value = bool(value)
-        out[name] = value
+def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
+    """A stored (seq, doc) → the canonical record dict plus `seq`."""
+    return {"seq": int(seq), **orjson.loads(doc)}
+
+
+def _bulk_rows(
+    columns: Sequence[str], rows: Sequence[tuple[Any, ...]], consts: Mapping[str, Any], now: str
+) -> list[tuple[Any, ...]]:
+    """`bulk_insert` rows (record fields, JSON ones serialised) → INSERT_COLUMNS tuples."""
+    names = list(columns)
+
+    def pick(name: str) -> Any:
+        if name in names:
+            return operator.itemgetter(names.index(name))
+        value = consts.get(name, "[]" if name == "flags" else None)
+        return lambda _row: value
+
+    rid, emp, dev, office, when, flags = (pick(n) for n in INSERT_COLUMNS[:6])
+    base = {name: consts.get(name) for name in RECORD_FIELDS}  # canonical key order
+    for name in JSON_FIELDS:  # JSON fields come as JSON text, constants too
+        base[name] = orjson.Fragment(consts.get(name, "[]" if name == "flags" else "null"))
+    json_at = [i for i, n in enumerate(names) if n in JSON_FIELDS]
+    fragment, enc = orjson.Fragment, orjson.dumps
+    out = []
+    for row in rows:
+        vals = list(row)
+        for i in json_at:  # already JSON text: spliced in, not parsed
+            vals[i] = fragment(vals[i])
+        doc = base.copy()
+        doc.update(zip(names, vals, strict=True))
+        text = enc(doc, default=_default).decode()
+        out.append((rid(row), emp(row), dev(row), office(row), when(row), flags(row), now, text))
     return out
 
 
@@ -295,7 +263,62 @@ class Store:
         registry.load_builtin()
         from .forward import tables as _forward_tables  # noqa: F401  (dead letters)
 
+        self._migrate_v1()
         SQLModel.metadata.create_all(self.engine)
+        if self._v1_rows:
+            self._copy_v1()
+
+    _v1_rows = False
+
+    def _migrate_v1(self) -> None:
+        """A records table of the first layout (a column per record field, no `doc`) is set
+        aside as `records_v1` (a plain copy) in one transaction, so that `create_all` makes the
+        current one; `_copy_v1` then moves the records over with their seq, batch by batch (an
+        interrupted move resumes where it stopped)."""
+        names = inspect(self.engine).get_table_names()
+        if "records" in names:
+            columns = {c["name"] for c in inspect(self.engine).get_columns("records")}
+            if "doc" not in columns:
+                log.warning("records table of the first layout: moving it to the current one")
+                with self._write_lock, self.engine.begin() as conn:
+                    conn.exec_driver_sql("CREATE TABLE records_v1 AS SELECT * FROM records")
+                    conn.exec_driver_sql("DROP TABLE records")
+                names.append("records_v1")
+        self._v1_rows = "records_v1" in names
+
+    def _copy_v1(self) -> None:
+        old = Table("records_v1", MetaData(), autoload_with=self.engine)
+        fields = [old.c[n] for n in RECORD_FIELDS]
+        after = self.max_seq()
+        while True:
+            with self._write_lock, self.engine.begin() as conn:
+                rows = conn.execute(
+                    select(old.c.seq, old.c.committed_at, *fields)
+                    .where(old.c.seq > after)
+                    .order_by(old.c.seq)
+                    .limit(5000)
+                ).all()
+                if not rows:
+                    conn.exec_driver_sql("DROP TABLE records_v1")
+                    if not self.is_sqlite:  # explicit seqs do not move the serial's sequence
+                        conn.exec_driver_sql(
+                            "SELECT setval(pg_get_serial_sequence('records', 'seq'), "
+                            "(SELECT coalesce(max(seq), 0) + 1 FROM records), false)"
+                        )
+                    return
+                out = []
+                for seq, committed_at, *values in rows:
+                    rec = dict(zip(RECORD_FIELDS, values, strict=True))
+                    for name in JSON_FIELDS:
+                        rec[name] = orjson.loads(rec[name])
+                    if rec["within_geofence"] is not None:
+                        rec["within_geofence"] = bool(rec["within_geofence"])
+                    out.append(
+                        {"seq": seq, **dict(zip(INSERT_COLUMNS, record_to_tuple(
+                            Record.from_dict(rec), committed_at), strict=True))}
+                    )  # fmt: skip
+                conn.execute(RECORDS.insert(), out)
+                after = rows[-1][0]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -384,24 +407,19 @@ class Store:
         checkpoints: Mapping[tuple[str, str], Any] | None = None,
     ) -> BulkResult:
         """The bulk path (file imports). `rows` are tuples of `columns` (record fields, the JSON
-        ones already serialised), best sorted by id; `constants` are columns with one value for
-        every row (written as SQL literals, so they are not bound a million times). One
-        transaction with the quarantine and the checkpoints, like `commit`. `INSERT ... ON
-        CONFLICT (id) DO NOTHING` through the driver's executemany: a duplicate costs one index
-        probe and is counted from the driver's change count."""
+        ones already serialised), best sorted by id; `constants` are fields with one value for
+        every row (JSON ones serialised too). One transaction with the quarantine and the checkpoints, like `commit`.
+        `INSERT ... ON CONFLICT (id) DO NOTHING` through the driver's executemany: a duplicate
+        costs one index probe and is counted from the driver's change count."""
         result = BulkResult()
         now = _now()
-        consts = {"committed_at": now, **(constants or {})}
+        consts = dict(constants or {})
         unknown = (set(columns) | set(consts)) - set(BULK_COLUMNS)
         if unknown:
             raise ValueError(f"not record columns: {sorted(unknown)}")
-        mark = "?" if self.is_sqlite else "%s"
-        names = [*columns, *consts]
-        values = [mark] * len(columns) + [_sql_literal(v) for v in consts.values()]
-        sql = (
-            f"INSERT INTO records ({', '.join(names)}) VALUES ({', '.join(values)}) "
-            "ON CONFLICT (id) DO NOTHING"
-        )
+        consts.pop("committed_at", None)
+        rows = _bulk_rows(columns, rows, consts, now)
+        sql = self._insert_sql
         with self.write() as conn:
             if rows:
                 dbapi: Any = conn.connection.driver_connection
@@ -510,46 +528,8 @@ class Store:
     def records(
         self, after: int = 0, limit: int = 1000, flt: RecordFilter | None = None
     ) -> list[dict[str, Any]]:
-        """Records with seq > after, in commit order."""
-        stmt = (
-            select(RECORDS)
-            .where(RECORDS.c.seq > after, *self._filtered(flt))
-            .order_by(RECORDS.c.seq)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [row_to_dict(r) for r in conn.execute(stmt).mappings()]
-
-    def records_page(
-        self, after: int = 0, limit: int = 1000, flt: RecordFilter | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The same page as `records()` for serialising with orjson: the stored JSON text columns
-        come back as `orjson.Fragment`s (spliced into the output as stored, never parsed), rows are
-        read through the DB-API cursor. Returns (records, last seq or `after`). The API's fast
-        path; `records()` stays the reference."""
-        sql, params = self._page_sql(after, limit, flt)
-        with self.engine.connect() as conn:
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cur.execute(sql, params)
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-        if not rows:
-            return [], after
-        fragment = orjson.Fragment
-        names = _PAGE_ORDER
-        out = []
-        for row in rows:
-            rec = dict(zip(names, row, strict=True))
-            geo = rec["within_geofence"]
-            if geo is not None:
-                rec["within_geofence"] = bool(geo)
-            rec["flags"] = fragment(rec["flags"])
-            rec["source"] = fragment(rec["source"])
-            rec["raw"] = fragment(rec["raw"])
-            out.append(rec)
-        return out, int(rows[-1][0])
+        """Records with seq > after, in commit order (dicts, each with its `seq`)."""
+        return [row_to_dict(seq, doc) for seq, doc in self._page(after, limit, flt, "seq, doc")]
 
     def records_json(
         self,
@@ -559,31 +539,42 @@ class Store:
         with_seq: bool = True,
     ) -> tuple[list[tuple[int, str, bytes]], int]:
         """A page as (seq, id, the record's JSON) in commit order, plus the last seq (or `after`).
-        The feed, the event stream and the forwarder serve these bytes as they are. On SQLite the
-        database renders the JSON itself (`json_object`, in C); elsewhere the stored JSON columns
-        are spliced in without being parsed."""
-        if not self.is_sqlite:
-            rows, last = self.records_page(after, limit, flt)
-            if not with_seq:  # the tuple keeps the seq, the JSON does not (left-to-right)
-                return [(r.pop("seq"), r["id"], orjson.dumps(r)) for r in rows], last
-            return [(r["seq"], r["id"], orjson.dumps(r)) for r in rows], last
-        select = _SQLITE_JSON_WITH_SEQ if with_seq else _SQLITE_JSON
-        sql, params = self._page_sql(after, limit, flt, f"seq, id, {select}")
-        with self.engine.connect() as conn:
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cur.execute(sql, params)
-                found: list[Any] = list(cur.fetchall())
-            finally:
-                cur.close()
-        out = [(int(seq), rid, text.encode()) for seq, rid, text in found]
+        The feed, the event stream and the forwarder serve these bytes as they are: the stored
+        text, with `"seq":N` spliced in front when `with_seq`."""
+        rows = self._page(after, limit, flt, "seq, id, doc", raw_text=True)
+        if with_seq:
+            out = [(seq, rid.decode(), b'{"seq":%d,%s' % (seq, doc[1:])) for seq, rid, doc in rows]
+        else:
+            out = [(seq, rid.decode(), doc) for seq, rid, doc in rows]
         return out, (out[-1][0] if out else after)
 
+    def _page(
+        self, after: int, limit: int, flt: RecordFilter | None, columns: str, raw_text: bool = False
+    ) -> list[Any]:
+        """Rows of a page through the DB-API cursor; with `raw_text` text columns come back as
+        UTF-8 bytes (served as they are: no decoding and encoding again)."""
+        sql, params = self._page_sql(after, limit, flt, columns)
+        with self.engine.connect() as conn:
+            dbapi: Any = conn.connection.dbapi_connection
+            if raw_text and self.is_sqlite:
+                dbapi.text_factory = bytes
+            cur = dbapi.cursor()
+            try:
+                cur.execute(sql, params)
+                rows = list(cur.fetchall())
+            finally:
+                cur.close()
+                if raw_text and self.is_sqlite:
+                    dbapi.text_factory = str
+        if raw_text and not self.is_sqlite:
+            rows = [(seq, rid.encode(), doc.encode()) for seq, rid, doc in rows]
+        return rows
+
     def _page_sql(
-        self, after: int, limit: int, f: RecordFilter | None, columns: str | None = None
+        self, after: int, limit: int, f: RecordFilter | None, columns: str
     ) -> tuple[str, dict[str, Any]]:
-        """Hand-written keyset SQL for `records_page` (cached per filter shape: no per-call
-        SQLAlchemy compilation on the hot path)."""
+        """Hand-written keyset SQL for a page (cached per filter shape: no per-call SQLAlchemy
+        compilation on the hot path)."""
         params: dict[str, Any] = {"after": after, "limit": limit}
         if f is not None:
             for name, value in (
@@ -594,8 +585,7 @@ class Store:
                     params[name] = value
             if f.flag:
                 params["flag"] = f'%"{f.flag}"%'
-        select_list = columns or ", ".join(_PAGE_ORDER)
-        shape = (select_list, *sorted(params))
+        shape = (columns, *sorted(params))
         sql = self._page_sql_cache.get(shape)
         if sql is None:
             mark = (lambda n: f":{n}") if self.is_sqlite else (lambda n: f"%({n})s")
@@ -606,7 +596,7 @@ class Store:
                     continue
                 conds.append(f"{ops.get(name, name + ' =')} {mark(name)}")
             sql = (
-                f"SELECT {select_list} FROM records WHERE {' AND '.join(conds)} "
+                f"SELECT {columns} FROM records WHERE {' AND '.join(conds)} "
                 f"ORDER BY seq LIMIT {mark('limit')}"
             )
             self._page_sql_cache[shape] = sql
@@ -634,8 +624,10 @@ class Store:
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(RECORDS).where(RECORDS.c.id == record_id)).mappings().first()
-        return row_to_dict(row) if row else None
+            row = conn.execute(
+                select(RECORDS.c.seq, RECORDS.c.doc).where(RECORDS.c.id == record_id)
+            ).first()
+        return row_to_dict(row[0], row[1]) if row else None
 
     def punches_since(self, since_utc: str) -> dict[str, int]:
         """Per-device count of records with occurred_at >= since (for 'punches today')."""
@@ -750,6 +742,6 @@ __all__ = [
     "BULK_COLUMNS",
     "RecordFilter",
     "row_to_dict",
-    "record_to_row",
+    "record_doc",
     "or_",
 ]

@@ -405,8 +405,9 @@ def test_quarantine_replay_after_fixing_the_mapping(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_records_page_is_the_same_page_as_records(store: Store) -> None:
-    """The API's fast read path gives exactly what `Store.records()` gives, filters included."""
+def test_stored_pages_give_back_exactly_what_was_committed(store: Store) -> None:
+    """Pages (dicts and the JSON texts the API serves) hold exactly the committed records, in
+    commit order, filters included: floats, booleans and escapes survive the stored JSON."""
     import orjson
 
     from spotme_hub.store import RecordFilter
@@ -419,22 +420,30 @@ def test_records_page_is_the_same_page_as_records(store: Store) -> None:
         r.raw = {"t": 'tab\t\u0001 é 😀 "q" \\', "n": [1, 2.5, None]}
         r.source_user_id = 'a"b\\c\n'
     store.commit(recs)
-    filters = [None, RecordFilter(device_id="b"), RecordFilter(flag="clock_skew"),
-               RecordFilter(office_id="pjy-hq", employee_id="E3"),
-               RecordFilter(since="2026-11-20T00:05:00.000Z", until="2026-11-20T00:09:00.000Z")]  # fmt: skip
-    for flt in filters:
+    committed = [r.to_dict() for r in recs]  # commit order = seq order
+    filters = [
+        (None, lambda r: True),
+        (RecordFilter(device_id="b"), lambda r: r["device_id"] == "b"),
+        (RecordFilter(flag="clock_skew"), lambda r: "clock_skew" in r["flags"]),
+        (RecordFilter(office_id="pjy-hq", employee_id="E3"),
+         lambda r: r["office_id"] == "pjy-hq" and r["employee_id"] == "E3"),
+        (RecordFilter(since="2026-11-20T00:05:00.000Z", until="2026-11-20T00:09:00.000Z"),
+         lambda r: "2026-11-20T00:05:00.000Z" <= r["occurred_at"] < "2026-11-20T00:09:00.000Z"),
+    ]  # fmt: skip
+    for flt, keep in filters:
+        matching = [(seq, r) for seq, r in enumerate(committed, 1) if keep(r)]
+        assert matching, flt
         for after, limit in ((0, 1000), (0, 7), (350, 100), (5000, 10)):
-            want = store.records(after, limit, flt)
-            rows, last = store.records_page(after, limit, flt)
-            assert orjson.loads(orjson.dumps(rows)) == want, (flt, after, limit)
-            assert last == (want[-1]["seq"] if want else after)
-            texts, last_json = store.records_json(after, limit, flt)
-            assert [orjson.loads(t) for _, _, t in texts] == want, (flt, after, limit)
-            assert [(seq, rid) for seq, rid, _ in texts] == [(r["seq"], r["id"]) for r in want]
-            assert last_json == last
+            expect = [{"seq": seq, **r} for seq, r in matching if seq > after][:limit]
+            got = store.records(after, limit, flt)
+            assert got == expect, (flt, after, limit)
+            texts, last = store.records_json(after, limit, flt)
+            assert [orjson.loads(t) for _, _, t in texts] == expect, (flt, after, limit)
+            assert [(seq, rid) for seq, rid, _ in texts] == [(r["seq"], r["id"]) for r in expect]
+            assert last == (expect[-1]["seq"] if expect else after)
             bare, _ = store.records_json(after, limit, flt, with_seq=False)
             assert [orjson.loads(t) for _, _, t in bare] == [
-                {k: v for k, v in r.items() if k != "seq"} for r in want
+                {k: v for k, v in r.items() if k != "seq"} for r in expect
             ]
 
 

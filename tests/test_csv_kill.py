@@ -61,7 +61,8 @@ def test_kill9_mid_import_then_reimport_gives_exactly_one_copy(tmp_path: Path) -
     assert "already imported" not in done.stdout
     with sqlite3.connect(db) as conn:
         total, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT source_user_id || '|' || local_time || '|' || punch)"
+            "SELECT count(*), count(DISTINCT json_extract(doc, '$.source_user_id') || '|'"
+            " || json_extract(doc, '$.local_time') || '|' || json_extract(doc, '$.punch'))"
             " FROM records"
         ).fetchone()
     assert total == distinct == ROWS

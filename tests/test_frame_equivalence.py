@@ -17,6 +17,7 @@ from spotme_hub.normalize import Normalizer
 from spotme_hub.normalize.frame import normalize_frame, record_ids, row_path
 from spotme_hub.normalize.mapping import Mapping
 from spotme_hub.record import RECORD_NAMESPACE, Record, Rejection, record_id
+from spotme_hub.store import Store
 
 RECEIVED = datetime(2026, 11, 23, 3, 0, 0, tzinfo=UTC)
 
@@ -156,6 +157,18 @@ def test_frame_path_equals_row_path(rows, with_card, device_tz, map_tz, punch_ma
     # and the bulk table holds the same rows, sorted by id
     names, table, consts = fast.table()
     assert [r[names.index("id")] for r in table] == sorted(d["id"] for d in want_records)
+    # ... and what the bulk insert stores is those records exactly
+    store = Store("sqlite://")
+    store.create_all()
+    try:
+        store.bulk_insert(names, table, consts)
+        stored = [{k: v for k, v in r.items() if k != "seq"} for r in store.records(0, 10_000)]
+    finally:
+        store.close()
+    first_of_each: dict[str, dict] = {}
+    for d in want_records:  # a punch repeated in the file is stored once (its first line)
+        first_of_each.setdefault(d["id"], d)
+    assert sorted(stored, key=lambda d: d["source"]["line"]) == list(first_of_each.values())
 
 
 @given(st.lists(st.text(min_size=0, max_size=30), max_size=50))

@@ -127,3 +127,63 @@ def test_health_rows(store: Store) -> None:
     assert (
         row["state"] == "DOWN" and row["last_error"] == "timeout" and row["counters"] == {"new": 3}
     )
+
+
+def _v1_records_table(metadata):  # type: ignore[no-untyped-def]
+    """The first layout of the records table: one column per record field."""
+    from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, Table, Text
+
+    cols = [Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                   autoincrement=True), Column("id", Text, nullable=False, unique=True)]  # fmt: skip
+    for name in Record.__dataclass_fields__:
+        if name == "id":
+            continue
+        kind = {"clock_skew_s": Float, "latitude": Float, "longitude": Float, "distance_m": Float,
+                "within_geofence": Boolean, "schema_version": Integer}.get(name, Text)  # fmt: skip
+        cols.append(Column(name, kind))
+    cols.append(Column("committed_at", Text))
+    return Table("records", metadata, *cols, Index("ix_records_occurred_at", "occurred_at"),
+                 sqlite_autoincrement=True)  # fmt: skip
+
+
+def test_records_of_the_first_layout_are_moved_with_their_seq(store_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
+    """A store created by the first release (a column per field) is moved to the current layout
+    on start: every record keeps its seq and values, and new commits continue after them."""
+    import orjson
+    from sqlalchemy import MetaData, create_engine
+
+    recs = make_records(make_config, 12)
+    recs[0].latitude, recs[0].within_geofence, recs[1].within_geofence = (
+        2.926412345678901,
+        True,
+        False,
+    )
+    recs[2].raw = {"t": 'tab\t "q" é'}
+    engine = create_engine(store_url)
+    table = _v1_records_table(MetaData())
+    table.create(engine)
+    with engine.begin() as conn:
+        for k, rec in enumerate(recs):  # seqs with a gap, as deletes would leave
+            row = rec.to_dict()
+            for name in ("flags", "source", "raw"):
+                row[name] = orjson.dumps(row[name]).decode()
+            conn.execute(
+                table.insert(), {**row, "seq": k * 2 + 1, "committed_at": "2026-06-01T00:00:00Z"}
+            )
+    engine.dispose()
+
+    store = Store(store_url)
+    store.create_all()
+    try:
+        got = store.records(0, 100)
+        assert [r["seq"] for r in got] == [k * 2 + 1 for k in range(12)]
+        assert [{k: v for k, v in r.items() if k != "seq"} for r in got] == [
+            r.to_dict() for r in recs
+        ]
+        more = make_records(make_config, 2, start=100)
+        assert len(store.commit(more).new) == 2
+        assert [r["seq"] for r in store.records(23, 10)] == [24, 25]  # after the moved ones
+        store.create_all()  # a second start changes nothing
+        assert store.count_records() == 14
+    finally:
+        store.close()

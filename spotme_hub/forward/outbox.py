@@ -17,15 +17,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..config import HubConfig
-from ..record import RECORD_FIELDS
 from ..store import CHECKPOINTS, RECORDS, Store
 from .tables import DEAD_LETTERS
 
 SCOPE = "forwarder"
-COLUMNS = [RECORDS.c.seq, *(RECORDS.c[name] for name in RECORD_FIELDS), RECORDS.c.committed_at]
-_JSON_AT = tuple(i for i, n in enumerate(RECORD_FIELDS) if n in ("flags", "source", "raw"))
-_BOOL_AT = RECORD_FIELDS.index("within_geofence")
-_NFIELDS = len(RECORD_FIELDS)
+#: What a dead letter's record is read back as (its seq, id and stored JSON).
+COLUMNS = [RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc]
 
 
 def now() -> str:
@@ -51,22 +48,8 @@ class Batch:
 
 
 def items_from_rows(rows: Any) -> tuple[list[Item], list[int]]:
-    """Rows (seq, *RECORD_FIELDS, ...) → record JSON texts. The JSON columns are spliced in as
-    stored (orjson.Fragment), not decoded and re-encoded."""
-    items: list[Item] = []
-    seqs: list[int] = []
-    fragment = orjson.Fragment
-    names = RECORD_FIELDS
-    dumps = orjson.dumps
-    for row in rows:
-        seqs.append(row[0])
-        vals = list(row[1 : _NFIELDS + 1])
-        for i in _JSON_AT:
-            vals[i] = fragment(vals[i])
-        if vals[_BOOL_AT] is not None:
-            vals[_BOOL_AT] = bool(vals[_BOOL_AT])
-        items.append((vals[0], dumps(dict(zip(names, vals, strict=True)))))
-    return items, seqs
+    """Rows (seq, id, doc) → the records' stored JSON texts, as they are."""
+    return [(rid, doc.encode()) for _, rid, doc in rows], [seq for seq, _, _ in rows]
 
 
 def encode(hub_id: str, items: list[Item]) -> bytes:
