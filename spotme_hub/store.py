@@ -178,8 +178,9 @@ def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
 
 def _bulk_rows(
     columns: Sequence[str], rows: Sequence[tuple[Any, ...]], consts: Mapping[str, Any], now: str
-) -> list[tuple[Any, ...]]:
-    """`bulk_insert` rows (record fields, JSON ones serialised) → INSERT_COLUMNS tuples."""
+) -> Iterator[tuple[Any, ...]]:
+    """`bulk_insert` rows (record fields, JSON ones serialised) → INSERT_COLUMNS tuples, made one
+    at a time as the driver consumes them (a chunk's JSON texts are never all in memory)."""
     names = list(columns)
 
     def pick(name: str) -> Any:
@@ -194,7 +195,6 @@ def _bulk_rows(
         base[name] = orjson.Fragment(consts.get(name, "[]" if name == "flags" else "null"))
     json_at = [i for i, n in enumerate(names) if n in JSON_FIELDS]
     fragment, enc = orjson.Fragment, orjson.dumps
-    out = []
     for row in rows:
         vals = list(row)
         for i in json_at:  # already JSON text: spliced in, not parsed
@@ -202,8 +202,7 @@ def _bulk_rows(
         doc = base.copy()
         doc.update(zip(names, vals, strict=True))
         text = enc(doc, default=_default).decode()
-        out.append((rid(row), emp(row), dev(row), office(row), when(row), flags(row), now, text))
-    return out
+        yield (rid(row), emp(row), dev(row), office(row), when(row), flags(row), now, text)
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -418,7 +417,7 @@ class Store:
         if unknown:
             raise ValueError(f"not record columns: {sorted(unknown)}")
         consts.pop("committed_at", None)
-        rows = _bulk_rows(columns, rows, consts, now)
+        values = _bulk_rows(columns, rows, consts, now)
         sql = self._insert_sql
         with self.write() as conn:
             if rows:
@@ -430,10 +429,10 @@ class Store:
                         # are not spilled and rewritten mid-transaction
                         cur.execute("PRAGMA cache_size=-32768")
                         before = dbapi.total_changes
-                        cur.executemany(sql, rows)
+                        cur.executemany(sql, values)
                         result.new = dbapi.total_changes - before
                     else:
-                        cur.executemany(sql, rows)
+                        cur.executemany(sql, values)
                         result.new = max(cur.rowcount, 0)
                 finally:
                     cur.close()
