@@ -449,10 +449,10 @@ class Store:
             dbapi: Any = conn.connection.driver_connection
             cur = dbapi.cursor()
             try:
-                if self.is_sqlite:
+                if self.is_sqlite:  # in key order: the index is walked forwards, not at random
                     cur.execute(
                         "SELECT r.id FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
-                        (orjson.dumps(list(ids)).decode(),),
+                        (orjson.dumps(sorted(ids)).decode(),),
                     )
                 else:
                     cur.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
