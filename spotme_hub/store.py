@@ -155,12 +155,10 @@ class BulkResult:
 BULK_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
 
 
-_record_values = operator.attrgetter(*RECORD_FIELDS)
-
-
 def record_doc(rec: Record) -> str:
-    """The record's canonical JSON text (fields in `RECORD_FIELDS` order), as stored and served."""
-    return dumps(dict(zip(RECORD_FIELDS, _record_values(rec), strict=True)))
+    """The record's canonical JSON text (fields in `RECORD_FIELDS` order), as stored and served
+    (orjson serialises the dataclass itself, in field order)."""
+    return dumps(rec)
 
 
 def record_to_tuple(rec: Record, committed_at: str) -> tuple[Any, ...]:
@@ -378,13 +376,7 @@ class Store:
                 result.duplicate.append(rec.id)
             else:
                 unique[rec.id] = rec
-        existing: set[str] = set()
-        ids = list(unique)
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            existing.update(
-                conn.execute(select(RECORDS.c.id).where(RECORDS.c.id.in_(chunk))).scalars()
-            )
+        existing = self._existing(conn, list(unique))
         rows = []
         for rid, rec in unique.items():
             if rid in existing:
@@ -441,24 +433,27 @@ class Store:
         return result
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` are stored already (a re-import skips building those records).
-        One query per call: a JSON array of ids on SQLite, an array parameter on PostgreSQL."""
+        """Which of `ids` are stored already (a re-import skips building those records)."""
         if not ids:
             return set()
         with self.engine.connect() as conn:
-            dbapi: Any = conn.connection.driver_connection
-            cur = dbapi.cursor()
-            try:
-                if self.is_sqlite:  # in key order: the index is walked forwards, not at random
-                    cur.execute(
-                        "SELECT r.id FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
-                        (orjson.dumps(sorted(ids)).decode(),),
-                    )
-                else:
-                    cur.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
-                return {row[0] for row in cur.fetchall()}
-            finally:
-                cur.close()
+            return self._existing(conn, ids)
+
+    def _existing(self, conn: Connection, ids: Sequence[str]) -> set[str]:
+        """One query through the DB-API: a JSON array of ids on SQLite, an array parameter on
+        PostgreSQL."""
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.is_sqlite:  # in key order: the index is walked forwards, not at random
+                cur.execute(
+                    "SELECT r.id FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
+                    (orjson.dumps(sorted(ids)).decode(),),
+                )
+            else:
+                cur.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
+            return {row[0] for row in cur.fetchall()}
+        finally:
+            cur.close()
 
     def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
         qids = []
