@@ -97,6 +97,12 @@ class HubSection(Strict):
     restart_min_s: float = Field(1.0, gt=0)
     restart_max_s: float = Field(300.0, gt=0)
     submit_queue: int = Field(10_000, ge=1, description="Punches waiting for commit (bounded).")
+    gc_young_threshold: int = Field(
+        50_000, ge=0,
+        description="Allocations between young garbage collections while the hub runs (Python's "
+        "default is 700); objects made at start are frozen out of collection. 0 leaves the "
+        "interpreter's settings alone.",
+    )  # fmt: skip
     punch_map: dict[str, Literal[
         "in", "out", "break_out", "break_in", "overtime_in", "overtime_out", "unknown"
     ]] = Field(
@@ -211,6 +217,7 @@ class HubConfig(Strict):
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")
+    _office_index: dict[str, Office] = PrivateAttr(default_factory=dict)
 
     # -- derived helpers -------------------------------------------------------------------
     @property
@@ -233,7 +240,10 @@ class HubConfig(Strict):
         return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 
     def office(self, office_id: str) -> Office:
-        return next(o for o in self.offices if o.id == office_id)
+        index = self._office_index
+        if len(index) != len(self.offices):  # built on first use (hot: once per punch)
+            index = self._office_index = {o.id: o for o in self.offices}
+        return index[office_id]
 
     def device(self, device_id: str) -> Device:
         for d in self.devices:

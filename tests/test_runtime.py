@@ -135,6 +135,30 @@ async def test_stop_commits_everything_already_submitted(make_config) -> None:  
     assert hub.store.count_records() == 300
 
 
+async def test_running_hub_collects_garbage_less_often_and_restores_it(make_config) -> None:  # type: ignore[no-untyped-def]
+    """While the hub runs: young collections every `gc_young_threshold` allocations and the start
+    heap frozen; after stop the interpreter's settings are back. 0 leaves them alone."""
+    import gc
+
+    before = gc.get_threshold()
+    hub = hub_for(make_config, {"id": "off", "kind": "test_flaky", "office": "hq",
+                                "enabled": False}, gc_young_threshold=12_345)  # fmt: skip
+    await hub.start()
+    try:
+        assert gc.get_threshold()[0] == 12_345
+        assert gc.get_freeze_count() > 0
+    finally:
+        await hub.stop()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    untouched = hub_for(make_config, {"id": "off", "kind": "test_flaky", "office": "hq",
+                                      "enabled": False}, gc_young_threshold=0)  # fmt: skip
+    await untouched.start()
+    try:
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    finally:
+        await untouched.stop()
+
+
 async def test_disabled_device_is_not_started(make_config) -> None:  # type: ignore[no-untyped-def]
     hub = hub_for(
         make_config, {"id": "off", "kind": "test_flaky", "office": "hq", "enabled": False}

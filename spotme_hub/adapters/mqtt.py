@@ -129,6 +129,7 @@ class MqttAdapter:
         self.tls = u.scheme == "mqtts"
         self.host = u.hostname or ""
         self.port = u.port or (8883 if self.tls else 1883)
+        self.where = f"{self.host}:{self.port}"
         self.untimed: OrderedDict[str, str] = OrderedDict()
 
     # -- the session ---------------------------------------------------------------------------
@@ -364,7 +365,7 @@ class MqttAdapter:
                          redelivered, len(result.duplicate))  # fmt: skip
 
     def _parse(self, ctx: DeviceContext, m: _Msg) -> RawPunch | Rejection | None:
-        source = {"kind": "mqtt", "topic": m.topic, "broker": f"{self.host}:{self.port}"}
+        source = {"kind": "mqtt", "topic": m.topic, "broker": self.where}
         try:
             raw = apply_first(self.mappings, m.payload, m.topic, m.received_at,
                               self._zone(ctx), source)  # fmt: skip
