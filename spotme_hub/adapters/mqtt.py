@@ -5,28 +5,24 @@ persistent session (stable client id; MQTT 5 clean start off + session expiry, 3
 off; `session_present` in health); manual acks sent only after `ctx.submit()` committed the batch,
 in receipt order; identity of punches without a trustworthy time = payload hash + first receipt,
 remembered in a checkpoint so DUP redeliveries map to the same record; at most `max_inflight`
-unacked messages and a bounded hand-over queue (the network thread waits when it is full);
+unacked messages and a bounded hand-over (the network side stops reading when it is full);
 reconnects by the runtime (exponential backoff + jitter), never TLS → plaintext; QoS 2 refused.
+The paho client itself runs in a process of its own (`mqtt_link`), so receiving and committing
+do not share one interpreter lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import queue
-import ssl
-import threading
-from collections import OrderedDict
+import multiprocessing
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..config import Device
@@ -34,6 +30,7 @@ from ..normalize.mapping import Ignored, Mapping, MappingError
 from ..normalize.presets import apply_first, mappings_for
 from ..record import Flag, RawPunch, Rejection
 from .base import DeviceContext, DeviceError, Options
+from .mqtt_link import LinkSettings, Message, serve
 
 _UNTIMED_KEEP = 2000  # recent untimed payload hashes kept for DUP redeliveries
 _PIPELINE = 4  # batches being committed at once
@@ -116,6 +113,11 @@ class _Msg:
     dup: bool
     received_at: datetime
 
+    @classmethod
+    def of(cls, m: Message) -> _Msg:
+        topic, payload, qos, mid, retain, dup, at = m
+        return cls(topic, payload, qos, mid, retain, dup, datetime.fromtimestamp(at, UTC))
+
 
 class MqttAdapter:
     kind: ClassVar[str] = "mqtt"
@@ -134,113 +136,33 @@ class MqttAdapter:
 
     # -- the session ---------------------------------------------------------------------------
     async def run(self, ctx: DeviceContext) -> None:
-        loop = asyncio.get_running_loop()
         opts = self.opts
-        v5 = opts.protocol == "5"
         client_id = opts.client_id or f"spotme-{ctx.config.hub.id}-{self.device.id}"
         self.untimed = OrderedDict((k, v) for k, v in (ctx.checkpoint("untimed", []) or []))
-        inbox: queue.Queue[_Msg] = queue.Queue(maxsize=opts.max_inflight + opts.batch_max)
-        wake = asyncio.Event()
-        stop = threading.Event()
-        pending = threading.Event()  # a wake-up is already scheduled
-        connack: asyncio.Future[bool] = loop.create_future()
-        suback: asyncio.Future[list[Any]] = loop.create_future()
-        lost: asyncio.Future[str] = loop.create_future()
-
-        def settle(
-            fut: asyncio.Future[Any], value: Any = None, exc: Exception | None = None
-        ) -> None:
-            if not fut.done():
-                fut.set_exception(exc) if exc else fut.set_result(value)
-
-        def on_connect(_c: Any, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
-            if rc.is_failure:
-                cat = "unauthorized" if rc.value in (4, 5, 134, 135, 138) else "protocol"
-                err = DeviceError(cat, f"broker refused the connection: {rc}")
-                loop.call_soon_threadsafe(settle, connack, None, err)
-            else:
-                loop.call_soon_threadsafe(settle, connack, bool(flags.session_present))
-
-        def on_subscribe(_c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
-            loop.call_soon_threadsafe(settle, suback, list(codes))
-
-        def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(settle, lost, str(rc))
-
-        def on_message(_c: Any, _u: Any, m: paho.MQTTMessage) -> None:
-            item = _Msg(m.topic, bytes(m.payload), m.qos, m.mid, m.retain, m.dup, datetime.now(UTC))
-            while not stop.is_set():
-                try:
-                    inbox.put(item, timeout=0.2)  # full: the network thread waits (bounded)
-                    break
-                except queue.Full:
-                    continue
-            if not pending.is_set():
-                pending.set()
-                loop.call_soon_threadsafe(wake.set)
-
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=None if v5 else False,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            manual_ack=True,
-            reconnect_on_failure=False,  # the runtime reconnects (backoff + jitter), not paho
-        )
-        client.on_connect, client.on_subscribe = on_connect, on_subscribe
-        client.on_disconnect, client.on_message = on_disconnect, on_message
-        if opts.username is not None:
-            pw = opts.password.get_secret_value() if opts.password else None
-            client.username_pw_set(opts.username, pw)
-        if self.tls:
-            self._setup_tls(client, ctx)
-        props = None
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = opts.session_expiry_s
-            props.ReceiveMaximum = opts.max_inflight
-        where = f"{self.host}:{self.port}"
-        session: dict[str, Any] = {"clean_start": False, "properties": props} if v5 else {}
-        try:
-            await ctx.to_thread(client.connect, self.host, self.port, opts.keepalive_s, **session)
-        except ssl.SSLError as exc:
-            raise DeviceError("unauthorized", f"TLS with {where} failed: {exc}") from exc
-        except OSError as exc:
-            raise DeviceError(
-                "unreachable", f"cannot connect to {where}{' with TLS' if self.tls else ''}: {exc}"
-            ) from exc
-
-        client.loop_start()  # paho's network thread; it ends when the connection does
+        filters = [
+            f"$share/{opts.shared_group}/{t}" if opts.shared_group else t for t in opts.topics
+        ]
+        path = lambda p: str(ctx.config.resolve_path(p)) if p else None  # noqa: E731
+        settings = LinkSettings(
+            host=self.host, port=self.port, client_id=client_id, v5=opts.protocol == "5",
+            subscriptions=[(f, opts.qos, opts.ignore_retained) for f in filters],
+            keepalive_s=opts.keepalive_s, session_expiry_s=opts.session_expiry_s,
+            max_inflight=opts.max_inflight, batch_max=opts.batch_max, username=opts.username,
+            password=opts.password.get_secret_value() if opts.password else None,
+            tls=self.tls, tls_insecure=opts.tls_insecure,
+            tls_files={"ca_certs": path(opts.ca_file), "certfile": path(opts.cert_file),
+                       "keyfile": path(opts.key_file)},
+        )  # fmt: skip
+        link = _Link(asyncio.get_running_loop(), settings, f"spotme-mqtt-{self.device.id}")
         tasks: list[asyncio.Task[None]] = []
         try:
-            try:
-                present = await asyncio.wait_for(connack, opts.connect_timeout_s)
-            except TimeoutError as exc:
-                raise DeviceError("timeout", f"no CONNACK from {where}") from exc
-            filters = [
-                f"$share/{opts.shared_group}/{t}" if opts.shared_group else t for t in opts.topics
-            ]
-            if v5:
-                handling = 2 if opts.ignore_retained else 0
-                subs: list[Any] = [(f, SubscribeOptions(qos=opts.qos, retainHandling=handling))
-                                   for f in filters]  # fmt: skip
-            else:
-                subs = [(f, opts.qos) for f in filters]
+            present = await link.first(link.connack, opts.connect_timeout_s, "CONNACK")
             # a resumed session delivers its backlog right after CONNACK, before our SUBACK:
-            # consume from now on, or a full hand-over queue would stall the network thread
-            consumer = asyncio.create_task(self._consume(ctx, client, inbox, wake, pending, lost))
+            # consume from now on
+            consumer = asyncio.create_task(self._consume(ctx, link))
             tasks.append(consumer)
-            client.subscribe(subs)
-            first: list[asyncio.Future[Any]] = [suback, consumer]
-            await asyncio.wait(first, timeout=opts.connect_timeout_s,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if consumer.done():
-                consumer.result()  # raises why it ended
-            if not suback.done():
-                raise DeviceError("timeout", f"no SUBACK from {where}")
-            refused = [
-                f for f, c in zip(filters, suback.result(), strict=False) if _code(c) >= 0x80
-            ]
+            codes = await link.first(link.suback, opts.connect_timeout_s, "SUBACK", consumer)
+            refused = [f for f, c in zip(filters, codes, strict=False) if c >= 0x80]
             if refused:
                 raise DeviceError("unauthorized", f"broker refused subscription to {refused}")
             if not present:
@@ -248,28 +170,18 @@ class MqttAdapter:
                 ctx.log.warning(
                     "broker %s had no session for client id %s: messages published while the "
                     "hub was away are not there (first start, expired session or broker reset)",
-                    where, client_id,
+                    self.where, client_id,
                 )  # fmt: skip
-            ctx.mark_up(broker=where, client_id=client_id, session_present=present,
+            ctx.mark_up(broker=self.where, client_id=client_id, session_present=present,
                         subscribed=filters)  # fmt: skip
             await consumer
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            client.disconnect()  # unacked messages stay in the broker's session
-            stop.set()  # a network thread waiting on a full queue gives up
-            await ctx.to_thread(client.loop_stop)
+            await link.close()  # unacked messages stay in the broker's session
 
-    async def _consume(
-        self,
-        ctx: DeviceContext,
-        client: paho.Client,
-        inbox: queue.Queue[_Msg],
-        wake: asyncio.Event,
-        pending: threading.Event,
-        lost: asyncio.Future[str],
-    ) -> None:
+    async def _consume(self, ctx: DeviceContext, link: _Link) -> None:
         """Drain the hand-over queue in batches. Up to `_PIPELINE` batches are being committed at
         once (the group writer merges them into one transaction); acks still go out in receipt
         order, each batch's only after its own commit."""
@@ -287,28 +199,22 @@ class MqttAdapter:
 
         try:
             while True:
-                waiter = asyncio.ensure_future(wake.wait())
-                watched: list[asyncio.Future[Any]] = [waiter, lost, failed]
+                waiter = asyncio.ensure_future(link.wake.wait())
+                watched: list[asyncio.Future[Any]] = [waiter, link.lost, failed]
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                if lost in done or failed in done:
+                if link.lost in done or failed in done:
                     waiter.cancel()
                     if failed.done():
                         raise failed.result()
-                    raise DeviceError("unreachable", f"connection lost: {lost.result()}")
-                wake.clear()
-                pending.clear()
-                while True:
-                    batch: list[_Msg] = []
-                    while len(batch) < self.opts.batch_max:
-                        try:
-                            batch.append(inbox.get_nowait())
-                        except queue.Empty:
-                            break
-                    if not batch:
-                        break
+                    raise link.lost.result()
+                link.wake.clear()
+                inbox = link.inbox
+                while inbox:
+                    take = min(len(inbox), self.opts.batch_max)
+                    batch = [_Msg.of(inbox.popleft()) for _ in range(take)]
                     await slots.acquire()
                     acked: asyncio.Future[None] = loop.create_future()
-                    task = asyncio.create_task(self._handle(ctx, client, batch, previous, acked))
+                    task = asyncio.create_task(self._handle(ctx, link, batch, previous, acked))
                     tasks.add(task)
                     task.add_done_callback(finished)
                     previous = acked
@@ -320,7 +226,7 @@ class MqttAdapter:
     async def _handle(
         self,
         ctx: DeviceContext,
-        client: paho.Client,
+        link: _Link,
         batch: list[_Msg],
         previous: asyncio.Future[None] | None,
         acked: asyncio.Future[None],
@@ -329,8 +235,8 @@ class MqttAdapter:
             await self._commit(ctx, batch)
             if previous is not None:
                 await previous  # the batch before ours has sent its acks
-            for m in batch:  # only now: everything in the batch is committed (or was skipped)
-                client.ack(m.mid, m.qos)
+            # only now: everything in the batch is committed (or was skipped)
+            link.ack([(m.mid, m.qos) for m in batch])
             ctx.count("messages", len(batch))
             ctx.mark_seen()
         finally:
@@ -401,17 +307,6 @@ class MqttAdapter:
             self.untimed.popitem(last=False)
         return True
 
-    def _setup_tls(self, client: paho.Client, ctx: DeviceContext) -> None:
-        o = self.opts
-        path = lambda p: str(ctx.config.resolve_path(p)) if p else None  # noqa: E731
-        try:
-            client.tls_set(ca_certs=path(o.ca_file), certfile=path(o.cert_file),
-                           keyfile=path(o.key_file), cert_reqs=ssl.CERT_REQUIRED)  # fmt: skip
-        except (OSError, ssl.SSLError) as exc:
-            raise DeviceError("config", f"TLS files: {exc}") from exc
-        if o.tls_insecure:
-            client.tls_insecure_set(True)
-
     # -- quarantine replay ---------------------------------------------------------------------
     @classmethod
     def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunch] | Rejection:
@@ -428,8 +323,74 @@ class MqttAdapter:
         return [punch]
 
 
-def _code(c: Any) -> int:
-    return int(c.value if hasattr(c, "value") else c)
+class _Link:
+    """The adapter's end of the network process (`mqtt_link`): a pipe read by the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, settings: LinkSettings, name: str):
+        self.loop = loop
+        mp = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self.conn, child = mp.Pipe()
+        self.proc = mp.Process(target=serve, args=(settings, child), daemon=True, name=name)
+        self.proc.start()
+        child.close()
+        self.connack: asyncio.Future[bool] = loop.create_future()
+        self.suback: asyncio.Future[list[int]] = loop.create_future()
+        self.lost: asyncio.Future[DeviceError] = loop.create_future()
+        self.inbox: deque[Message] = deque()
+        self.wake = asyncio.Event()
+        loop.add_reader(self.conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                msg = self.conn.recv()
+                if msg[0] == "msgs":
+                    self.inbox.extend(msg[1])
+                    self.wake.set()
+                elif msg[0] == "connack":
+                    _settle(self.connack, msg[1])
+                elif msg[0] == "suback":
+                    _settle(self.suback, msg[1])
+                elif msg[0] == "lost":
+                    _settle(self.lost, DeviceError(msg[1], msg[2]))
+        except (EOFError, OSError):
+            self.loop.remove_reader(self.conn.fileno())
+            _settle(self.lost, DeviceError("unreachable", "the MQTT network process ended"))
+
+    async def first(
+        self, fut: asyncio.Future[Any], timeout: float, what: str, *more: asyncio.Future[Any]
+    ) -> Any:
+        """`fut`'s result, unless the connection is lost (or one of `more` ends) first."""
+        watched = [fut, self.lost, *more]
+        done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if fut in done:
+            return fut.result()
+        if self.lost in done:
+            raise self.lost.result()
+        for other in more:
+            if other in done:
+                other.result()  # raises why it ended
+        raise DeviceError("timeout", f"no {what} from the broker")
+
+    def ack(self, items: list[tuple[int, int]]) -> None:
+        if not self.lost.done():
+            self.conn.send(("ack", items))
+
+    async def close(self) -> None:
+        if not self.conn.closed:
+            self.loop.remove_reader(self.conn.fileno())
+            with contextlib.suppress(OSError):
+                self.conn.send(("stop",))
+            self.conn.close()
+        await asyncio.to_thread(self.proc.join, 5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            await asyncio.to_thread(self.proc.join, 5)
+
+
+def _settle(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 def _payload_text(payload: bytes) -> tuple[str, str]:
