@@ -195,6 +195,7 @@ class Hub:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._tune_gc()
+        self.store.background_checkpoints(True)
         self.writer.start()
         for dev in self.cfg.devices:
             if dev.enabled:
@@ -215,6 +216,7 @@ class Hub:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.writer.close()
         await asyncio.to_thread(self.flush_health, True)
+        await asyncio.to_thread(self.store.background_checkpoints, False)
         self.adapter_pool.shutdown(wait=False, cancel_futures=True)
         if self._gc_saved is not None:
             gc.set_threshold(*self._gc_saved)

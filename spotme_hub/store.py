@@ -243,8 +243,12 @@ class Store:
                 cur.execute(f"PRAGMA synchronous={sync}")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
+                if self._checkpointer is not None:
+                    cur.execute("PRAGMA wal_autocheckpoint=0")
                 cur.close()
 
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
         self._write_lock = threading.Lock()
         mark = "?" if self.is_sqlite else "%s"
         self._insert_sql = (
@@ -318,7 +322,42 @@ class Store:
                 after = rows[-1][0]
 
     def close(self) -> None:
+        self.background_checkpoints(False)
         self.engine.dispose()
+
+    def background_checkpoints(self, on: bool = True, every_s: float = 1.0) -> None:
+        """SQLite: with `on`, commits no longer copy the WAL back into the database themselves
+        (with an fsync, every ~4 MB written: a commit stall of up to hundreds of milliseconds);
+        a thread does it every `every_s` instead, PASSIVE (it never blocks readers or writers).
+        For the long-running hub, so commit latency stays flat under load; `off` restores
+        SQLite's automatic checkpoints."""
+        if not self.is_sqlite or on == (self._checkpointer is not None):
+            return
+        if on:
+            self._checkpoint_stop.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, args=(every_s,), daemon=True,
+                name="spotme-wal-checkpoint",
+            )  # fmt: skip
+            self._checkpointer.start()
+        elif self._checkpointer is not None:
+            self._checkpoint_stop.set()
+            self._checkpointer.join(10)
+            self._checkpointer = None
+        self.engine.dispose()  # pooled connections reconnect with the setting
+
+    def _checkpoint_loop(self, every_s: float) -> None:
+        while not self._checkpoint_stop.wait(every_s):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as exc:  # noqa: BLE001 - keep trying; the next commit is unaffected
+                log.warning("WAL checkpoint failed: %s", exc)
+
+    def wal_autocheckpoint(self) -> int:
+        """The setting a new connection gets (0 while background checkpoints run)."""
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

@@ -187,3 +187,29 @@ def test_records_of_the_first_layout_are_moved_with_their_seq(store_url: str, ma
         assert store.count_records() == 14
     finally:
         store.close()
+
+
+def test_background_checkpoints_copy_the_wal_so_commits_do_not(tmp_path, make_config) -> None:  # type: ignore[no-untyped-def]
+    """With background checkpoints on, connections do not checkpoint on commit
+    (wal_autocheckpoint 0) and a thread copies the WAL into the database file; off restores
+    SQLite's automatic checkpoints."""
+    import time
+
+    db = tmp_path / "hub.db"
+    store = Store(f"sqlite:///{db}")
+    store.create_all()
+    try:
+        assert store.wal_autocheckpoint() == 1000
+        store.background_checkpoints(True, every_s=0.05)
+        assert store.wal_autocheckpoint() == 0
+        before = db.stat().st_size
+        store.commit(make_records(make_config, 300))  # well under 1000 WAL pages
+        deadline = time.monotonic() + 5
+        while db.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size > before  # the thread moved the pages into the database
+        assert store.count_records() == 300
+        store.background_checkpoints(False)
+        assert store.wal_autocheckpoint() == 1000
+    finally:
+        store.close()

@@ -18,6 +18,7 @@ broker's session and are redelivered.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import ssl
 import time
@@ -78,8 +79,9 @@ def serve(s: LinkSettings, conn: Connection) -> None:
         conn.send(("suback", [int(c.value if hasattr(c, "value") else c) for c in codes]))
 
     def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        if not state["done"]:
-            conn.send(("lost", "unreachable", f"connection lost: {rc}"))
+        if not state["done"]:  # not our own disconnect at the end
+            with contextlib.suppress(OSError):
+                conn.send(("lost", "unreachable", f"connection lost: {rc}"))
         state["done"] = True
 
     def on_message(_c: Any, _u: Any, m: paho.MQTTMessage) -> None:
@@ -122,7 +124,10 @@ def serve(s: LinkSettings, conn: Connection) -> None:
         return
     try:
         _loop(client, conn, out, state, s.max_inflight + s.batch_max, s.batch_max)
+    except (EOFError, OSError):  # the adapter's process is gone
+        pass
     finally:
+        state["done"] = True
         client.disconnect()  # unacked messages stay in the broker's session
         conn.close()
 
