@@ -8,7 +8,9 @@ baseline bare paho subscriber that only receives the same stream (auto-ack, no c
 throughput, lost count and p50/p99 latency from publish (timestamp inside the payload) to commit
 (`hub.commit_listeners`) or to receipt, and CPU per message (the hub's two processes together:
 the hub and its MQTT network process; the publisher's share left out). The publisher runs in its
-own process, QoS 1.
+own process, QoS 1, with the lean generator of `bench/mqtt_load.py` (paho as a publisher
+costs about a core at this rate on the 2-core machine, which starved the hub under test); its own
+CPU per message is printed too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import mqtt_load  # noqa: E402  (bench/: the load generator)
+
 from spotme_hub.config import config_from_dict  # noqa: E402
 from spotme_hub.demo import free_port  # noqa: E402
 from spotme_hub.demo_parts.mqtt import start_mosquitto  # noqa: E402
@@ -45,24 +49,10 @@ PUBLISHER_CPU = mp.get_context("spawn").Value("d", 0.0)  # the last publisher's 
 
 
 def publisher(port: int, count: int, rate: float, client_id: str, cpu: Any = None) -> None:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    start = time.perf_counter()
-    last = None
-    for i in range(count):
-        target = start + i / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        body = {"u": str(1 + i % 500), "t": BASE_EPOCH + i, "pt": time.time(), "i": i}
-        last = client.publish(TOPIC, orjson.dumps(body), qos=1)
-    if last is not None:
-        last.wait_for_publish(120)
-    client.disconnect()
-    client.loop_stop()
+    def body(i: int) -> bytes:
+        return orjson.dumps({"u": str(1 + i % 500), "t": BASE_EPOCH + i, "pt": time.time(), "i": i})
+
+    mqtt_load.publish(port, count, rate, client_id, body, topic=TOPIC)
     if cpu is not None:
         cpu.value = time.process_time()
 
@@ -191,6 +181,7 @@ def main() -> None:
             cpu = cpu_seconds()
             base = baseline(port, args.count, args.rate, args.protocol)
             base["cpu_us"] = (cpu_seconds() - cpu - PUBLISHER_CPU.value) / args.count * 1e6
+            pub_us = PUBLISHER_CPU.value / args.count * 1e6
             cpu = cpu_seconds()
             hub = asyncio.run(hub_run(port, args.count, args.rate, args.protocol, tmp))
             hub["cpu_us"] = (cpu_seconds() - cpu - PUBLISHER_CPU.value) / args.count * 1e6
@@ -206,6 +197,7 @@ def main() -> None:
     for r in (base, hub):
         print(f"{r['name']:36} {r['received']:9d} {r['lost']:6d} {r['throughput']:8.0f} "
               f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['cpu_us']:10.0f}")  # fmt: skip
+    print(f"load generator (bench/mqtt_load.py): {pub_us:.0f} µs CPU per message")
     ratio = hub["throughput"] / base["throughput"] if base["throughput"] else float("nan")
     print(f"hub / baseline throughput: {ratio:.2f}")
     ok = hub["lost"] == 0 and hub["throughput"] >= 0.95 * args.rate and hub["p99_ms"] <= 100
