@@ -35,6 +35,35 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 #: (topic, payload, qos, mid, retain, dup, received at: epoch seconds)
 Message = tuple[str, bytes, int, int, bool, bool, float]
 
+_READ_SIZE = 65536
+_DRAIN_MAX = 2000
+_LINGER_S = 0.010  # messages wait for the adapter's acks this long at most before hand-over  # packets parsed from the buffer before the loop looks at the pipe again
+
+
+class _BufferedClient(paho.Client):
+    """paho reads a packet in three `recv` calls (command byte, length, body) and `loop_read`
+    handles one packet per call: at thousands of messages a second that is a `select` and three
+    system calls per message. Here one `recv` fills a buffer that those small reads are served
+    from, and the loop drains what is buffered before it selects again. Only the socket read
+    hook changes; paho's parsing, state and acks are its own."""
+
+    _rbuf = b""
+    _rpos = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            data = super()._sock_recv(_READ_SIZE)  # BlockingIOError when nothing is there
+            if not data:
+                return data  # the connection closed
+            self._rbuf, self._rpos = data, 0
+        out = self._rbuf[self._rpos : self._rpos + bufsize]
+        self._rpos += len(out)
+        return out
+
+    def buffered(self) -> bool:
+        """Bytes already read from the socket and not yet parsed."""
+        return self._rpos < len(self._rbuf)
+
 
 @dataclass(frozen=True)
 class LinkSettings:
@@ -87,7 +116,7 @@ def serve(s: LinkSettings, conn: Connection) -> None:
     def on_message(_c: Any, _u: Any, m: paho.MQTTMessage) -> None:
         out.append((m.topic, bytes(m.payload), m.qos, m.mid, m.retain, m.dup, time.time()))
 
-    client = paho.Client(
+    client = _BufferedClient(
         CallbackAPIVersion.VERSION2,
         client_id=s.client_id,
         clean_session=None if s.v5 else False,
@@ -133,7 +162,7 @@ def serve(s: LinkSettings, conn: Connection) -> None:
 
 
 def _loop(
-    client: paho.Client,
+    client: _BufferedClient,
     conn: Connection,
     out: list[Message],
     state: dict[str, Any],
@@ -142,14 +171,30 @@ def _loop(
 ) -> None:
     sock: Any = client.socket()
     misc_at = time.monotonic() + 1.0
+    held_since = 0.0  # when the oldest message in `out` arrived
     while not state["done"] and sock is not None:
         reading = state["unacked"] + len(out) < limit
         rlist: list[Any] = [conn, sock] if reading else [conn]
         wlist = [sock] if client.want_write() else []
-        pending = reading and hasattr(sock, "pending") and sock.pending() > 0
-        ready, writable, _ = select.select(rlist, wlist, [], 0 if (out or pending) else 1.0)
+        pending = reading and (
+            client.buffered() or (hasattr(sock, "pending") and sock.pending() > 0)
+        )
+        if pending:
+            timeout = 0.0
+        elif out:
+            timeout = max(0.0, held_since + _LINGER_S - time.monotonic())
+        else:
+            timeout = 1.0
+        ready, writable, _ = select.select(rlist, wlist, [], timeout)
+        had = len(out)
         if sock in ready or pending:
             client.loop_read()
+            drained = 1
+            while client.buffered() and drained < _DRAIN_MAX:
+                if state["unacked"] + len(out) >= limit:
+                    break  # back-pressure: the rest waits in the buffer
+                client.loop_read()
+                drained += 1
         if writable:
             client.loop_write()
         if conn in ready:
@@ -164,7 +209,16 @@ def _loop(
                         return
             except (EOFError, OSError):  # the adapter's process is gone
                 return
-        if out and (len(out) >= batch_max or not (ready or writable)):
+        if out and not had:
+            held_since = time.monotonic()
+        # Hand over at once when the adapter has nothing in flight; otherwise let messages
+        # gather until its acks come back (or a batch is full, or the linger is over): one
+        # hand-over per commit cycle instead of one per network read.
+        if out and (
+            state["unacked"] == 0
+            or len(out) >= batch_max
+            or time.monotonic() - held_since >= _LINGER_S
+        ):
             conn.send(("msgs", out[:]))
             state["unacked"] += len(out)
             out.clear()
