@@ -136,12 +136,14 @@ class MqttAdapter:
         self.port = u.port or (8883 if self.tls else 1883)
         self.where = f"{self.host}:{self.port}"
         self.untimed: OrderedDict[str, str] = OrderedDict()
+        self.zone = device.timezone or "Asia/Kuala_Lumpur"  # set from the office in `run`
 
     # -- the session ---------------------------------------------------------------------------
     async def run(self, ctx: DeviceContext) -> None:
         opts = self.opts
         client_id = opts.client_id or f"spotme-{ctx.config.hub.id}-{self.device.id}"
         self.untimed = OrderedDict((k, v) for k, v in (ctx.checkpoint("untimed", []) or []))
+        self.zone = self._zone(ctx)  # once per session, not per message
         filters = [
             f"$share/{opts.shared_group}/{t}" if opts.shared_group else t for t in opts.topics
         ]
@@ -277,7 +279,7 @@ class MqttAdapter:
         source = {"kind": "mqtt", "topic": m.topic, "broker": self.where}
         try:
             raw = apply_first(self.mappings, m.payload, m.topic, m.received_at,
-                              self._zone(ctx), source)  # fmt: skip
+                              self.zone, source)  # fmt: skip
         except Ignored:
             ctx.count("ignored")
             return None

@@ -14,7 +14,7 @@ from ..record import Flag, LocationSource, RawPunch, Record, Rejection, identity
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
-from .timefix import implausible, to_aware, utc_z, utc_z_ms, zone
+from .timefix import implausible, to_aware, utc_z_ms, zone
 
 __all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
 
@@ -93,6 +93,7 @@ class Normalizer:
             return reject("no user id or card in the punch")
 
         # when
+        tz = zone(tz_name)
         if raw.device_time is None or Flag.DEVICE_TIME_UNTRUSTED in flags:
             flags.add(Flag.DEVICE_TIME_UNTRUSTED)
             when = received
@@ -102,10 +103,12 @@ class Normalizer:
         problem = implausible(when_utc, now)
         if problem:
             return reject(problem)
-        tz = zone(tz_name)
-        local_time = when_utc.astimezone(tz).replace(microsecond=0).isoformat()  # …+08:00
-        # identity: the device's wall-clock second as given (differs only in a DST gap)
-        wall_second = when.astimezone(tz).replace(microsecond=0, tzinfo=None).isoformat()
+        local = when_utc.astimezone(tz).replace(microsecond=0)
+        local_time = local.isoformat()  # …+08:00
+        # identity: the device's wall-clock second as given, which differs from `local` only in
+        # a DST gap (`astimezone` into a time's own zone leaves it as it is)
+        wall = when.replace(microsecond=0) if when.tzinfo is tz else local
+        wall_second = wall.replace(tzinfo=None).isoformat()
         if raw.clock_skew_s is not None and abs(raw.clock_skew_s) > self.max_skew:
             flags.add(Flag.CLOCK_SKEW)
 
@@ -150,7 +153,7 @@ class Normalizer:
             card=card,
             punch=str(punch),
             verify=str(verify),
-            occurred_at=utc_z(when_utc),
+            occurred_at=when_utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z",
             local_time=local_time,
             timezone=tz_name,
             received_at=self._received_text(received),

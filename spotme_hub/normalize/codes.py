@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,10 @@ def zk_verify(code: int) -> Verify:
     return Verify.UNKNOWN
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(word: str) -> str:
+    """A word's lookup key (lower case, letters and digits only); memoised: devices repeat a few
+    words."""
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
 

@@ -21,6 +21,7 @@ receive time and flags `device_time_untrusted` — or quarantines, with `bad_tim
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping as AbcMapping
 from datetime import UTC, datetime
@@ -223,30 +224,40 @@ class Mapping(BaseModel):
 def lookup(doc: Any, path: str, topic_segments: list[str] | None = None) -> Any:
     """Value at a dotted path (`a.b[0].c`), or a topic segment (`topic[1]`); None when absent.
     A key present verbatim (e.g. the CSV header `No. Pekerja`) wins over path splitting."""
-    m = _TOPIC.match(path)
-    if m:
-        idx = int(m.group(1))
-        segs = topic_segments or []
+    topic_index, parts = _parsed_path(path)
+    if topic_index is not None:
         try:
-            return segs[idx]
+            return (topic_segments or [])[topic_index]
         except IndexError:
             return None
-    if isinstance(doc, AbcMapping) and path in doc:  # a key with dots/brackets (CSV headers)
-        return doc[path]
+    if (type(doc) is dict or isinstance(doc, AbcMapping)) and path in doc:
+        return doc[path]  # a key with dots/brackets (CSV headers)
     node = doc
-    for key, index in _PATH_PART.findall(path):
-        if key:
-            if not isinstance(node, AbcMapping) or key not in node:
+    for key, index in parts:
+        if key is not None:
+            if not (type(node) is dict or isinstance(node, AbcMapping)) or key not in node:
                 return None
             node = node[key]
         else:
             if not isinstance(node, list):
                 return None
             try:
-                node = node[int(index)]
+                node = node[index]
             except IndexError:
                 return None
     return node
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_path(path: str) -> tuple[int | None, tuple[tuple[str | None, int], ...]]:
+    """(topic segment index or None, the path's (key, list index) steps): parsed once a path."""
+    m = _TOPIC.match(path)
+    if m:
+        return int(m.group(1)), ()
+    steps = tuple(
+        (key, 0) if key else (None, int(index)) for key, index in _PATH_PART.findall(path)
+    )
+    return None, steps
 
 
 def _matches(value: Any, want: Any) -> bool:
