@@ -36,8 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 Message = tuple[str, bytes, int, int, bool, bool, float]
 
 _READ_SIZE = 65536
-_DRAIN_MAX = 2000
-_LINGER_S = 0.010  # messages wait for the adapter's acks this long at most before hand-over  # packets parsed from the buffer before the loop looks at the pipe again
+_DRAIN_MAX = 2000  # packets parsed from the buffer before the loop looks at the pipe again
 
 
 class _BufferedClient(paho.Client):
@@ -171,7 +170,6 @@ def _loop(
 ) -> None:
     sock: Any = client.socket()
     misc_at = time.monotonic() + 1.0
-    held_since = 0.0  # when the oldest message in `out` arrived
     while not state["done"] and sock is not None:
         reading = state["unacked"] + len(out) < limit
         rlist: list[Any] = [conn, sock] if reading else [conn]
@@ -179,14 +177,7 @@ def _loop(
         pending = reading and (
             client.buffered() or (hasattr(sock, "pending") and sock.pending() > 0)
         )
-        if pending:
-            timeout = 0.0
-        elif out:
-            timeout = max(0.0, held_since + _LINGER_S - time.monotonic())
-        else:
-            timeout = 1.0
-        ready, writable, _ = select.select(rlist, wlist, [], timeout)
-        had = len(out)
+        ready, writable, _ = select.select(rlist, wlist, [], 0 if (out or pending) else 1.0)
         if sock in ready or pending:
             client.loop_read()
             drained = 1
@@ -209,16 +200,7 @@ def _loop(
                         return
             except (EOFError, OSError):  # the adapter's process is gone
                 return
-        if out and not had:
-            held_since = time.monotonic()
-        # Hand over at once when the adapter has nothing in flight; otherwise let messages
-        # gather until its acks come back (or a batch is full, or the linger is over): one
-        # hand-over per commit cycle instead of one per network read.
-        if out and (
-            state["unacked"] == 0
-            or len(out) >= batch_max
-            or time.monotonic() - held_since >= _LINGER_S
-        ):
+        if out and (len(out) >= batch_max or not (ready or writable)):
             conn.send(("msgs", out[:]))
             state["unacked"] += len(out)
             out.clear()
