@@ -29,7 +29,12 @@ def test_pull_20k_once_then_only_new(tmp_path: Path) -> None:
                 assert sim.enabled
                 sim.add_punch("3", punch=1)
                 sim.add_punch("5", punch=0)
-                await wait_for(lambda: stored(hub) == 20_002, what="new punches")
+                # the health counters move on the event loop right after the commit is visible
+                await wait_for(
+                    lambda: stored(hub) == 20_002 and health.counters["new"] >= 20_002,
+                    what="new punches",
+                )
+                assert stored(hub) == 20_002
                 assert health.counters["new"] == 20_002
         recs = hub.store.records(0, 30_000, RecordFilter(device_id=DEVICE))
         assert len({r["id"] for r in recs}) == 20_002
