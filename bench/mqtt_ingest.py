@@ -41,7 +41,6 @@ from spotme_hub.demo import free_port  # noqa: E402
 from spotme_hub.demo_parts.mqtt import start_mosquitto  # noqa: E402
 from spotme_hub.runtime import Hub  # noqa: E402
 
-TOPIC = "bench/door/punch"
 BASE_EPOCH = 1_600_000_000  # every punch its own second: distinct record identities
 
 
@@ -52,7 +51,7 @@ def publisher(port: int, count: int, rate: float, client_id: str, cpu: Any = Non
     def body(i: int) -> bytes:
         return orjson.dumps({"u": str(1 + i % 500), "t": BASE_EPOCH + i, "pt": time.time(), "i": i})
 
-    mqtt_load.publish(port, count, rate, client_id, body, topic=TOPIC)
+    mqtt_load.publish(port, count, rate, client_id, body)  # to mqtt_load.TOPIC
     if cpu is not None:
         cpu.value = time.process_time()
 

@@ -136,7 +136,7 @@ class MqttAdapter:
         self.port = u.port or (8883 if self.tls else 1883)
         self.where = f"{self.host}:{self.port}"
         self.untimed: OrderedDict[str, str] = OrderedDict()
-        self.zone = device.timezone or "Asia/Kuala_Lumpur"  # set from the office in `run`
+        self.zone = ""  # the device's time zone, resolved in `run` (it needs the config)
 
     # -- the session ---------------------------------------------------------------------------
     async def run(self, ctx: DeviceContext) -> None:
