@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mqtt_load  # noqa: E402  (bench/: the load generator)
+from steal import StealMeter  # noqa: E402
 
 from spotme_hub.config import config_from_dict  # noqa: E402
 from spotme_hub.demo import free_port  # noqa: E402
@@ -182,7 +183,8 @@ def main() -> None:
             base["cpu_us"] = (cpu_seconds() - cpu - PUBLISHER_CPU.value) / args.count * 1e6
             pub_us = PUBLISHER_CPU.value / args.count * 1e6
             cpu = cpu_seconds()
-            hub = asyncio.run(hub_run(port, args.count, args.rate, args.protocol, tmp))
+            with StealMeter() as steal:
+                hub = asyncio.run(hub_run(port, args.count, args.rate, args.protocol, tmp))
             hub["cpu_us"] = (cpu_seconds() - cpu - PUBLISHER_CPU.value) / args.count * 1e6
         finally:
             broker.terminate()
@@ -199,6 +201,7 @@ def main() -> None:
     print(f"load generator (bench/mqtt_load.py): {pub_us:.0f} µs CPU per message")
     ratio = hub["throughput"] / base["throughput"] if base["throughput"] else float("nan")
     print(f"hub / baseline throughput: {ratio:.2f}")
+    print(f"during the hub's run, {steal.text()} (time the VM's host gave to other guests)")
     ok = hub["lost"] == 0 and hub["throughput"] >= 0.95 * args.rate and hub["p99_ms"] <= 100
     print("targets (≥ rate, 0 lost, p99 ≤ 100 ms):", "met" if ok else "NOT met")
 
