@@ -14,7 +14,7 @@ from ..record import Flag, LocationSource, RawPunch, Record, Rejection, identity
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
-from .timefix import implausible, to_aware, utc_z_ms, zone
+from .timefix import implausible, to_aware, utc_z, utc_z_ms, zone
 
 __all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
 
@@ -153,7 +153,7 @@ class Normalizer:
             card=card,
             punch=str(punch),
             verify=str(verify),
-            occurred_at=when_utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z",
+            occurred_at=utc_z(when_utc),
             local_time=local_time,
             timezone=tz_name,
             received_at=self._received_text(received),
