@@ -52,7 +52,8 @@ def build_backlog(store: Store, n: int, chunk: int = 50_000) -> None:
              f'{{"uid":{i},"user_id":"{i % 5000}","status":0,"punch":0}}')
             for i in range(start, min(n, start + chunk))
         ]  # fmt: skip
-        store.bulk_insert(varying, rows, consts)
+        columns = dict(zip(varying, map(list, zip(*rows, strict=True)), strict=True))
+        store.bulk_insert(columns, consts)
 
 
 def baseline_bodies(n: int, batch: int) -> list[bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -61,6 +62,15 @@ def record_id(identity: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def plain_strings(values: Sequence[Any]) -> bool:
+    """All str, printable ASCII, no `"` or `\\`: then each value's JSON text is the value in
+    quotes (bulk JSON rendering skips the encoder for such columns)."""
+    if not all(type(v) is str for v in values):
+        return False
+    joined = "".join(values)
+    return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
 def identity_key(device_id: str, credential: str, local_second: str, punch: str) -> str:

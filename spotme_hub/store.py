@@ -8,8 +8,8 @@ the record by construction.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import operator
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
-from .record import RECORD_FIELDS, Record, Rejection
+from .record import RECORD_FIELDS, Record, Rejection, plain_strings
 
 log = logging.getLogger(__name__)
 
@@ -174,33 +174,82 @@ def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
     return {"seq": int(seq), **orjson.loads(doc)}
 
 
-def _bulk_rows(
-    columns: Sequence[str], rows: Sequence[tuple[Any, ...]], consts: Mapping[str, Any], now: str
+def _json_column(values: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+    """Each value's JSON text, or (when every value is a plain string: printable ASCII without
+    quotes or backslashes, so its JSON is itself in quotes) the values as they are and True."""
+    if plain_strings(values):
+        return values, True
+    cache: dict[str, str] = {}
+    out: list[str] = []
+    for v in values:
+        if v is None:
+            out.append("null")
+        elif type(v) is str:
+            text_ = cache.get(v)
+            if text_ is None:
+                text_ = cache[v] = dumps(v)
+            out.append(text_)
+        else:
+            out.append(dumps(v))
+    return out, False
+
+
+def _bulk_docs(
+    columns: Mapping[str, Sequence[Any]], consts: Mapping[str, Any], n: int
+) -> Iterator[str]:
+    """The records' canonical JSON texts (as `record_doc` renders them), from columns: constant
+    fields are rendered once into a format string, each varying column once per distinct value;
+    each text is made as the driver consumes it (a chunk's texts are never all in memory)."""
+    literal = ["{"]
+    varying: list[Sequence[Any]] = []
+    for k, name in enumerate(RECORD_FIELDS):
+        literal[-1] += ("," if k else "") + f'"{name}":'
+        if name in columns:
+            values = columns[name]
+            quoted = False
+            if name not in JSON_FIELDS:  # JSON fields come as JSON text, spliced in as they are
+                values, quoted = _json_column(values)
+            literal[-1] += '"' if quoted else ""
+            varying.append(values)
+            literal.append('"' if quoted else "")
+        elif name in JSON_FIELDS:
+            literal[-1] += consts.get(name, "[]" if name == "flags" else "null")
+        else:
+            literal[-1] += dumps(consts.get(name))
+    literal[-1] += "}"
+    fmt = "%s".join(part.replace("%", "%%") for part in literal)
+    if not varying:
+        return itertools.repeat(fmt % (), n)
+    return map(fmt.__mod__, zip(*varying, strict=True))
+
+
+def _bulk_values(
+    columns: Mapping[str, Sequence[Any]], consts: Mapping[str, Any], now: str, seen: list[int]
 ) -> Iterator[tuple[Any, ...]]:
-    """`bulk_insert` rows (record fields, JSON ones serialised) → INSERT_COLUMNS tuples, made one
-    at a time as the driver consumes them (a chunk's JSON texts are never all in memory)."""
-    names = list(columns)
+    """One slice of `bulk_insert` → INSERT_COLUMNS tuples (made as the driver consumes them);
+    adds the slice's length to `seen[0]`."""
+    unknown = set(columns) - set(BULK_COLUMNS)
+    if unknown:
+        raise ValueError(f"not record columns: {sorted(unknown)}")
+    sizes = {len(values) for values in columns.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"columns of different lengths: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
+    if n and "id" not in columns:
+        raise ValueError("bulk_insert needs an id column")
+    seen[0] += n
 
-    def pick(name: str) -> Any:
-        if name in names:
-            return operator.itemgetter(names.index(name))
-        value = consts.get(name, "[]" if name == "flags" else None)
-        return lambda _row: value
+    def column(name: str) -> Iterable[Any]:
+        if name in columns:
+            return columns[name]
+        return itertools.repeat(consts.get(name, "[]" if name == "flags" else None), n)
 
-    rid, emp, dev, office, when, flags = (pick(n) for n in INSERT_COLUMNS[:6])
-    base = {name: consts.get(name) for name in RECORD_FIELDS}  # canonical key order
-    for name in JSON_FIELDS:  # JSON fields come as JSON text, constants too
-        base[name] = orjson.Fragment(consts.get(name, "[]" if name == "flags" else "null"))
-    json_at = [i for i, n in enumerate(names) if n in JSON_FIELDS]
-    fragment, enc = orjson.Fragment, orjson.dumps
-    for row in rows:
-        vals = list(row)
-        for i in json_at:  # already JSON text: spliced in, not parsed
-            vals[i] = fragment(vals[i])
-        doc = base.copy()
-        doc.update(zip(names, vals, strict=True))
-        text = enc(doc, default=_default).decode()
-        yield (rid(row), emp(row), dev(row), office(row), when(row), flags(row), now, text)
+    return zip(
+        *(column(name) for name in INSERT_COLUMNS[:6]),
+        itertools.repeat(now, n),
+        _bulk_docs(columns, consts, n),
+        strict=True,
+    )
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -223,6 +272,7 @@ class Store:
         self, url: str, sqlite_synchronous: str = "FULL", echo: bool = False, cache_mb: int = 32
     ):
         self.url = url
+        self.sqlite_synchronous = sqlite_synchronous
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
@@ -430,44 +480,45 @@ class Store:
 
     def bulk_insert(
         self,
-        columns: Sequence[str],
-        rows: Sequence[tuple[Any, ...]],
+        columns: Mapping[str, Sequence[Any]] | Iterable[Mapping[str, Sequence[Any]]],
         constants: Mapping[str, Any] | None = None,
         rejections: Sequence[Rejection] = (),
         checkpoints: Mapping[tuple[str, str], Any] | None = None,
     ) -> BulkResult:
-        """The bulk path (file imports). `rows` are tuples of `columns` (record fields, the JSON
-        ones already serialised), best sorted by id; `constants` are fields with one value for
-        every row (JSON ones serialised too). One transaction with the quarantine and the checkpoints, like `commit`.
-        `INSERT ... ON CONFLICT (id) DO NOTHING` through the driver's executemany: a duplicate
-        costs one index probe and is counted from the driver's change count."""
+        """The bulk path (file imports). `columns` maps record fields to their values, one per
+        record (the JSON ones already serialised), best sorted by id; or it is an iterable of such
+        mappings, slices of one batch taken one at a time (only one need be in memory).
+        `constants` are fields with one value for every record (JSON ones serialised too); fields
+        in neither are null (flags `[]`). One transaction with the quarantine and the checkpoints,
+        like `commit`. `INSERT ... ON CONFLICT (id) DO NOTHING` through the driver's executemany:
+        a duplicate costs one index probe and is counted from the driver's change count."""
         result = BulkResult()
         now = _now()
         consts = dict(constants or {})
-        unknown = (set(columns) | set(consts)) - set(BULK_COLUMNS)
+        unknown = set(consts) - set(BULK_COLUMNS)
         if unknown:
             raise ValueError(f"not record columns: {sorted(unknown)}")
         consts.pop("committed_at", None)
-        values = _bulk_rows(columns, rows, consts, now)
+        slices = [columns] if isinstance(columns, Mapping) else columns
+        seen = [0]
+        values = itertools.chain.from_iterable(
+            _bulk_values(part, consts, now, seen) for part in slices
+        )
         sql = self._insert_sql
         with self.write() as conn:
-            if rows:
-                dbapi: Any = conn.connection.driver_connection
-                cur = dbapi.cursor()
-                try:
-                    if self.is_sqlite:
-                        # a bigger page cache for this connection: index pages of a large chunk
-                        # are not spilled and rewritten mid-transaction
-                        cur.execute("PRAGMA cache_size=-32768")
-                        before = dbapi.total_changes
-                        cur.executemany(sql, values)
-                        result.new = dbapi.total_changes - before
-                    else:
-                        cur.executemany(sql, values)
-                        result.new = max(cur.rowcount, 0)
-                finally:
-                    cur.close()
-                result.duplicate = len(rows) - result.new
+            dbapi: Any = conn.connection.driver_connection
+            cur = dbapi.cursor()
+            try:
+                if self.is_sqlite:
+                    before = dbapi.total_changes
+                    cur.executemany(sql, values)
+                    result.new = dbapi.total_changes - before
+                else:
+                    cur.executemany(sql, values)
+                    result.new = max(cur.rowcount, 0) if seen[0] else 0
+            finally:
+                cur.close()
+            result.duplicate = seen[0] - result.new
             result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
 

@@ -155,13 +155,13 @@ def test_frame_path_equals_row_path(rows, with_card, device_tz, map_tz, punch_ma
     got_rej = sorted(_as_dict(o)["rejection"] for o in fast.rejections)
     assert got_rej == want_rej
     # and the bulk table holds the same rows, sorted by id
-    names, table, consts = fast.table()
-    assert [r[names.index("id")] for r in table] == sorted(d["id"] for d in want_records)
+    columns, consts = fast.batch()
+    assert columns["id"] == sorted(d["id"] for d in want_records)
     # ... and what the bulk insert stores is those records exactly
     store = Store("sqlite://")
     store.create_all()
     try:
-        store.bulk_insert(names, table, consts)
+        store.bulk_insert(columns, consts)
         stored = [{k: v for k, v in r.items() if k != "seq"} for r in store.records(0, 10_000)]
     finally:
         store.close()

@@ -145,7 +145,7 @@ def import_file(
                             "rows": summary.rows_read,
                         }
                     }
-                tables = [r.table() for r in results if len(r)] or [([], [], {})]
+                tables = [r.batch() for r in results if len(r)] or [({}, {})]
                 if pending is not None:
                     _count(summary, pending.result())
                 pending = writer.submit(_write, store, tables, rejections, checkpoints)
@@ -157,7 +157,7 @@ def import_file(
     return summary
 
 
-Table = tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]
+Table = tuple[dict[str, list[Any]], dict[str, Any]]
 
 
 def _write(
@@ -169,10 +169,10 @@ def _write(
     """Commit one chunk (one transaction per device table; quarantine and checkpoint with the
     last), returning (new, duplicates)."""
     new = dup = 0
-    for k, (names, rows, consts) in enumerate(tables):
+    for k, (columns, consts) in enumerate(tables):
         last = k == len(tables) - 1
         res = store.bulk_insert(
-            names, rows, consts, rejections if last else (), checkpoints if last else None
+            columns, consts, rejections if last else (), checkpoints if last else None
         )
         new, dup = new + res.new, dup + res.duplicate
     return new, dup

@@ -23,7 +23,15 @@ import orjson
 import pandas as pd
 
 from ..config import Device
-from ..record import RECORD_FIELDS, RECORD_NAMESPACE, Flag, RawPunch, Record, Rejection
+from ..record import (
+    RECORD_FIELDS,
+    RECORD_NAMESPACE,
+    Flag,
+    RawPunch,
+    Record,
+    Rejection,
+    plain_strings,
+)
 from . import Normalizer
 from .cards import canonical_card
 from .codes import to_punch, to_verify
@@ -79,21 +87,25 @@ class FrameResult:
     def __len__(self) -> int:
         return len(self.columns["id"])
 
-    def table(self) -> tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]:
-        """(varying column names, row tuples sorted by id, {column: the one value of the rest})
-        — the shape `Store.bulk_insert` takes."""
+    def batch(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """({varying field: values sorted by id}, {field: the one value of the rest}) — what
+        `Store.bulk_insert` takes."""
         n = len(self)
         consts: dict[str, Any] = {}
         for name in CONSTANT_CANDIDATES:
             col = self.columns[name]
-            if n and col.count(col[0]) == n and type(col[0]) in (str, int, float, type(None)):
-                consts[name] = col[0]
+            if n and type(col[0]) in (str, int, float, type(None)):
+                kind = type(col[0])
+                if col.count(col[0]) == n and all(type(v) is kind for v in col):
+                    consts[name] = col[0]
         names = [name for name in RECORD_FIELDS if name not in consts]
         if not n:
-            return names, [], consts
+            return {name: [] for name in names}, consts
         order = np.argsort(np.array(self.columns["id"]), kind="stable")
-        cols = [np.asarray(self.columns[name], dtype=object)[order].tolist() for name in names]
-        return names, list(zip(*cols, strict=True)), consts
+        cols = {
+            name: np.asarray(self.columns[name], dtype=object)[order].tolist() for name in names
+        }
+        return cols, consts
 
     def records(self) -> list[Record]:
         out = []
@@ -365,7 +377,7 @@ def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
         codes, uniques = pd.factorize(docs[name].to_numpy(dtype=object)[good])
         texts = np.empty(len(uniques) + 1, dtype=object)
         values = uniques.tolist()
-        if _plain(values):  # printable ASCII without quotes or backslashes: JSON is "value"
+        if plain_strings(values):  # printable ASCII without quotes or backslashes: JSON is "value"
             texts[:-1] = [f'{lead}"{u}"' for u in values]
         else:
             texts[:-1] = [lead + dumps(u).decode() for u in values]
@@ -374,14 +386,6 @@ def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
     if not parts:
         return ["{}"] * len(good)
     return ["".join(t) + "}" for t in zip(*parts, strict=True)]
-
-
-def _plain(values: list[Any]) -> bool:
-    """All str, printable ASCII, no `"` or `\\`: then json.dumps(v) == '"' + v + '"'."""
-    if not all(type(v) is str for v in values):
-        return False
-    joined = "".join(values)
-    return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
 def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
