@@ -38,9 +38,11 @@ def run_import(
     dev = next(d for d in cfg.devices if d.id == device)
     force = overrides.pop("force", False)
     dry_run = overrides.pop("dry_run", False)
+    writer = overrides.pop("writer", "auto")
     return import_file(
-        cfg, store, path, dev, options_for(dev, **overrides), force=force, dry_run=dry_run
-    )
+        cfg, store, path, dev, options_for(dev, **overrides), force=force, dry_run=dry_run,
+        writer=writer,
+    )  # fmt: skip
 
 
 def attlog_line(pin: str, when: str, status: int = 0, verify: int = 1, fields: int = 6) -> str:

@@ -34,7 +34,8 @@ def pg_db_url():
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_bulk_import_idempotent_on_postgresql(tmp_path: Path, pg_db_url: str) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_bulk_import_idempotent_on_postgresql(tmp_path: Path, pg_db_url: str, writer: str) -> None:
     cfg = config_from_dict(
         {
             "hub": {"database": pg_db_url},
@@ -52,13 +53,14 @@ def test_bulk_import_idempotent_on_postgresql(tmp_path: Path, pg_db_url: str) ->
         )
         text += attlog_line("x", "not a time")
         path = write(tmp_path / "a_attlog.dat", text)
-        s = run_import(cfg, store, path)
+        s = run_import(cfg, store, path, writer=writer)
+        assert s.writer == writer
         assert (s.imported, s.duplicates, s.quarantined) == (250, 0, 1)
         assert run_import(cfg, store, path).already_imported is not None
-        forced = run_import(cfg, store, path, force=True)
+        forced = run_import(cfg, store, path, force=True, writer=writer)
         assert (forced.imported, forced.duplicates) == (0, 250)
         more = text.replace("2025-03-01", "2025-03-02")
-        s2 = run_import(cfg, store, write(tmp_path / "b_attlog.dat", text + more))
+        s2 = run_import(cfg, store, write(tmp_path / "b_attlog.dat", text + more), writer=writer)
         assert (s2.imported, s2.duplicates) == (250, 250)
         recs = list(store.iter_records())
         assert len(recs) == 500

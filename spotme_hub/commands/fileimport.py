@@ -113,7 +113,9 @@ def _report(console: Console, s: Any) -> None:
         return
     rate = s.rows_read / s.seconds if s.seconds else 0
     console.print(
-        f"{s.file}: preset {s.preset}, {s.reader}, times as {s.time_format!r}", highlight=False
+        f"{s.file}: preset {s.preset}, {s.reader}, times as {s.time_format!r}"
+        + ("" if s.dry_run else f", committed by a worker {s.writer}"),
+        highlight=False,
     )
     console.print(
         f"  rows read {s.rows_read:,} · {'would import' if s.dry_run else 'imported'} "

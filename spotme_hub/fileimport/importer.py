@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..record import Rejection
 from ..store import Store
 from .options import CsvOptions
 from .source import ExportFile, Prepared, fingerprint
+from .writer import PROCESS_MIN_BYTES, ChunkWriter, Pending
 
 FIRST_PROBLEMS = 5
 
@@ -39,6 +39,8 @@ class ImportSummary:
     preset: str = ""
     reader: str = ""
     time_format: str = ""
+    writer: str = ""  # "thread", "process" (or "inline" for an in-memory database)
+    writer_peak_rss_mb: float | None = None  # the writer process's own peak memory
     rows_read: int = 0
     skipped: int = 0
     imported: int = 0
@@ -100,8 +102,10 @@ def import_file(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
     normalizer: Normalizer | None = None,
+    writer: str = "auto",
 ) -> ImportSummary:
-    """Import `path` for `device`; `progress(rows_done, bytes_total)` after each chunk."""
+    """Import `path` for `device`; `progress(rows_done, bytes_total)` after each chunk.
+    `writer`: "thread", "process", or "auto" (a process for files of `PROCESS_MIN_BYTES` up)."""
     started = time.perf_counter()
     path = Path(path)
     summary = ImportSummary(file=path.name, device_id=device.id, dry_run=dry_run)
@@ -120,11 +124,17 @@ def import_file(
     normalizer = normalizer or Normalizer(cfg)
     devices = {d.id: d for d in cfg.devices}
     received_at = datetime.now(UTC)
-    # The store writes chunk N in a worker thread (sqlite3/psycopg release the GIL while the
-    # database works) while this thread prepares chunk N+1; at most one write is in flight, so
-    # commit order is chunk order and memory holds two chunks at most.
-    pending: Future[tuple[int, int]] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-insert") as writer:
+    # The store writes chunk N (in a worker thread, or a worker process for a large file: see
+    # `writer`) while this thread prepares chunk N+1; at most one write is in flight, so commit
+    # order is chunk order and memory holds two chunks at most.
+    pending: Pending | None = None
+    if writer not in ("auto", "thread", "process"):
+        raise ValueError(f"writer must be auto, thread or process, not {writer!r}")
+    use_process = not dry_run and (
+        writer == "process" or (writer == "auto" and path.stat().st_size >= PROCESS_MIN_BYTES)
+    )
+    with ChunkWriter(store, use_process=use_process) as chunks:
+        summary.writer = chunks.kind
         for prepared in export.prepared():
             results, rejections = _normalise(
                 normalizer, devices, export, prepared, received_at, None if dry_run else store
@@ -148,34 +158,16 @@ def import_file(
                 tables = [r.batch() for r in results if len(r)] or [({}, {})]
                 if pending is not None:
                     _count(summary, pending.result())
-                pending = writer.submit(_write, store, tables, rejections, checkpoints)
+                pending = chunks.submit(tables, rejections, checkpoints)
+                del tables  # the writer has its own copy or reference: let this chunk go
+            del results, prepared  # before the next chunk is read: two chunks in memory, not three
             if progress is not None:
                 progress(summary.rows_read, 0)
         if pending is not None:
             _count(summary, pending.result())
+    summary.writer_peak_rss_mb = chunks.peak_rss_mb
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-Table = tuple[dict[str, list[Any]], dict[str, Any]]
-
-
-def _write(
-    store: Store,
-    tables: list[Table],
-    rejections: list[Rejection],
-    checkpoints: dict[tuple[str, str], Any] | None,
-) -> tuple[int, int]:
-    """Commit one chunk (one transaction per device table; quarantine and checkpoint with the
-    last), returning (new, duplicates)."""
-    new = dup = 0
-    for k, (columns, consts) in enumerate(tables):
-        last = k == len(tables) - 1
-        res = store.bulk_insert(
-            columns, consts, rejections if last else (), checkpoints if last else None
-        )
-        new, dup = new + res.new, dup + res.duplicate
-    return new, dup
 
 
 def _count(summary: ImportSummary, counts: tuple[int, int]) -> None:
