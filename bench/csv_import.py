@@ -6,7 +6,7 @@ floor = pandas `read_csv(dtype=str)` of the same file + sqlite3 `executemany` of
         tuple (id, user, time, punch, verify) per row into a WAL table with no index.
 Each side runs in its own child process so its peak RSS is its own.
 
-    python bench/csv_import.py [--rows 1000000] [--keep DIR]
+    python bench/csv_import.py [--rows 1000000] [--keep DIR] [--writer auto|thread|process]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from pathlib import Path
 from spotme_hub.config import config_from_dict
 from spotme_hub.store import Store
 from spotme_hub.fileimport.importer import import_file, options_for
-path, db, force, chunk = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+path, db, force, chunk, writer = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), sys.argv[5]
 cfg = config_from_dict({
     "hub": {"database": "sqlite:///" + db},
     "offices": [{"id": "hq"}],
@@ -81,12 +81,13 @@ store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
 store.create_all()
 dev = cfg.devices[0]
 t0 = time.perf_counter()
-s = import_file(cfg, store, Path(path), dev, options_for(dev), force=force)
+s = import_file(cfg, store, Path(path), dev, options_for(dev), force=force, writer=writer)
 dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "rows": s.rows_read, "new": s.imported, "dup": s.duplicates,
                   "quarantined": s.quarantined, "already": bool(s.already_imported),
-                  "count": store.count_records(),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "count": store.count_records(), "writer": s.writer,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "writer_rss_mb": s.writer_peak_rss_mb or 0}))
 """
 
 
@@ -97,11 +98,24 @@ def child(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def rss(run: dict) -> str:
+    """Peak RSS of the import, plus its writer process's when it had one (the sum: an upper bound
+    of what both held at once)."""
+    if run["writer"] != "process":
+        return f"{run['rss_mb']:.0f} MB"
+    total = run["rss_mb"] + run["writer_rss_mb"]
+    return f"{total:.0f} MB ({run['rss_mb']:.0f} + writer process {run['writer_rss_mb']:.0f})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path)
     ap.add_argument("--chunk-rows", type=int, default=50_000, help="rows per transaction")
+    ap.add_argument(
+        "--writer", choices=("auto", "thread", "process"), default="auto",
+        help="where chunks are committed (auto: a process for large files)",
+    )  # fmt: skip
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-csv-")
     work = args.keep or Path(tmp.name)
@@ -115,15 +129,15 @@ def main() -> None:
     )
     with StealMeter() as steal:
         floor = child(FLOOR, str(data), str(work / "floor.db"))
-        hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
-        again = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows))
-        forced = child(HUB, str(data), str(work / "hub.db"), "1", str(args.chunk_rows))
+        hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows), args.writer)
+        again = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows), args.writer)
+        forced = child(HUB, str(data), str(work / "hub.db"), "1", str(args.chunk_rows), args.writer)
     n = args.rows
     f = floor["seconds"]
     print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")
     print(
         f"hub    : {hub['seconds']:6.2f} s  {n / hub['seconds']:>10,.0f} rows/s  "
-        f"peak RSS {hub['rss_mb']:.0f} MB  ratio {hub['seconds'] / f:.2f}x (target <= 2.5x)  "
+        f"peak RSS {rss(hub)}  ratio {hub['seconds'] / f:.2f}x (target <= 2.5x)  "
         f"new {hub['new']:,} dup {hub['dup']:,} quarantined {hub['quarantined']:,} "
         f"stored {hub['count']:,}"
     )
@@ -135,10 +149,11 @@ def main() -> None:
         f"re-import, forced (all duplicates): {forced['seconds']:6.2f} s  "
         f"{n / forced['seconds']:>10,.0f} rows/s  ratio {forced['seconds'] / f:.2f}x "
         f"(target <= 1.5x)  new {forced['new']:,} dup {forced['dup']:,}  "
-        f"peak RSS {forced['rss_mb']:.0f} MB  stored {forced['count']:,}"
+        f"peak RSS {rss(forced)}  stored {forced['count']:,}"
     )
     print(f"over the four runs, {steal.text()} (time the VM's host gave to other guests)")
-    ok = hub["seconds"] / f <= 2.5 and forced["seconds"] / f <= 1.5 and hub["rss_mb"] <= 400
+    total_rss = hub["rss_mb"] + hub["writer_rss_mb"]  # both peaks, as if they coincided
+    ok = hub["seconds"] / f <= 2.5 and forced["seconds"] / f <= 1.5 and total_rss <= 400
     print("targets met" if ok else "targets NOT all met")
 
 
