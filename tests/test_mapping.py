@@ -134,6 +134,23 @@ def test_untrusted_time_uses_receive_time_or_quarantines() -> None:
         m(card="c", time="t", bad_time="quarantine").apply({"c": "1", "t": 23852}, received_at=NOW)
     p = mp.apply({"c": "1"}, received_at=NOW)  # no time at all (z2m without last_seen)
     assert p.device_time is None and Flag.DEVICE_TIME_UNTRUSTED in p.flags
+    assert p.identity is None  # nothing of its own tells two such punches apart
+
+
+def test_an_untrusted_time_identifies_the_punch_by_the_time_the_device_sent() -> None:
+    """Re-delivered later (MQTT redelivery, an HTTP retry), the same payload is the same punch;
+    a bad clock that still ticks keeps two punches apart."""
+    mp = m(card="c", time="t", punch="p")
+    first = mp.apply({"c": "1", "t": 23852, "p": 0}, received_at=NOW)
+    again = mp.apply({"c": "1", "t": 23852, "p": 0}, received_at=NOW + timedelta(seconds=7))
+    assert first.identity is not None and first.identity == again.identity
+    later = mp.apply({"c": "1", "t": 23853, "p": 0}, received_at=NOW)
+    other_card = mp.apply({"c": "2", "t": 23852, "p": 0}, received_at=NOW)
+    other_punch = mp.apply({"c": "1", "t": 23852, "p": 1}, received_at=NOW)
+    ids = {first.identity, later.identity, other_card.identity, other_punch.identity}
+    assert len(ids) == 4
+    good = mp.apply({"c": "1", "t": "2026-11-23T08:59:00+08:00", "p": 0}, received_at=NOW)
+    assert good.identity is None  # a trusted time: the usual identity key
 
 
 PLAUSIBLE = st.integers(

@@ -211,6 +211,22 @@ def test_untrusted_time_uses_receive_time(norm) -> None:  # type: ignore[no-unty
     assert rec.occurred_at == "2026-11-23T12:00:00Z" and "device_time_untrusted" in rec.flags
 
 
+def test_the_same_untrusted_payload_received_seconds_apart_gets_one_id(norm) -> None:  # type: ignore[no-untyped-def]
+    from spotme_hub.normalize.mapping import Mapping
+
+    n, devs = norm
+    mp = Mapping.model_validate({"user_id": "u", "time": "t"})
+    ids = set()
+    for delay in (0, 1, 61):
+        at = NOW + timedelta(seconds=delay)
+        raw = mp.apply({"u": "1", "t": "1999-01-01T00:00:05"}, received_at=at)
+        rec = n.normalize(devs["dev1"], raw, now=at)
+        assert isinstance(rec, Record) and "device_time_untrusted" in rec.flags
+        assert rec.occurred_at == at.strftime("%Y-%m-%dT%H:%M:%SZ")  # when it arrived
+        ids.add(rec.id)
+    assert len(ids) == 1
+
+
 def test_clock_skew_flag(norm) -> None:  # type: ignore[no-untyped-def]
     n, devs = norm
     t = datetime(2026, 5, 4, 8, 0)

@@ -16,7 +16,10 @@ Times: RFC 3339 with or without an offset (naive = `timezone`, else the device's
 epoch seconds, milliseconds or microseconds (ints, floats or numeric strings), or `time_format`
 (strptime). A value that cannot be a real time (seconds since boot, 1970, far future) uses the
 receive time and flags `device_time_untrusted` — or quarantines, with `bad_time: quarantine`
-(history imports, where the receive time means nothing).
+(history imports, where the receive time means nothing). Such a punch's id comes from the time
+value as the device sent it (with the credential and punch), so a re-sent payload is still
+recognised as the same punch (the MQTT adapter, which can tell a redelivery by its DUP flag, gives
+such punches its own identity: docs/mqtt.md).
 """
 
 from __future__ import annotations
@@ -194,6 +197,7 @@ class Mapping(BaseModel):
             raise MappingError("no user id or card in the payload")
         flags: set[str] = set()
         device_time = None
+        identity: str | None = None
         if self.time is not None:
             raw_time = get(self.time)
             device_time, problem = parse_time(
@@ -204,8 +208,11 @@ class Mapping(BaseModel):
                     raise MappingError(problem)
                 flags.add(Flag.DEVICE_TIME_UNTRUSTED)
                 device_time = None
+                if raw_time is not None and raw_time != "":  # a time, but not a real one
+                    identity = _untrusted_identity(user, card, raw_time, get(self.punch))
         lat, lon = get(self.latitude), get(self.longitude)
         return RawPunch(
+            identity=identity,
             device_time=device_time,
             user_id=user,
             card=card,
@@ -219,6 +226,17 @@ class Mapping(BaseModel):
             source=dict(source or {}),
             raw=doc if self.format == "json" else payload,
         )
+
+
+def _untrusted_identity(user: Any, card: Any, raw_time: Any, punch: Any) -> str:
+    """The identity of a punch whose time cannot be trusted (seconds since boot, a clock reset to
+    1970 or 1999, far future): the time *as the device gave it*, not the receive time, so the same
+    payload delivered again (an MQTT redelivery, an HTTP client's retry) gets the same id, while
+    a bad clock that still ticks keeps two punches apart. (A payload with no time at all has
+    nothing of its own to tell two punches apart: its id keeps the receive second.)"""
+    who = f"u:{user}" if user is not None else f"c:{card}"
+    said = orjson.dumps([raw_time, punch], default=str).decode()
+    return f"{who}|untrusted-time|{said}"
 
 
 def lookup(doc: Any, path: str, topic_segments: list[str] | None = None) -> Any:
