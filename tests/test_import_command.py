@@ -53,6 +53,12 @@ def test_import_fixtures_with_summary_and_idempotency(tmp_path: Path) -> None:
     assert "imported 12" in bio.output and "skipped 1" in bio.output  # the Total row
     again = _run(str(FIXTURES / "7_attlog.dat"), "-c", cfg, "--device", "usb")
     assert "already imported" in again.output
+    assert "committed by a worker thread" in " ".join(att.output.split())  # a small file
+    forced = _run(str(FIXTURES / "7_attlog.dat"), "-c", cfg, "--device", "usb", "--force",
+                  "--writer", "process")  # fmt: skip
+    assert forced.exit_code == 0, forced.output
+    assert "committed by a worker process" in " ".join(forced.output.split())
+    assert "imported 0" in forced.output and "duplicates 24" in forced.output
 
 
 def test_ambiguous_fixture_is_refused_until_dayfirst_given(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ class ChunkWriter:
         self._proc: _WriterProcess | None = None
         if in_process_memory(store.url):
             pass  # each thread's connection would be a database of its own: write inline
-        elif use_process:
+        elif use_process and os.name == "posix":  # the pipes are handed over by descriptor
             self._proc = _WriterProcess(store.url, store.sqlite_synchronous)
         else:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-insert")
