@@ -73,6 +73,11 @@ def plain_strings(values: Sequence[Any]) -> bool:
     return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
+def credential(user_id: Any, card: Any) -> str:
+    """Who punched, as identity keys spell it: the user id when there is one, else the card."""
+    return f"u:{user_id}" if user_id is not None else f"c:{card}"
+
+
 def identity_key(device_id: str, credential: str, local_second: str, punch: str) -> str:
     """The source identity of a punch: device, user id or card, device-local time to the second,
     punch type. `local_second` is ``YYYY-MM-DDTHH:MM:SS`` in the device's wall-clock time."""

@@ -515,7 +515,7 @@ class Store:
                     result.new = dbapi.total_changes - before
                 else:
                     cur.executemany(sql, values)
-                    result.new = max(cur.rowcount, 0) if seen[0] else 0
+                    result.new = max(cur.rowcount, 0)
             finally:
                 cur.close()
             result.duplicate = seen[0] - result.new

@@ -221,8 +221,6 @@ def _slices(
             out.append(
                 orjson.dumps({name: values[a : a + SLICE_ROWS] for name, values in part.items()})
             )
-        if not n and part:
-            out.append(orjson.dumps(part))
     return out
 
 

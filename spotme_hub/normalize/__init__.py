@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Device, HubConfig, Office
-from ..record import Flag, LocationSource, RawPunch, Record, Rejection, identity_key, record_id
+from ..record import (
+    Flag,
+    LocationSource,
+    RawPunch,
+    Record,
+    Rejection,
+    credential,
+    identity_key,
+    record_id,
+)
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
@@ -123,11 +132,10 @@ class Normalizer:
             verify = to_verify("card")
 
         # identity
-        credential = f"u:{user_id}" if user_id is not None else f"c:{card}"
         if raw.identity is not None:
             rid = record_id(f"{device.id}|{raw.identity}")
         else:
-            rid = record_id(identity_key(device.id, credential, wall_second, punch))
+            rid = record_id(identity_key(device.id, credential(user_id, card), wall_second, punch))
 
         employee = self.employee_for(device.id, user_id, card)
         if employee is None:

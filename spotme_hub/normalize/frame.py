@@ -30,6 +30,7 @@ from ..record import (
     RawPunch,
     Record,
     Rejection,
+    credential,
     plain_strings,
 )
 from . import Normalizer
@@ -300,7 +301,7 @@ def _fill(
     known_ids: Callable[[list[str]], set[str]] | None,
 ) -> None:  # fmt: skip
     users, cards, punches = users[good], cards[good], punches[good]
-    creds = [f"u:{u}" if u is not None else f"c:{c}" for u, c in zip(users, cards, strict=True)]
+    creds = list(map(credential, users, cards))
     local_text = np.datetime_as_string(local_wall[good].astype("datetime64[s]"), unit="s")
     prefix = f"{device.id}|"
     keys = [

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..record import Flag, RawPunch
+from ..record import Flag, RawPunch, credential
 from .timefix import EARLIEST, FUTURE_LIMIT, zone
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
@@ -234,9 +234,8 @@ def _untrusted_identity(user: Any, card: Any, raw_time: Any, punch: Any) -> str:
     payload delivered again (an MQTT redelivery, an HTTP client's retry) gets the same id, while
     a bad clock that still ticks keeps two punches apart. (A payload with no time at all has
     nothing of its own to tell two punches apart: its id keeps the receive second.)"""
-    who = f"u:{user}" if user is not None else f"c:{card}"
     said = orjson.dumps([raw_time, punch], default=str).decode()
-    return f"{who}|untrusted-time|{said}"
+    return f"{credential(user, card)}|untrusted-time|{said}"
 
 
 def lookup(doc: Any, path: str, topic_segments: list[str] | None = None) -> Any:
