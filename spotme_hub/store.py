@@ -530,17 +530,19 @@ class Store:
             return self._existing(conn, ids)
 
     def _existing(self, conn: Connection, ids: Sequence[str]) -> set[str]:
-        """One query through the DB-API: a JSON array of ids on SQLite, an array parameter on
-        PostgreSQL."""
+        """One query through the DB-API: on SQLite a JSON array of ids in and one of the known
+        ones out (one row: fetching a row per id cost two to four times the lookups); on
+        PostgreSQL an array parameter."""
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.is_sqlite:  # in key order: the index is walked forwards, not at random
                 cur.execute(
-                    "SELECT r.id FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
+                    "SELECT json_group_array(r.id) FROM json_each(?) AS j "
+                    "JOIN records AS r ON r.id = j.value",
                     (orjson.dumps(sorted(ids)).decode(),),
                 )
-            else:
-                cur.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
+                return set(orjson.loads(cur.fetchone()[0]))
+            cur.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
             return {row[0] for row in cur.fetchall()}
         finally:
             cur.close()
