@@ -38,10 +38,26 @@ def map_unique(values: Any, fn: Any) -> np.ndarray:
 
 
 _SUMMARY = re.compile(r"^\s*(" + "|".join(SUMMARY_WORDS) + r")\b", re.IGNORECASE)
+_SUMMARY_ANYWHERE = re.compile(_SUMMARY.pattern, re.IGNORECASE | re.MULTILINE)
 
 
 def _is_summary(cell: str) -> bool:
     return bool(_SUMMARY.match(cell))
+
+
+def _may_hold_summary(cells: np.ndarray) -> bool:
+    """False when no cell can be a summary row's: one regex pass over all of them joined (a
+    line-start match for each cell's start, so it finds every cell `_is_summary` would; a cell
+    with a newline in it can only add matches, which the exact per-cell test then sorts out)."""
+    try:
+        joined = "\n".join(cells.tolist())
+    except TypeError:  # a cell that is not text (a spreadsheet's number): test each cell
+        return True
+    return _SUMMARY_ANYWHERE.search(joined) is not None
+
+
+def _filled(col: pd.Series) -> np.ndarray:
+    return col.to_numpy(dtype=object) != ""
 
 
 def fingerprint(path: Path) -> str:
@@ -135,14 +151,16 @@ class ExportFile:
         names = plan.names
         extras = [f"_extra{i}" for i in range(1, EXTRA_COLUMNS + 1) if f"_extra{i}" in frame]
         cells = frame[names]
-        filled = {c: (cells[c] != "").to_numpy() for c in names}
+        filled = {c: _filled(cells[c]) for c in names}
         nonempty = np.sum([filled[c] for c in names], axis=0)
-        extra_n = np.sum([(frame[c] != "").to_numpy() for c in extras], axis=0) if extras else 0
+        extra_n = np.sum([_filled(frame[c]) for c in extras], axis=0) if extras else 0
         first_cell = cells[names[0]].to_numpy(dtype=object)
-        for c in names[1:]:
-            first_cell = np.where(filled[names[0]] | (first_cell != ""), first_cell, cells[c])
+        if not filled[names[0]].all():  # the first non-empty cell of each row
+            for c in names[1:]:
+                first_cell = np.where(filled[names[0]] | (first_cell != ""), first_cell, cells[c])
         skip = (nonempty + extra_n) == 0  # blank
-        skip |= map_unique(first_cell, _is_summary).astype(bool)
+        if _may_hold_summary(first_cell):
+            skip |= map_unique(first_cell, _is_summary).astype(bool)
         if plan.header_names:
             same = np.sum([(cells[c].str.strip() == c).to_numpy() for c in names], axis=0)
             skip |= (same > 0) & (same == nonempty)

@@ -9,6 +9,7 @@ Excel serial numbers are converted with the workbook's epoch and rounded to whol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,10 +71,28 @@ def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime |
 
 
 def _strip(col: pd.Series) -> pd.Series:
-    """Strip and collapse inner runs of spaces, once per distinct value."""
-    codes, uniques = pd.factorize(col.to_numpy(dtype=object))
+    """Strip and collapse inner runs of spaces, once per distinct value (none when every value is
+    clean already: one regex pass over them all)."""
+    values = col.to_numpy(dtype=object)
+    if _all_clean(values):
+        return pd.Series(values, index=col.index, dtype=object)
+    codes, uniques = pd.factorize(values)
     clean = np.array([" ".join(str(u).split()) for u in uniques.tolist()] + [""], dtype=object)
     return pd.Series(clean[codes], index=col.index, dtype=object)
+
+
+#: what `" ".join(v.split())` would change in a value, seen in the values joined by newlines:
+#: whitespace other than a single space, or a space at a value's start or end
+_UNCLEAN = re.compile(r"[^\S \n]| [ \n]|\n |^ | $")
+
+
+def _all_clean(values: np.ndarray) -> bool:
+    """True when `" ".join(v.split()) == v` for every value (all text, none with a newline)."""
+    try:
+        joined = "\n".join(values.tolist())
+    except TypeError:  # not all text
+        return False
+    return joined.count("\n") == max(len(values) - 1, 0) and not _UNCLEAN.search(joined)
 
 
 def _excel_serials(s: pd.Series, epoch: datetime, part: str) -> pd.Series:

@@ -311,6 +311,9 @@ def _fill(
     ids = record_ids(keys)
     if known_ids is not None:
         known = known_ids(ids)
+        if known.issuperset(ids):  # a re-imported chunk: every record is stored already
+            result.known += len(ids)
+            return
         if known:
             keep = np.fromiter((i not in known for i in ids), dtype=bool, count=len(ids))
             result.known += int((~keep).sum())
