@@ -206,6 +206,24 @@ def test_date_forms(tmp_path: Path, date: str, clock: str, expected: str) -> Non
     assert _records(store)[0]["local_time"] == expected + "+08:00"
 
 
+def test_stray_whitespace_in_date_and_time_cells_is_read(tmp_path: Path) -> None:
+    """Padding, doubled spaces and a tab inside one row's date or time among clean rows."""
+    text = (
+        "No. Pekerja\tTarikh\tMasa\tStatus\n"
+        "1\t13/02/2025\t08:01 AM\tMasuk\n"
+        "2\t 13/02/2025 \t08:02  AM\tMasuk\n"
+        "3\t13/02/2025\t 08:03 \x0bAM \tMasuk\n"
+        "4\t13/02/2025\t08:04 AM\tMasuk\n"
+    )
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "ws.txt", text))
+    assert (s.imported, s.quarantined) == (4, 0), s.problems
+    assert sorted(r["local_time"] for r in _records(store)) == [
+        f"2025-02-13T08:0{m}:00+08:00" for m in range(1, 5)
+    ]
+
+
 def test_ambiguous_day_month_is_refused_then_resolved_by_dayfirst(tmp_path: Path) -> None:
     text = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t03/02/2025\t08:01\tMasuk\n2\t04/02/2025\t08:02\tMasuk\n"
     cfg = make_config(tmp_path, MALAY_COLUMNS)
