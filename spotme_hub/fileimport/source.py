@@ -38,7 +38,6 @@ def map_unique(values: Any, fn: Any) -> np.ndarray:
 
 
 _SUMMARY = re.compile(r"^\s*(" + "|".join(SUMMARY_WORDS) + r")\b", re.IGNORECASE)
-_SUMMARY_ANYWHERE = re.compile(_SUMMARY.pattern, re.IGNORECASE | re.MULTILINE)
 
 
 def _is_summary(cell: str) -> bool:
@@ -46,14 +45,14 @@ def _is_summary(cell: str) -> bool:
 
 
 def _may_hold_summary(cells: np.ndarray) -> bool:
-    """False when no cell can be a summary row's: one regex pass over all of them joined (a
-    line-start match for each cell's start, so it finds every cell `_is_summary` would; a cell
-    with a newline in it can only add matches, which the exact per-cell test then sorts out)."""
+    """False when no cell can be a summary row's: no summary word anywhere in the cells joined
+    and case-folded (what `_is_summary`'s case-blind regex matches folds to the word itself, so
+    every cell it would find is found; the rest are sorted out by the exact per-cell test)."""
     try:
-        joined = "\n".join(cells.tolist())
+        folded = "\n".join(cells.tolist()).casefold()
     except TypeError:  # a cell that is not text (a spreadsheet's number): test each cell
         return True
-    return _SUMMARY_ANYWHERE.search(joined) is not None
+    return any(word in folded for word in SUMMARY_WORDS)
 
 
 def _filled(col: pd.Series) -> np.ndarray:

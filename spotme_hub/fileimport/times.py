@@ -9,7 +9,6 @@ Excel serial numbers are converted with the workbook's epoch and rounded to whol
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,18 +80,22 @@ def _strip(col: pd.Series) -> pd.Series:
     return pd.Series(clean[codes], index=col.index, dtype=object)
 
 
-#: what `" ".join(v.split())` would change in a value, seen in the values joined by newlines:
-#: whitespace other than a single space, or a space at a value's start or end
-_UNCLEAN = re.compile(r"[^\S \n]| [ \n]|\n |^ | $")
-
-
 def _all_clean(values: np.ndarray) -> bool:
-    """True when `" ".join(v.split()) == v` for every value (all text, none with a newline)."""
+    """True when `" ".join(v.split()) == v` for every value: all ASCII text, no control
+    character but the newlines that join them, no space next to a space or a value's edge.
+    Vectorised over the joined bytes; False (the exact per-value path) when unsure."""
     try:
         joined = "\n".join(values.tolist())
     except TypeError:  # not all text
         return False
-    return joined.count("\n") == max(len(values) - 1, 0) and not _UNCLEAN.search(joined)
+    if not joined.isascii():  # other whitespace exists outside ASCII: let the exact path judge
+        return False
+    b = np.frombuffer(b"\n" + joined.encode("ascii") + b"\n", dtype=np.uint8)
+    if np.count_nonzero(b < 32) != len(values) + 1:  # tabs, CRs... or a newline inside a value
+        return False
+    space = b == 32
+    edge = space | (b == 10)
+    return not (space[1:-1] & (edge[:-2] | edge[2:])).any()
 
 
 def _excel_serials(s: pd.Series, epoch: datetime, part: str) -> pd.Series:
