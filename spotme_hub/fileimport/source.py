@@ -83,6 +83,9 @@ class Prepared:
     def by_device(self) -> Iterator[tuple[str, pd.DataFrame, np.ndarray, list[int]]]:
         if not len(self.docs):
             return
+        if self.devices.count(self.devices[0]) == len(self.devices):  # one device: no regrouping
+            yield self.devices[0], self.docs, self.times, self.lines
+            return
         ids = pd.Series(self.devices)
         for dev, idx in ids.groupby(ids, sort=False).groups.items():
             rows = np.asarray(idx)
@@ -219,10 +222,12 @@ class ExportFile:
                 )
             )
         good = np.flatnonzero(keep & ~bad)
-        docs = cells.iloc[good].reset_index(drop=True).astype(object)
         out.times = times[good]
-        docs[TIME_KEY] = np.datetime_as_string(out.times, unit="s")
-        out.docs = docs
+        out.docs = pd.DataFrame(  # object columns: pandas would convert text to its str dtype
+            {c: cells[c].to_numpy(dtype=object)[good] for c in names}
+            | {TIME_KEY: np.datetime_as_string(out.times, unit="s").astype(object)},
+            dtype=object,
+        )
         out.lines = [lines[i] for i in good.tolist()]
         out.devices = [str(d) for d in devices[good].tolist()]
         return out
