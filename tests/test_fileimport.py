@@ -284,6 +284,26 @@ def test_title_blank_repeated_header_summary_skipped_and_bad_rows_quarantined(
     assert {i["source"]["file"] for i in items} == {"messy.txt"}
 
 
+def test_ids_and_names_that_contain_a_summary_word_are_rows(tmp_path: Path) -> None:
+    """Only a first cell that starts with a summary word (a whole word) is a summary row: "SUM01",
+    "Summit", "A-TOTAL" and "Countess" are data (the word search over the chunk only picks
+    candidates for the exact per-cell test)."""
+    text = (
+        "No. Pekerja\tNama\tTarikh\tMasa\tStatus\n"
+        "SUM01\tSiti\t13/02/2025\t08:01 AM\tMasuk\n"
+        "A-TOTAL\tAli\t13/02/2025\t08:02 AM\tMasuk\n"
+        "00016\tCountess\t13/02/2025\t08:03 AM\tMasuk\n"
+        "Summit\tAbu\t13/02/2025\t08:04 AM\tMasuk\n"
+        "Jumlah\t\t\t\t4\n"
+    )
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "words.txt", text))
+    assert (s.imported, s.skipped, s.quarantined) == (4, 1, 0), s.problems
+    users = sorted(r["source_user_id"] for r in _records(store))
+    assert users == ["00016", "A-TOTAL", "SUM01", "Summit"]
+
+
 def test_implausible_time_is_quarantined(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     store = open_store(cfg)
