@@ -25,6 +25,13 @@ def _records(store):
     return list(store.iter_records())
 
 
+def _import_malay(tmp_path: Path, name: str, text: str):  # type: ignore[no-untyped-def]
+    """Import `text` as a file with the Malay column mapping: (store, summary)."""
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    return store, run_import(cfg, store, write(tmp_path / name, text))
+
+
 # --- presets ------------------------------------------------------------------------------------
 
 
@@ -215,9 +222,7 @@ def test_stray_whitespace_in_date_and_time_cells_is_read(tmp_path: Path) -> None
         "3\t13/02/2025\t 08:03 \x0bAM \tMasuk\n"
         "4\t13/02/2025\t08:04 AM\tMasuk\n"
     )
-    cfg = make_config(tmp_path, MALAY_COLUMNS)
-    store = open_store(cfg)
-    s = run_import(cfg, store, write(tmp_path / "ws.txt", text))
+    store, s = _import_malay(tmp_path, "ws.txt", text)
     assert (s.imported, s.quarantined) == (4, 0), s.problems
     assert sorted(r["local_time"] for r in _records(store)) == [
         f"2025-02-13T08:0{m}:00+08:00" for m in range(1, 5)
@@ -296,9 +301,7 @@ def test_ids_and_names_that_contain_a_summary_word_are_rows(tmp_path: Path) -> N
         "Summit\tAbu\t13/02/2025\t08:04 AM\tMasuk\n"
         "Jumlah\t\t\t\t4\n"
     )
-    cfg = make_config(tmp_path, MALAY_COLUMNS)
-    store = open_store(cfg)
-    s = run_import(cfg, store, write(tmp_path / "words.txt", text))
+    store, s = _import_malay(tmp_path, "words.txt", text)
     assert (s.imported, s.skipped, s.quarantined) == (4, 1, 0), s.problems
     users = sorted(r["source_user_id"] for r in _records(store))
     assert users == ["00016", "A-TOTAL", "SUM01", "Summit"]
