@@ -71,7 +71,7 @@ def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime |
 
 def _strip(col: pd.Series) -> pd.Series:
     """Strip and collapse inner runs of spaces, once per distinct value (none when every value is
-    clean already: one regex pass over them all)."""
+    clean already, which one vectorised check over them all tells)."""
     values = col.to_numpy(dtype=object)
     if _all_clean(values):
         return pd.Series(values, index=col.index, dtype=object)
