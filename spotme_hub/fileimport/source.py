@@ -83,9 +83,6 @@ class Prepared:
     def by_device(self) -> Iterator[tuple[str, pd.DataFrame, np.ndarray, list[int]]]:
         if not len(self.docs):
             return
-        if self.devices.count(self.devices[0]) == len(self.devices):  # one device: no regrouping
-            yield self.devices[0], self.docs, self.times, self.lines
-            return
         ids = pd.Series(self.devices)
         for dev, idx in ids.groupby(ids, sort=False).groups.items():
             rows = np.asarray(idx)
