@@ -307,6 +307,34 @@ def test_ids_and_names_that_contain_a_summary_word_are_rows(tmp_path: Path) -> N
     assert users == ["00016", "A-TOTAL", "SUM01", "Summit"]
 
 
+def test_line_numbers_count_the_lines_inside_quoted_fields(tmp_path: Path) -> None:
+    """A quoted note that spans lines (an HR export's remarks column) moves every later row down
+    by its extra lines; quarantine and records name the physical line, across chunks too."""
+    header = "No. Pekerja,Nama,Tarikh,Masa,Status,Catatan\r\n"
+    rows, expect_bad, expect_user_line = [], {}, {}
+    line = 2
+    for i in range(260):  # three chunks of 100 rows
+        user = f"{i:05d}"
+        note = f'"cuti separuh hari\r\nbalik {i}\nok"' if i % 7 == 0 else "biasa"
+        status = "Rehat panjang" if i % 50 == 49 else "Masuk"
+        rows.append(f"{user},Siti,13/02/2025,08:{i % 60:02d} AM,{status},{note}\r\n")
+        if status == "Masuk":
+            expect_user_line[user] = line
+        else:
+            expect_bad[line] = user
+        line += 3 if i % 7 == 0 else 1
+    cfg = make_config(tmp_path, {**MALAY_COLUMNS, "chunk_rows": 100})
+    store = open_store(cfg)
+    s = run_import(cfg, store, write(tmp_path / "nota.csv", header + "".join(rows)))
+    assert (s.imported, s.quarantined) == (len(expect_user_line), len(expect_bad)), s.problems
+    items = store.quarantine_items()
+    assert {i["source"]["line"]: i["raw"]["No. Pekerja"] for i in items} == expect_bad
+    got = {r["source_user_id"]: r["source"]["line"] for r in _records(store)}
+    assert got == expect_user_line
+    lines = (tmp_path / "nota.csv").read_text().splitlines()
+    assert all(lines[n - 1].startswith(u) for u, n in got.items())
+
+
 def test_implausible_time_is_quarantined(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     store = open_store(cfg)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import numpy as np
 import pandas as pd
 
 PREVIEW_ROWS = 64
@@ -81,16 +82,19 @@ class Table:
             encoding=self.encoding, chunksize=chunk_rows, engine="c",
         )  # fmt: skip
         line = data_start + 1
+        quoted = _has_quotes(self.path)
         pending: Chunk | None = None
         with reader:
             for frame in reader:
                 if pending is not None:
                     yield pending
-                n = len(frame)
-                pending = Chunk(
-                    frame if usecols is None else frame[usecols], list(range(line, line + n))
-                )
-                line += n
+                starts = np.arange(line, line + len(frame))
+                inside = _newlines_inside(frame) if quoted else None
+                if inside is not None:  # a quoted field spans lines: later rows start lower
+                    starts[1:] += np.cumsum(inside[:-1])
+                    line += int(inside.sum())
+                pending = Chunk(frame if usecols is None else frame[usecols], starts.tolist())
+                line += len(frame)
         if pending is not None:
             pending.last = True
             yield pending
@@ -99,6 +103,27 @@ class Table:
         if self._rows is None:
             self._rows = _read_rows(self)
         return self._rows
+
+
+def _has_quotes(path: Path) -> bool:
+    """Whether the file holds a quote character at all (only then can a field span lines)."""
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            if b'"' in block:
+                return True
+    return False
+
+
+def _newlines_inside(frame: pd.DataFrame) -> np.ndarray | None:
+    """Line breaks inside each row's cells (quoted fields), or None when there are none."""
+    inside: np.ndarray | None = None
+    for col in frame.columns:
+        values = frame[col].tolist()
+        if "\n" not in "\x00".join(values):
+            continue
+        counts = np.fromiter((v.count("\n") for v in values), dtype=np.int64, count=len(values))
+        inside = counts if inside is None else inside + counts
+    return inside
 
 
 # --- opening ----------------------------------------------------------------------------------
