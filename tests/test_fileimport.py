@@ -25,11 +25,12 @@ def _records(store):
     return list(store.iter_records())
 
 
-def _import_malay(tmp_path: Path, name: str, text: str):  # type: ignore[no-untyped-def]
+def _import_malay(tmp_path: Path, name: str, text: str, encoding: str = "utf-8"):  # type: ignore[no-untyped-def]
     """Import `text` as a file with the Malay column mapping: (store, summary)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = make_config(tmp_path, MALAY_COLUMNS)
     store = open_store(cfg)
-    return store, run_import(cfg, store, write(tmp_path / name, text))
+    return store, run_import(cfg, store, write(tmp_path / name, text, encoding))
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -149,6 +150,18 @@ def test_encodings_are_detected_and_reported(tmp_path: Path, encoding: str, expe
     assert s.reader.startswith(f"text, {expected},")
     assert s.imported == 2
     assert {r["raw"]["Nama"] for r in _records(store)} == {"Zoë d’Almeida"}
+
+
+def test_gbk_is_told_from_cp1252(tmp_path: Path) -> None:
+    """Chinese names from a Chinese-locale export are read as GBK; a cp1252 file whose accented
+    letters and curly quotes happen to be valid GBK byte pairs stays cp1252."""
+    for name, encoding in (("陈志明", "gbk"), ("Renée D’Cruz", "cp1252")):
+        store, s = _import_malay(
+            tmp_path / encoding, "k.txt", MALAY_TSV.replace("Siti binti Abu", name), encoding
+        )
+        assert s.reader.startswith(f"text, {encoding},"), s.reader
+        assert s.imported == 2
+        assert {r["raw"]["Nama"] for r in _records(store)} == {name}
 
 
 def test_comma_and_semicolon_delimiters_are_sniffed(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ class CsvOptions(Options):
     date_column: str | None = Field(
         None, description="A separate date column, joined with the mapping's time column."
     )
-    encoding: str = Field("auto", description="auto = BOM, then UTF-8, then cp1252.")
+    encoding: str = Field("auto", description="auto = BOM, then UTF-8, then GBK, then cp1252.")
     delimiter: str | None = Field(None, description="Field separator (default: sniffed).")
     dayfirst: bool | None = Field(None, description="03/02/2025 is 3 February (true) or 2 March.")
     date_format: str | None = Field(

@@ -174,6 +174,8 @@ def _detect_encoding(path: Path, head: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _looks_gbk(path):
+        return "gbk"
     try:
         with path.open("rb") as fh:
             while block := fh.read(1 << 20):
@@ -181,6 +183,29 @@ def _detect_encoding(path: Path, head: bytes) -> str:
         return "cp1252"
     except UnicodeDecodeError:
         return "latin-1"
+
+
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+
+
+def _looks_gbk(path: Path) -> bool:
+    """GBK (Chinese-locale Excel and HR software) rather than cp1252: the whole file decodes as
+    GBK and its non-ASCII bytes come in runs of two characters or more (Chinese names), where
+    cp1252 text has a lone accented letter or curly quote between ASCII ones (`Renée D’Cruz`
+    happens to be valid GBK too, one byte at a time)."""
+    decoder = codecs.getincrementaldecoder("gbk")()
+    high = in_runs = 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+                for run in _HIGH_RUN.findall(block):
+                    high += len(run)
+                    in_runs += len(run) if len(run) >= 4 else 0
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return high > 0 and in_runs >= 0.8 * high
 
 
 def _decode_head(path: Path, encoding: str) -> str:
