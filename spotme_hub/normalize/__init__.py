@@ -183,9 +183,11 @@ class Normalizer:
 
     def _received_text(self, received: datetime) -> str:
         """Formatting is memoised: a batch usually shares one receive time."""
-        if received is not self._last_received[0]:
-            self._last_received = (received, utc_z_ms(received))
-        return self._last_received[1]
+        last = self._last_received  # one read: batches may be normalised on several threads
+        if received is not last[0]:
+            last = (received, utc_z_ms(received))
+            self._last_received = last
+        return last[1]
 
     @staticmethod
     def _distance(office: Office, lat: float, lon: float) -> tuple[float | None, bool | None]:
