@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
+import itertools
 import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from html.parser import HTMLParser
+from datetime import datetime
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
+
+from .sheets import Workbook, html_rows, xml_rows
 
 PREVIEW_ROWS = 64
 EXTRA_COLUMNS = 8  # room for lines with a few more fields than the header (they are quarantined)
@@ -49,7 +48,7 @@ class Table:
     excel_epoch: datetime | None = None  # 1899-12-30 or 1904-01-01 for workbooks
     sheet: str | int = 0
     preview: list[list[str]] = field(default_factory=list)
-    _rows: list[list[str]] | None = None
+    workbook: Workbook | None = None
 
     def describe(self) -> str:
         if self.kind == "text":
@@ -64,14 +63,19 @@ class Table:
         if self.kind == "text":
             yield from self._text_chunks(wide, data_start, chunk_rows, usecols)
             return
-        rows = self.all_rows()[data_start:]
-        for start in range(0, len(rows), chunk_rows):
-            block = [(r + [""] * len(wide))[: len(wide)] for r in rows[start : start + chunk_rows]]
-            frame = pd.DataFrame(block, columns=wide, dtype=object)
+        rows = itertools.islice(self.rows(), data_start, None)
+        line = data_start + 1
+        ahead = next(rows, None)
+        while ahead is not None:
+            block = [ahead, *itertools.islice(rows, chunk_rows - 1)]
+            ahead = next(rows, None)
+            frame = pd.DataFrame(
+                [(r + [""] * len(wide))[: len(wide)] for r in block], columns=wide, dtype=object
+            )
             if usecols is not None:
                 frame = frame[usecols]
-            lines = list(range(data_start + start + 1, data_start + start + len(block) + 1))
-            yield Chunk(frame, lines, last=start + chunk_rows >= len(rows))
+            yield Chunk(frame, list(range(line, line + len(block))), last=ahead is None)
+            line += len(block)
 
     def _text_chunks(
         self, wide: list[str], data_start: int, chunk_rows: int, usecols: list[str] | None
@@ -99,10 +103,18 @@ class Table:
             pending.last = True
             yield pending
 
-    def all_rows(self) -> list[list[str]]:
-        if self._rows is None:
-            self._rows = _read_rows(self)
-        return self._rows
+    def rows(self) -> Iterator[list[str]]:
+        """Every row of a workbook, HTML or XML file from the first, one at a time (a new pass
+        each call; text files are read by `chunks` with pandas)."""
+        if self.kind == "excel":
+            if self.workbook is None:
+                self.workbook = Workbook(self.path, self.sheet)
+            return self.workbook.rows()
+        if self.kind == "xml":
+            return xml_rows(self.path, self.encoding)
+        if self.kind == "html":
+            return html_rows(self.path, self.encoding)
+        raise ValueError(f"{self.path.name}: a text file is read in chunks, not rows")
 
 
 def _has_quotes(path: Path) -> bool:
@@ -140,7 +152,7 @@ def open_table(
         raise FileRefused(f"{path.name}: the file is empty")
     if head.startswith(b"\xd0\xcf\x11\xe0") or head.startswith(b"PK\x03\x04"):
         table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet)
-        table.preview = table.all_rows()[:PREVIEW_ROWS]
+        table.preview = list(itertools.islice(table.rows(), PREVIEW_ROWS))
         return table
     enc = _detect_encoding(path, head) if encoding == "auto" else encoding
     text_head = _decode_head(path, enc)
@@ -151,7 +163,7 @@ def open_table(
         if kind == "html" and "<table" not in low and "<html" not in low:
             raise FileRefused(f"{path.name}: starts with '<' but is neither HTML nor Excel XML")
         table = Table(path, kind, encoding=enc)
-        table.preview = table.all_rows()[:PREVIEW_ROWS]
+        table.preview = list(itertools.islice(table.rows(), PREVIEW_ROWS))
         return table
     lines = text_head.splitlines()[:PREVIEW_ROWS]
     delim = delimiter or sniff_delimiter(lines)
@@ -241,112 +253,6 @@ def _excel_epoch(path: Path, head: bytes) -> datetime:
         except zipfile.BadZipFile:
             pass
     return datetime(1899, 12, 30)
-
-
-# --- whole-sheet readers (workbooks, HTML, XML) ------------------------------------------------
-
-
-def _read_rows(table: Table) -> list[list[str]]:
-    if table.kind == "excel":
-        from python_calamine import CalamineWorkbook
-
-        wb = CalamineWorkbook.from_path(str(table.path))
-        try:
-            if isinstance(table.sheet, int):
-                sheet = wb.get_sheet_by_index(table.sheet)
-            else:
-                sheet = wb.get_sheet_by_name(table.sheet)
-            return [[cell_text(c) for c in row] for row in sheet.iter_rows()]
-        finally:
-            wb.close()
-    text = table.path.read_text(encoding=table.encoding or "utf-8", errors="replace")
-    if table.kind == "xml":
-        return _xml_rows(text)
-    parser = _HtmlRows()
-    parser.feed(text)
-    parser.close()
-    return parser.rows
-
-
-def cell_text(value: Any) -> str:
-    """A workbook cell as text: whole numbers without `.0`, date-times rounded to the second."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).upper()
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        if value.microsecond:
-            value = value.replace(microsecond=0) + timedelta(
-                seconds=1 if value.microsecond >= 500_000 else 0
-            )
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, time):
-        secs = value.hour * 3600 + value.minute * 60 + value.second
-        secs += 1 if value.microsecond >= 500_000 else 0
-        secs %= 86400
-        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    if isinstance(value, timedelta):
-        secs = round(value.total_seconds()) % 86400
-        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    return str(value)
-
-
-class _HtmlRows(HTMLParser):
-    """Rows of the first HTML table (what 'Excel' exports from web systems really are)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.rows: list[list[str]] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "tr":
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-        elif tag == "br" and self._cell is not None:
-            self._cell.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row.append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _xml_rows(text: str) -> list[list[str]]:
-    ns = "{urn:schemas-microsoft-com:office:spreadsheet}"
-    root = ElementTree.parse(io.StringIO(text)).getroot()
-    table = next(root.iter(f"{ns}Table"), None)
-    rows: list[list[str]] = []
-    if table is None:
-        return rows
-    for row in table.iter(f"{ns}Row"):
-        cells: list[str] = []
-        for cell in row.iter(f"{ns}Cell"):
-            index = cell.get(f"{ns}Index")
-            if index is not None:
-                cells.extend([""] * (int(index) - 1 - len(cells)))
-            data = cell.find(f"{ns}Data")
-            value = "" if data is None or data.text is None else data.text
-            if data is not None and data.get(f"{ns}Type") == "DateTime" and "T" in value:
-                value = value.replace("T", " ").split(".")[0]
-                if value.startswith("1899-12-31 "):  # a time of day without a date
-                    value = value[11:]
-            cells.append(value)
-        rows.append(cells)
-    return rows
 
 
 def find_header(
