@@ -414,6 +414,29 @@ def test_device_column_maps_rows_to_configured_devices(tmp_path: Path) -> None:
     assert "unknown device '9'" in s.problems[0][1]
 
 
+def test_a_midnight_punch_in_a_workbook_date_time_column_is_read(tmp_path: Path) -> None:
+    """The workbook reader gives a date-time cell at exactly 00:00:00 as a bare date; in a column
+    of date-times that is midnight. A column holding dates only still cannot give a time."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Employee ID", "Time", "Punch State"])
+    ws.append(["5", dt.datetime(2025, 2, 3, 23, 59, 59), "Check Out"])
+    ws.append(["5", dt.datetime(2025, 2, 4, 0, 0, 0), "Check In"])
+    wb.save(tmp_path / "night.xlsx")
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    s = run_import(cfg, store, tmp_path / "night.xlsx")
+    assert (s.imported, s.quarantined) == (2, 0), s.problems
+    times = sorted(r["local_time"] for r in _records(store))
+    assert times == ["2025-02-03T23:59:59+08:00", "2025-02-04T00:00:00+08:00"]
+    only_dates = openpyxl.Workbook()
+    only_dates.active.append(["Employee ID", "Time", "Punch State"])
+    only_dates.active.append(["5", dt.date(2025, 2, 4), "Check In"])
+    only_dates.save(tmp_path / "dates.xlsx")
+    with pytest.raises(FileRefused):
+        run_import(cfg, store, tmp_path / "dates.xlsx")
+
+
 def test_mac_1904_workbook_and_named_sheet(tmp_path: Path) -> None:
     from openpyxl.utils.datetime import CALENDAR_MAC_1904
 

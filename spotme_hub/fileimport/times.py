@@ -55,7 +55,7 @@ def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime |
     if len(columns) == 1:
         s = _strip(frame[columns[0]])
         if excel_epoch is not None:
-            s = _excel_serials(s, excel_epoch, "datetime")
+            s = _midnight(_excel_serials(s, excel_epoch, "datetime"))
     else:
         d = _strip(frame[columns[0]])
         t = _strip(frame[columns[1]])
@@ -66,6 +66,16 @@ def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime |
         if t.str.contains("-", regex=False).any():  # a time cell that carries a dummy date
             t = t.str.replace(r"^\d{4}-\d{2}-\d{2}[ T]", "", regex=True)
         s = (d + " " + t).where((d != "") & (t != ""), "")
+    return s
+
+
+def _midnight(s: pd.Series) -> pd.Series:
+    """A workbook's date-time cell at exactly 00:00:00 comes out of the reader as a bare date
+    (python-calamine returns a whole serial as a date): in a column of date-times it is midnight.
+    A column of dates alone is left as it is (no time can be read from it: refused)."""
+    bare = s.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
+    if bare.any() and s.str.match(r"\d{4}-\d{2}-\d{2} \d").any():
+        return s.where(~bare, s + " 00:00:00")
     return s
 
 
