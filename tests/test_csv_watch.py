@@ -7,9 +7,11 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, write
 
+from spotme_hub.config import HubConfig
 from spotme_hub.fileimport.importer import checkpoint_key
 from spotme_hub.fileimport.source import fingerprint
 from spotme_hub.runtime import Hub
@@ -23,15 +25,21 @@ async def _wait(cond, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def _watched(tmp_path: Path, **options: Any) -> tuple[Path, HubConfig]:
+    """An inbox folder and a config whose csv device watches it (scanned every 0.2 s)."""
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    opts = {"watch": str(watch), "poll_every": 0.2, "settle_s": 0, **options}
+    return watch, make_config(tmp_path, opts)
+
+
 def _age(path: Path) -> None:
     old = time.time() - 60
     os.utime(path, (old, old))
 
 
 def test_watch_folder_imports_then_moves_after_commit(tmp_path: Path) -> None:
-    watch = tmp_path / "inbox"
-    watch.mkdir()
-    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 1})
+    watch, cfg = _watched(tmp_path, settle_s=1)
     seen_at_commit: list[bool] = []
 
     async def main() -> None:
@@ -70,11 +78,7 @@ def test_watch_folder_imports_then_moves_after_commit(tmp_path: Path) -> None:
 
 
 def test_refused_file_goes_to_failed_with_reason_and_rows_are_quarantined(tmp_path: Path) -> None:
-    watch = tmp_path / "inbox"
-    watch.mkdir()
-    cfg = make_config(
-        tmp_path, {**MALAY_COLUMNS, "watch": str(watch), "poll_every": 0.2, "settle_s": 0}
-    )
+    watch, cfg = _watched(tmp_path, **MALAY_COLUMNS)
 
     async def main() -> None:
         hub = Hub(cfg)
@@ -109,9 +113,7 @@ def test_row_path_of_the_adapter_matches_the_bulk_import(tmp_path: Path) -> None
     run_import(bulk_cfg, bulk_store, write(bulk_dir / "a_attlog.dat", text))
     bulk = {r["id"]: r for r in bulk_store.iter_records()}
 
-    watch = tmp_path / "inbox"
-    watch.mkdir()
-    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 0})
+    watch, cfg = _watched(tmp_path)
 
     async def main() -> dict:
         hub = Hub(cfg)
@@ -173,9 +175,7 @@ def _year_of_punches(rows: int) -> str:
 def test_a_large_file_commits_in_slices_with_the_checkpoint_last(tmp_path: Path) -> None:
     """A 12,000-row file is committed 5,000 rows at a time (another device's live punch waits
     for one such commit, not for the file), and its fingerprint only with the last slice."""
-    watch = tmp_path / "inbox"
-    watch.mkdir()
-    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 0})
+    watch, cfg = _watched(tmp_path)
     commits: list[tuple[int, bool]] = []
 
     async def main() -> None:
@@ -203,9 +203,7 @@ def test_the_event_loop_keeps_running_while_a_file_is_mapped(tmp_path: Path) -> 
     """Mapping and normalising a 50,000-row chunk takes about a second and a half of Python;
     it runs on worker threads, so the loop that serves every other device and the API goes on
     (the worst pause measured here is about 40 ms; it was 1.6 s with the chunk on the loop)."""
-    watch = tmp_path / "inbox"
-    watch.mkdir()
-    cfg = make_config(tmp_path, {"watch": str(watch), "poll_every": 0.2, "settle_s": 0})
+    watch, cfg = _watched(tmp_path)
     pauses: list[float] = []
 
     async def main() -> None:
