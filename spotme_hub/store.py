@@ -97,6 +97,9 @@ class RecordRow(SQLModel, table=True):
 
 class QuarantineRow(SQLModel, table=True):
     __tablename__ = "quarantine"
+    # finds the item a file row's rejection repeats (see Store._quarantine); made on databases
+    # created before it too (`create_all`)
+    __table_args__ = (Index("ix_quarantine_device_source", "device_id", "source"),)
     qid: int | None = Field(default=None, primary_key=True)
     created_at: str
     device_id: str | None = Field(default=None, index=True)
@@ -316,6 +319,8 @@ class Store:
 
         self._migrate_v1()
         SQLModel.metadata.create_all(self.engine)
+        for index in QUARANTINE.indexes:  # indexes added to a table that existed already
+            index.create(self.engine, checkfirst=True)
         if self._v1_rows:
             self._copy_v1()
 
@@ -548,15 +553,32 @@ class Store:
             cur.close()
 
     def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
+        """Each live arrival is an item of its own (a resent request, a repeated message); a row
+        of a file (a source naming its file and line) is one item however often the file is
+        read: the same row rejected again for the same reason (an import run again after a crash
+        or with `--force`) is the item already there, open or resolved, and its qid is returned,
+        so a re-import neither doubles the quarantine nor brings back what an admin discarded."""
         qids = []
         for rej in rejections:
+            source, raw = dumps(rej.source), dumps(_jsonable_raw(rej.raw))
+            if "file" in rej.source and "line" in rej.source:
+                q = QUARANTINE.c
+                same = conn.execute(
+                    select(q.qid)
+                    .where(q.device_id == rej.device_id, q.source == source)
+                    .where(q.reason == rej.reason, q.raw == raw)
+                    .limit(1)
+                ).scalar()
+                if same is not None:
+                    qids.append(int(same))
+                    continue
             res = conn.execute(
                 QUARANTINE.insert().values(
                     created_at=now,
                     device_id=rej.device_id,
-                    source=dumps(rej.source),
+                    source=source,
                     reason=rej.reason,
-                    raw=dumps(_jsonable_raw(rej.raw)),
+                    raw=raw,
                     status="open",
                 )
             )

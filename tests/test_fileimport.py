@@ -302,6 +302,18 @@ def test_title_blank_repeated_header_summary_skipped_and_bad_rows_quarantined(
     assert {i["source"]["file"] for i in items} == {"messy.txt"}
 
 
+def test_importing_again_adds_no_quarantine_items(tmp_path: Path) -> None:
+    """A forced re-import (or one after a crash) rejects the same rows again: they are the
+    items already in quarantine, not new ones; the summary still counts them."""
+    text = MALAY_TSV + "00013\tAli\t31/02/2025\t05:31 PM\tKeluar\n00014\tAbu\t\t\tMasuk\n"
+    store, first = _import_malay(tmp_path, "bad.txt", text)
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    again = run_import(cfg, store, tmp_path / "bad.txt", force=True)
+    assert first.quarantined == again.quarantined == 2 and again.duplicates == 2
+    items = store.quarantine_items()
+    assert sorted(i["source"]["line"] for i in items) == [4, 5]
+
+
 def test_ids_and_names_that_contain_a_summary_word_are_rows(tmp_path: Path) -> None:
     """Only a first cell that starts with a summary word (a whole word) is a summary row: "SUM01",
     "Summit", "A-TOTAL" and "Countess" are data (the word search over the chunk only picks

@@ -86,6 +86,42 @@ def test_quarantine_and_checkpoint_in_one_transaction(store: Store, make_config)
     assert store.quarantine_count() == 0 and store.quarantine_items("discarded")[0]["resolution"]
 
 
+def test_a_file_row_rejected_again_is_the_item_already_there(store: Store) -> None:
+    """The same row of a file, rejected again for the same reason (a re-import), is one item
+    whatever its status; anything else is new, and so is every live arrival."""
+
+    def rej(raw: str = "00012\tSiti\t31/02/2025", line: int = 7, reason: str = "no such day"):  # type: ignore[no-untyped-def]
+        return Rejection(reason=reason, raw={"row": raw}, source={"file": "a.csv", "line": line},
+                         device_id="dev1")  # fmt: skip
+
+    first = store.commit([], [rej(), rej(line=8)]).quarantined
+    again = store.commit([], [rej(), rej(line=8)]).quarantined
+    assert again == first and store.quarantine_count() == 2
+    others = store.commit([], [rej(raw="other"), rej(reason="other"), rej(line=9)]).quarantined
+    assert len(set(others) | set(first)) == 5 and store.quarantine_count() == 5
+    store.resolve_quarantine(first[0], "discarded", "admin: junk row")
+    assert store.quarantine([rej()]) == [first[0]]  # stays discarded
+    assert store.quarantine_count() == 4
+    live = Rejection(reason="bad checksum", raw={"hex": "02"}, source={"kind": "serial"},
+                     device_id="dev1")  # fmt: skip
+    assert len(set(store.quarantine([live]) + store.quarantine([live]))) == 2
+
+
+def test_an_older_database_gets_the_quarantine_index(store_url: str) -> None:
+    from sqlalchemy import inspect
+
+    old = Store(store_url)
+    old.create_all()
+    with old.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_quarantine_device_source")
+    old.close()
+    again = Store(store_url)
+    again.create_all()
+    names = {i["name"] for i in inspect(again.engine).get_indexes("quarantine")}
+    assert "ix_quarantine_device_source" in names
+    again.close()
+
+
 def test_failed_transaction_commits_nothing(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
     recs = make_records(make_config, 3)
     bad = Rejection(reason="x", raw=None, source={}, device_id=None)
