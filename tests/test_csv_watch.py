@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, write
 
 from spotme_hub.config import HubConfig
@@ -225,3 +226,65 @@ def test_the_event_loop_keeps_running_while_a_file_is_mapped(tmp_path: Path) -> 
 
     asyncio.run(main())
     assert max(pauses) < 0.5, f"the loop stalled for {max(pauses):.2f} s"
+
+
+def test_damaged_files_go_to_failed_and_the_rest_of_the_folder_is_imported(tmp_path: Path) -> None:
+    """A workbook cut short (a half-finished download) and XML that is not well formed are the
+    files' problems: each goes to failed/ with what was wrong, and the good file after them
+    is imported; the device does not fail over them."""
+    watch, cfg = _watched(tmp_path)
+    book = openpyxl.Workbook()
+    book.active.append(["Employee ID", "Time", "Punch State"])
+    book.active.append(["5", "2025-02-03 08:01:00", "Check In"])
+    book.save(tmp_path / "whole.xlsx")
+    whole = (tmp_path / "whole.xlsx").read_bytes()
+    (watch / "a_cut.xlsx").write_bytes(whole[: len(whole) // 2])
+    (watch / "b_bad.xls").write_text(
+        '<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet">'
+        "<Worksheet><Table><Row><Cell>unclosed</Row></Table></Worksheet></Workbook>"
+    )
+    for i, name in enumerate(["a_cut.xlsx", "b_bad.xls"]):
+        old = time.time() - 120 + i
+        os.utime(watch / name, (old, old))
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: (watch / "failed" / "b_bad.xls").exists())
+            write(watch / "c_good_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
+            await _wait(lambda: (watch / "processed" / "c_good_attlog.dat").exists())
+            assert hub.store.count_records() == 1
+            assert hub.health["usb"].counters["files_failed"] == 2
+            assert hub.health["usb"].state == "UP"
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    cut = (watch / "failed" / "a_cut.xlsx.error.txt").read_text()
+    assert "cannot read the workbook" in cut and "incomplete" in cut
+    assert "not well-formed XML" in (watch / "failed" / "b_bad.xls.error.txt").read_text()
+
+
+def test_a_file_that_cannot_be_read_now_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """An I/O error on one file (a real one: the kernel refuses reads of /proc/self/mem at
+    offset 0, as a vanished share would) marks the device degraded, and the scan goes on to the
+    files after it; the file stays where it is, to be tried again."""
+    watch, cfg = _watched(tmp_path)
+    (watch / "0_attlog.dat").symlink_to("/proc/self/mem")
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: hub.health["usb"].state == "DEGRADED")
+            assert "cannot read 0_attlog.dat" in (hub.health["usb"].last_error or "")
+            good = write(watch / "1_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
+            assert (watch / "0_attlog.dat").stat().st_mtime < good.stat().st_mtime  # scanned 2nd
+            await _wait(lambda: (watch / "processed" / "1_attlog.dat").exists())
+            assert hub.store.count_records() == 1
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    assert (watch / "0_attlog.dat").is_symlink()

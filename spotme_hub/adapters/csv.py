@@ -13,9 +13,10 @@ from __future__ import annotations
 import glob
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ..config import Device
 from ..fileimport.importer import checkpoint_key
@@ -27,6 +28,7 @@ from ..record import RawPunch, Rejection
 from .base import DeviceContext, DeviceError
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".error.txt")
+T = TypeVar("T")
 SUBMIT_ROWS = 5_000  # rows per commit (a file chunk is read and mapped whole, then committed so)
 
 
@@ -73,7 +75,11 @@ class CsvAdapter:
         if self.opts.watch and not Path(self.opts.watch).is_dir():
             raise DeviceError("io", f"watch folder {self.opts.watch} does not exist")
         for path in self.candidates():
-            await self.import_one(ctx, path)
+            try:
+                await self.import_one(ctx, path)
+            except OSError as exc:  # locked, vanished, a share gone: the next scan tries again
+                ctx.log.warning("cannot read %s now (%s); trying the next file", path.name, exc)
+                ctx.mark_degraded(f"cannot read {path.name}: {exc}")
 
     # -- one file ------------------------------------------------------------------------------
     async def import_one(self, ctx: DeviceContext, path: Path) -> dict[str, Any]:
@@ -88,20 +94,13 @@ class CsvAdapter:
             self._done(path, "processed")
             return summary
         try:
-            export = await ctx.to_thread(ExportFile, ctx.config, self.device, self.opts, path)
-            await ctx.to_thread(export.resolve_time_format)
-        except (FileRefused, ValueError, UnicodeError) as exc:
+            export = await _read(ctx, ExportFile, ctx.config, self.device, self.opts, path)
+            await _read(ctx, export.resolve_time_format)
+            await self._chunks(ctx, export, path, key, summary)
+        except Unreadable as exc:  # the file, not the hub: it goes to failed/ with the reason
             ctx.log.error("refused %s: %s", path.name, exc)
             ctx.count("files_failed")
             self._done(path, "failed", str(exc))
-            summary["refused"] = str(exc)
-            return summary
-        try:
-            await self._chunks(ctx, export, path, key, summary)
-        except (ValueError, UnicodeError) as exc:  # pandas ParserError is a ValueError
-            ctx.log.error("cannot read %s: %s", path.name, exc)
-            ctx.count("files_failed")
-            self._done(path, "failed", f"{type(exc).__name__}: {exc}")
             summary["refused"] = str(exc)
             return summary
         ctx.count("files_imported")
@@ -117,11 +116,11 @@ class CsvAdapter:
         tz = self.device.timezone or tz
         chunks = iter(export.prepared())
         while True:
-            prepared = await ctx.to_thread(next, chunks, None)
+            prepared = await _read(ctx, next, chunks, None)
             if prepared is None:
                 break
-            punches, rejections = await ctx.to_thread(
-                self._rows, ctx, export, prepared, received_at, tz
+            punches, rejections = await _read(
+                ctx, self._rows, ctx, export, prepared, received_at, tz
             )
             # commits of at most SUBMIT_ROWS: a live punch of another device waits for one
             # of these, not for a whole chunk of the file
@@ -181,6 +180,25 @@ class CsvAdapter:
         shutil.move(str(path), dest)
         if error:
             dest.with_name(dest.name + ".error.txt").write_text(error + "\n", encoding="utf-8")
+
+
+class Unreadable(Exception):
+    """A file that cannot be read as an export (refused, malformed, not what its name says)."""
+
+
+async def _read(ctx: DeviceContext, fn: Callable[..., T], /, *args: Any) -> T:
+    """`fn(*args)` on a worker thread, where any failure but an I/O error is the file's:
+    parsers and workbook libraries raise errors of their own kinds (a truncated `.xlsx`, XML
+    that is not well-formed), and one bad file must not hold up the folder. Commits are not
+    made in here: a store that fails propagates, and the file stays for the next scan."""
+    try:
+        return await ctx.to_thread(fn, *args)
+    except OSError:
+        raise
+    except FileRefused as exc:
+        raise Unreadable(str(exc)) from exc
+    except Exception as exc:
+        raise Unreadable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _now() -> str:

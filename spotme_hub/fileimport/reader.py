@@ -20,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import FileRefused
 from .sheets import Workbook, html_rows, xml_rows
 
 PREVIEW_ROWS = 64
 EXTRA_COLUMNS = 8  # room for lines with a few more fields than the header (they are quarantined)
-
-
-class FileRefused(Exception):
-    """The whole file cannot be imported safely (unknown format, ambiguous dates...)."""
 
 
 @dataclass(slots=True)

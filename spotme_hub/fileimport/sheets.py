@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from .errors import FileRefused
+
 STREAM_SHEET_BYTES = 32 << 20
 TEXT_BLOCK = 1 << 20  # characters of HTML or XML fed to the parser at a time
 
@@ -69,7 +71,19 @@ class Workbook:
 
     def rows(self) -> Iterator[list[str]]:
         """Sheet rows from row 1 and cells from column A (so a row's index + 1 is its number in
-        the sheet, and a cell's index its column's)."""
+        the sheet, and a cell's index its column's). A workbook the library cannot read (cut
+        short, damaged, no such sheet) is refused with what the library said."""
+        try:
+            yield from self._rows()
+        except (FileRefused, OSError, MemoryError):
+            raise
+        except Exception as exc:
+            raise FileRefused(
+                f"{self.path.name}: cannot read the workbook ({type(exc).__name__}: {exc}); "
+                "if it was copied or downloaded, it may be incomplete"
+            ) from exc
+
+    def _rows(self) -> Iterator[list[str]]:
         if self.streamed:
             yield from self._openpyxl_rows()
             return
@@ -194,7 +208,15 @@ class _HtmlRows(HTMLParser):
 
 
 def xml_rows(path: Path, encoding: str | None) -> Iterator[list[str]]:
-    """Rows of the first table of an Excel 2003 XML (SpreadsheetML) file."""
+    """Rows of the first table of an Excel 2003 XML (SpreadsheetML) file; XML that is not well
+    formed is refused."""
+    try:
+        yield from _xml_rows(path, encoding)
+    except ElementTree.ParseError as exc:
+        raise FileRefused(f"{path.name}: not well-formed XML ({exc})") from exc
+
+
+def _xml_rows(path: Path, encoding: str | None) -> Iterator[list[str]]:
     parser: Any = ElementTree.XMLPullParser(events=("start", "end"))
     tables = 0
     table: ElementTree.Element | None = None
