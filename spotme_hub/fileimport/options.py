@@ -41,7 +41,10 @@ class CsvOptions(Options):
         default_factory=dict, description="device_column value → configured device id."
     )
     sheet: str | int = Field(0, description="Workbook sheet (name or index).")
-    chunk_rows: int = Field(50_000, ge=100, le=1_000_000, description="Rows per commit.")
+    chunk_rows: int = Field(
+        50_000, ge=100, le=1_000_000,
+        description="Rows read at a time (`spotme-hub import` commits each; a watch folder 5,000).",
+    )  # fmt: skip
     poll_every: float = Field(10.0, gt=0, description="Seconds between folder scans.")
     settle_s: float = Field(2.0, ge=0, description="Skip files modified more recently than this.")
 
