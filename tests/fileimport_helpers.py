@@ -50,6 +50,26 @@ def attlog_line(pin: str, when: str, status: int = 0, verify: int = 1, fields: i
     return "\t".join(cells) + "\r\n"
 
 
+def split_export(path: Path) -> Path:
+    """A cover sheet, then a BioTime export split over two sheets (a bad row on the second)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Ringkasan"
+    wb.active.append(["Laporan Kehadiran", "Jan-Feb 2025"])
+    for name, day, states in (("Jan", 13, ["Check In", "Check Out"]),
+                              ("Feb", 14, ["Check In", "Lunch?"])):  # fmt: skip
+        ws = wb.create_sheet(name)
+        ws.append(["Transaction Report"])
+        ws.append(["Employee ID", "First Name", "Date", "Punch Time", "Punch State"])
+        for k, state in enumerate(states):
+            ws.append(
+                ["00012", "Siti", f"2025-0{1 + (name == 'Feb')}-{day}", f"0{8 + k}:00", state]
+            )
+    wb.save(path)
+    return path
+
+
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.write_bytes(text.encode(encoding))
     return path

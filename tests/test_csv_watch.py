@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, write
+from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, split_export, write
 
 from spotme_hub.config import HubConfig
 from spotme_hub.fileimport.importer import checkpoint_key
@@ -288,3 +288,23 @@ def test_a_file_that_cannot_be_read_now_does_not_hold_up_the_others(tmp_path: Pa
 
     asyncio.run(main())
     assert (watch / "0_attlog.dat").is_symlink()
+
+
+def test_a_workbook_split_over_sheets_is_imported_whole(tmp_path: Path) -> None:
+    watch, cfg = _watched(tmp_path)
+    split_export(tmp_path / "split.xlsx").rename(watch / "split.xlsx")
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: (watch / "processed" / "split.xlsx").exists())
+            sheets = sorted(r["source"]["sheet"] for r in hub.store.iter_records())
+            assert sheets == ["Feb", "Jan", "Jan"]
+            [item] = hub.store.quarantine_items()
+            assert (item["source"]["sheet"], item["source"]["line"]) == ("Feb", 4)
+            assert hub.health["usb"].detail["last_import"]["rows"] == 4
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())

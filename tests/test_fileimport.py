@@ -15,6 +15,7 @@ from fileimport_helpers import (
     make_config,
     open_store,
     run_import,
+    split_export,
     write,
 )
 
@@ -465,6 +466,67 @@ def test_mac_1904_workbook_and_named_sheet(tmp_path: Path) -> None:
     store = open_store(cfg)
     assert run_import(cfg, store, path).imported == 1
     assert _records(store)[0]["local_time"] == "2025-02-03T08:01:00+08:00"
+
+
+def test_every_sheet_with_a_header_is_imported_and_named_in_the_source(tmp_path: Path) -> None:
+    path = split_export(tmp_path / "split.xlsx")
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    s = run_import(cfg, store, path)
+    assert s.sheets == ["Jan", "Feb"] and "(sheets Jan, Feb)" in s.line()
+    assert (s.imported, s.quarantined) == (3, 1), s.problems
+    sources = sorted((r["source"]["sheet"], r["source"]["line"]) for r in _records(store))
+    assert sources == [("Feb", 3), ("Jan", 3), ("Jan", 4)]  # sheet rows
+    [item] = store.quarantine_items()
+    where = {k: item["source"][k] for k in ("file", "sheet", "line")}  # (+ the punch read)
+    assert where == {"file": "split.xlsx", "sheet": "Feb", "line": 4}
+    assert run_import(cfg, store, path).already_imported  # the fingerprint after both sheets
+    (tmp_path / "one").mkdir()
+    one = make_config(tmp_path / "one", {"sheet": "Jan"})
+    only = open_store(one)
+    assert run_import(one, only, path).imported == 2
+
+
+def test_a_workbook_with_no_sheet_to_import_is_refused_naming_each(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "Cover"
+    wb.active.append(["Laporan"])
+    wb.create_sheet("Notes").append(["nothing here"])
+    wb.save(tmp_path / "empty.xlsx")
+    cfg = make_config(tmp_path)
+    with pytest.raises(FileRefused, match="no sheet to import.*'Cover'.*'Notes'"):
+        run_import(cfg, open_store(cfg), tmp_path / "empty.xlsx")
+
+
+def test_the_workbook_tells_day_from_month_not_each_sheet(tmp_path: Path) -> None:
+    """A sheet whose dates all read both ways takes the order its sibling sheets settle
+    (the file can tell); when none can, the whole workbook is refused, not passed over."""
+
+    def book(name: str, sheets: dict[str, list[str]]) -> Path:
+        wb = openpyxl.Workbook()
+        wb.active.title = "Cover"
+        for title, times in sheets.items():
+            ws = wb.create_sheet(title)
+            ws.append(["Employee ID", "Time", "Punch State"])
+            for t in times:
+                ws.append(["5", t, "Check In"])
+        wb.save(tmp_path / name)
+        return tmp_path / name
+
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    told = book("told.xlsx", {"Jan": ["13/01/2025 08:01"], "Feb": ["03/02/2025 08:01"]})
+    assert run_import(cfg, store, told).imported == 2
+    assert sorted(r["local_time"][:10] for r in _records(store)) == ["2025-01-13", "2025-02-03"]
+    untold = book("untold.xlsx", {"Feb": ["03/02/2025 08:01"], "Mac": ["04/03/2025 08:01"]})
+    with pytest.raises(FileRefused, match="cannot tell day from month"):
+        run_import(cfg, store, untold)
+    assert store.count_records() == 2
+
+
+def test_a_header_alone_is_refused_as_having_no_times(tmp_path: Path) -> None:
+    with pytest.raises(FileRefused, match="kosong.txt: no time values found"):
+        _import_malay(tmp_path, "kosong.txt", MALAY_TSV.splitlines()[0] + "\n")
 
 
 def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:

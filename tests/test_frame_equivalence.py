@@ -137,7 +137,7 @@ def test_frame_path_equals_row_path(rows, with_card, device_tz, map_tz, punch_ma
     docs["@time"] = np.datetime_as_string(times, unit="s")
     lines = list(range(10, 10 + len(rows)))
     fast = normalize_frame(
-        normalizer, device, mapping, docs, times, "f.csv", lines, RECEIVED, punch_map
+        normalizer, device, mapping, docs, times, {"file": "f.csv"}, lines, RECEIVED, punch_map
     )
     slow = [
         row_path(

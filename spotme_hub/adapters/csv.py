@@ -22,7 +22,7 @@ from ..config import Device
 from ..fileimport.importer import checkpoint_key
 from ..fileimport.options import CsvOptions
 from ..fileimport.reader import FileRefused
-from ..fileimport.source import ExportFile, Prepared, fingerprint
+from ..fileimport.source import ExportFile, Prepared, export_files, fingerprint
 from ..normalize.mapping import Ignored, MappingError
 from ..record import RawPunch, Rejection
 from .base import DeviceContext, DeviceError
@@ -94,9 +94,12 @@ class CsvAdapter:
             self._done(path, "processed")
             return summary
         try:
-            export = await _read(ctx, ExportFile, ctx.config, self.device, self.opts, path)
-            await _read(ctx, export.resolve_time_format)
-            await self._chunks(ctx, export, path, key, summary)
+            exports = await _read(ctx, export_files, ctx.config, self.device, self.opts, path)
+            for export in exports:
+                await _read(ctx, export.resolve_time_format)
+            for n, export in enumerate(exports):  # a workbook's sheets, or just the file
+                last = n == len(exports) - 1
+                await self._chunks(ctx, export, path, key if last else None, summary)
         except Unreadable as exc:  # the file, not the hub: it goes to failed/ with the reason
             ctx.log.error("refused %s: %s", path.name, exc)
             ctx.count("files_failed")
@@ -109,8 +112,11 @@ class CsvAdapter:
         return summary
 
     async def _chunks(
-        self, ctx: DeviceContext, export: ExportFile, path: Path, key: str, summary: dict[str, Any]
-    ) -> None:
+        self, ctx: DeviceContext, export: ExportFile, path: Path, key: str | None,
+        summary: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """Commit one export (a file, or a sheet of it); with `key`, the file's checkpoint goes
+        with its last rows."""
         received_at = datetime.now(UTC)
         tz = ctx.config.office(self.device.office).timezone
         tz = self.device.timezone or tz
@@ -122,19 +128,24 @@ class CsvAdapter:
             punches, rejections = await _read(
                 ctx, self._rows, ctx, export, prepared, received_at, tz
             )
+            summary["rows"] = summary.get("rows", 0) + prepared.read
             # commits of at most SUBMIT_ROWS: a live punch of another device waits for one
             # of these, not for a whole chunk of the file
             for start in range(0, max(len(punches), len(rejections), 1), SUBMIT_ROWS):
                 end = start + SUBMIT_ROWS
                 checkpoint = None
-                if prepared.last and end >= max(len(punches), len(rejections)):
-                    checkpoint = {key: {"file": path.name, "at": _now(), "rows": prepared.read}}
+                if key and prepared.last and end >= max(len(punches), len(rejections)):
+                    checkpoint = {key: self._checkpoint(path, summary)}
                 res = await ctx.submit(
                     punches[start:end], rejections[start:end], checkpoint, self.opts.punch
                 )
                 summary["new"] += len(res.new)
                 summary["duplicate"] += len(res.duplicate)
                 summary["quarantined"] += len(res.quarantined)
+
+    @staticmethod
+    def _checkpoint(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+        return {"file": path.name, "at": _now(), "rows": summary.get("rows", 0)}
 
     def _rows(
         self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime,
@@ -143,12 +154,11 @@ class CsvAdapter:
         """One chunk's rows through the shared mapping (on a worker thread: a chunk of 50,000
         rows is about a second of work)."""
         mapping = export.plan.mapping
-        name = export.path.name
         punches: list[RawPunch] = []
         rejections: list[Rejection] = list(prepared.rejections)
         docs = prepared.docs.to_dict("records")
         for doc, line, dev in zip(docs, prepared.lines, prepared.devices, strict=True):
-            source = {"file": name, "line": line}
+            source = {**export.where, "line": line}
             if dev != self.device.id:
                 reason = (
                     f"row of device {dev!r}: a watch folder imports for its "

@@ -25,7 +25,7 @@ def register(cli: click.Group) -> None:
         "--device", "device_id", help="Device the file belongs to (default: the only csv device)."
     )
     @click.option("--preset", type=click.Choice(["auto", "zkteco_attlog", "biotime", "generic"]))
-    @click.option("--encoding", help="Text encoding (default: auto — BOM, UTF-8, cp1252).")
+    @click.option("--encoding", help="Text encoding (default: auto — BOM, UTF-8, GBK, cp1252).")
     @click.option("--delimiter", help="Field separator (default: sniffed; '\\t' for tab).")
     @click.option(
         "--dayfirst", "dayfirst", flag_value=True, default=None, help="03/02/2025 is 3 February."
@@ -33,6 +33,10 @@ def register(cli: click.Group) -> None:
     @click.option("--monthfirst", "dayfirst", flag_value=False, help="03/02/2025 is 2 March.")
     @click.option("--date-format", help="strptime format of the time value, e.g. '%d/%m/%Y %H:%M'.")
     @click.option("--timezone", help="Zone of the file's times (default: the device's).")
+    @click.option(
+        "--sheet", help="Workbook sheet, by name or number from 0 (default: every sheet with a "
+        "header).",
+    )  # fmt: skip
     @click.option("--dry-run", is_flag=True, help="Read and normalise, commit nothing.")
     @click.option("--force", is_flag=True, help="Import even if the same content was imported.")
     @click.option(
@@ -44,7 +48,8 @@ def register(cli: click.Group) -> None:
     def import_cmd(
         files: tuple[Path, ...], config_path: Path, device_id: str | None, preset: str | None,
         encoding: str | None, delimiter: str | None, dayfirst: bool | None,
-        date_format: str | None, timezone: str | None, dry_run: bool, force: bool, writer: str,
+        date_format: str | None, timezone: str | None, sheet: str | None, dry_run: bool,
+        force: bool, writer: str,
     ) -> None:  # fmt: skip
         """Import CSV/Excel exports (attlog.dat, BioTime, generic columns): idempotent, fast."""
         from ..cli import open_store
@@ -62,6 +67,7 @@ def register(cli: click.Group) -> None:
         opts = options_for(
             device, preset=preset, encoding=encoding, delimiter=delimiter, dayfirst=dayfirst,
             date_format=date_format, timezone=timezone,
+            sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
         )  # fmt: skip
         store = open_store(cfg)
         normalizer = Normalizer(cfg)

@@ -21,7 +21,7 @@ from ..normalize.frame import FrameResult, normalize_frame
 from ..record import Rejection
 from ..store import Store
 from .options import CsvOptions
-from .source import ExportFile, Prepared, fingerprint
+from .source import ExportFile, Prepared, export_files, fingerprint
 from .writer import PROCESS_MIN_BYTES, ChunkWriter, Pending
 
 FIRST_PROBLEMS = 5
@@ -47,6 +47,7 @@ class ImportSummary:
     duplicates: int = 0
     quarantined: int = 0
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    sheets: list[str] = field(default_factory=list)  # the sheets read, when chosen by name
     already_imported: dict[str, Any] | None = None
     dry_run: bool = False
     seconds: float = 0.0
@@ -63,8 +64,9 @@ class ImportSummary:
             when = self.already_imported.get("at", "?")
             return f"{self.file}: already imported ({when}); nothing to do"
         verb = "would import" if self.dry_run else "imported"
+        where = f" (sheets {', '.join(self.sheets)})" if len(self.sheets) > 1 else ""
         return (
-            f"{self.file}: {self.rows_read} rows read, {verb} {self.imported}, "
+            f"{self.file}{where}: {self.rows_read} rows read, {verb} {self.imported}, "
             f"{self.duplicates} duplicates, {self.quarantined} quarantined, {self.skipped} skipped"
         )
 
@@ -112,15 +114,16 @@ def import_file(
     summary.fingerprint = fingerprint(path)
     key = checkpoint_key(summary.fingerprint)
     if not force:
-        done = store.get_checkpoint(device.id, key)
-        if done is not None:
-            summary.already_imported = done
+        earlier = store.get_checkpoint(device.id, key)
+        if earlier is not None:
+            summary.already_imported = earlier
             summary.seconds = time.perf_counter() - started
             return summary
-    export = ExportFile(cfg, device, opts, path)
-    summary.preset = export.plan.preset
-    summary.reader = export.table.describe()
-    summary.time_format = export.resolve_time_format().format
+    exports = export_files(cfg, device, opts, path)
+    summary.preset = exports[0].plan.preset
+    summary.reader = exports[0].table.describe()
+    summary.sheets = [str(e.where["sheet"]) for e in exports if "sheet" in e.where]
+    summary.time_format = ", ".join(dict.fromkeys(e.resolve_time_format().format for e in exports))
     normalizer = normalizer or Normalizer(cfg)
     devices = {d.id: d for d in cfg.devices}
     received_at = datetime.now(UTC)
@@ -133,36 +136,36 @@ def import_file(
     use_process = not dry_run and (
         writer == "process" or (writer == "auto" and path.stat().st_size >= PROCESS_MIN_BYTES)
     )
+
+    def finished() -> dict[tuple[str, str], Any]:  # the checkpoint, with the file's last chunk
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {(device.id, key): {"file": path.name, "at": at, "rows": summary.rows_read}}
+
     with ChunkWriter(store, use_process=use_process) as chunks:
         summary.writer = chunks.kind
-        for prepared in export.prepared():
-            results, rejections = _normalise(
-                normalizer, devices, export, prepared, received_at, None if dry_run else store
-            )
-            summary.rows_read += prepared.read
-            summary.skipped += prepared.skipped
-            summary.duplicates += sum(r.known for r in results)
-            summary.note(rejections)
-            if dry_run:
-                summary.imported += sum(len(r) for r in results)
-            else:
-                checkpoints = None
-                if prepared.last:
-                    checkpoints = {
-                        (device.id, key): {
-                            "file": path.name,
-                            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "rows": summary.rows_read,
-                        }
-                    }
-                tables = [r.batch() for r in results if len(r)] or [({}, {})]
-                if pending is not None:
-                    _count(summary, pending.result())
-                pending = chunks.submit(tables, rejections, checkpoints)
-                del tables  # the writer has its own copy or reference: let this chunk go
-            del results, prepared  # before the next chunk is read: two chunks in memory, not three
-            if progress is not None:
-                progress(summary.rows_read, 0)
+        for n, export in enumerate(exports):  # the sheets of a workbook, or just the file
+            final = n == len(exports) - 1
+            for prepared in export.prepared():  # (a wrapper generator would hold a third chunk)
+                results, rejections = _normalise(
+                    normalizer, devices, export, prepared, received_at, None if dry_run else store
+                )
+                summary.rows_read += prepared.read
+                summary.skipped += prepared.skipped
+                summary.duplicates += sum(r.known for r in results)
+                summary.note(rejections)
+                if dry_run:
+                    summary.imported += sum(len(r) for r in results)
+                else:
+                    checkpoints = finished() if prepared.last and final else None
+                    tables = [r.batch() for r in results if len(r)] or [({}, {})]
+                    if pending is not None:
+                        _count(summary, pending.result())
+                    pending = chunks.submit(tables, rejections, checkpoints)
+                    del tables  # the writer has its own copy or reference: let this chunk go
+                # before the next chunk is read: two chunks in memory, not three
+                del results, prepared
+                if progress is not None:
+                    progress(summary.rows_read, 0)
         if pending is not None:
             _count(summary, pending.result())
     summary.writer_peak_rss_mb = chunks.peak_rss_mb
@@ -187,7 +190,7 @@ def _normalise(
     rejections = list(prepared.rejections)
     for dev_id, docs, times, lines in prepared.by_device():
         result = normalize_frame(
-            normalizer, devices[dev_id], export.plan.mapping, docs, times, export.path.name,
+            normalizer, devices[dev_id], export.plan.mapping, docs, times, export.where,
             lines, received_at, export.opts.punch,
             known_ids=None if store is None else _known(store),
         )  # fmt: skip

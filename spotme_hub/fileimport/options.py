@@ -40,7 +40,9 @@ class CsvOptions(Options):
     devices: dict[str, str] = Field(
         default_factory=dict, description="device_column value → configured device id."
     )
-    sheet: str | int = Field(0, description="Workbook sheet (name or index).")
+    sheet: str | int | None = Field(
+        None, description="Workbook sheet (name or index); default: every sheet with a header."
+    )
     chunk_rows: int = Field(
         50_000, ge=100, le=1_000_000,
         description="Rows read at a time (`spotme-hub import` commits each; a watch folder 5,000).",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..normalize.mapping import FieldSpec, Mapping
+from .errors import NothingToImport
 from .options import CsvOptions
 from .reader import FileRefused, Table, find_header
 
@@ -98,7 +99,7 @@ def _biotime(table: Table, opts: CsvOptions) -> Plan:
 
     found = find_header(table.preview, wanted)
     if found is None:
-        raise FileRefused(
+        raise NothingToImport(
             f"{table.path.name}: no BioTime header (needs one of {_BIOTIME_USER} and "
             f"{_BIOTIME_TIME}); use preset generic with a `columns` mapping"
         )
@@ -133,7 +134,7 @@ def _generic(table: Table, opts: CsvOptions) -> Plan:
         needed.append(opts.date_column)
     found = find_header(table.preview, lambda names: all(n in names for n in needed))
     if found is None:
-        raise FileRefused(
+        raise NothingToImport(
             f"{Path(table.path).name}: no header row with the columns {needed} in the first "
             f"{len(table.preview)} rows"
         )

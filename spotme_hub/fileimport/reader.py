@@ -138,6 +138,12 @@ def _newlines_inside(frame: pd.DataFrame) -> np.ndarray | None:
 # --- opening ----------------------------------------------------------------------------------
 
 
+def is_workbook(path: Path) -> bool:
+    """An OLE2 (`.xls`) or zip (`.xlsx`, `.ods`) file, whatever its name says."""
+    with Path(path).open("rb") as fh:
+        return fh.read(4) in (b"\xd0\xcf\x11\xe0", b"PK\x03\x04")
+
+
 def open_table(
     path: Path, encoding: str = "auto", delimiter: str | None = None, sheet: str | int = 0
 ) -> Table:

@@ -78,10 +78,7 @@ class Workbook:
         except (FileRefused, OSError, MemoryError):
             raise
         except Exception as exc:
-            raise FileRefused(
-                f"{self.path.name}: cannot read the workbook ({type(exc).__name__}: {exc}); "
-                "if it was copied or downloaded, it may be incomplete"
-            ) from exc
+            raise FileRefused(_unreadable(self.path, exc)) from exc
 
     def _rows(self) -> Iterator[list[str]]:
         if self.streamed:
@@ -132,6 +129,28 @@ def _as_calamine(value: datetime, day_zero: date) -> datetime | date | time:
     if value.hour == value.minute == value.second == value.microsecond == 0:
         return value.date()
     return value
+
+
+def sheet_names(path: Path) -> list[str]:
+    """The workbook's sheets, in order (refused when the workbook cannot be read)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:
+        raise FileRefused(_unreadable(path, exc)) from exc
+    try:
+        return list(wb.sheet_names)
+    finally:
+        wb.close()
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    return (
+        f"{path.name}: cannot read the workbook ({type(exc).__name__}: {exc}); if it was copied "
+        "or downloaded it may be incomplete, and a password-protected one must be saved "
+        "without its password first"
+    )
 
 
 def sheet_xml_bytes(path: Path, sheet: str | int) -> int:

@@ -20,9 +20,11 @@ import pandas as pd
 
 from ..config import Device, HubConfig
 from ..record import Rejection
+from .errors import NothingToImport, UndecidedDates
 from .options import CsvOptions
 from .presets import TIME_KEY, Plan, plan_for
-from .reader import EXTRA_COLUMNS, FileRefused, Table, open_table
+from .reader import EXTRA_COLUMNS, FileRefused, Table, is_workbook, open_table
+from .sheets import sheet_names
 from .times import Ambiguous, TimeFormat, choose_format, parse, settle, time_values
 
 SUMMARY_WORDS = ("jumlah", "total", "grand total", "sum", "count")
@@ -94,40 +96,86 @@ class Prepared:
             )
 
 
+def export_files(cfg: HubConfig, device: Device, opts: CsvOptions, path: Path) -> list[ExportFile]:
+    """What to import from `path`: the file, or for a workbook of several sheets with no `sheet`
+    set, every sheet that has the columns to import, in workbook order (a cover or summary sheet
+    is passed over; an export split over sheets is read whole). Their sources name the sheet."""
+    if opts.sheet is not None or not is_workbook(path):
+        return [ExportFile(cfg, device, opts, path)]
+    names = sheet_names(path)
+    if len(names) <= 1:
+        return [ExportFile(cfg, device, opts, path)]
+    found, passed, undecided = [], [], []
+    for name in names:
+        try:
+            export = ExportFile(cfg, device, opts.model_copy(update={"sheet": name}), path)
+            found.append(export)
+            export.resolve_time_format()  # a sheet with a header and no times is passed over too
+        except UndecidedDates:  # another sheet may tell day from month
+            undecided.append(export)
+        except NothingToImport as exc:  # anything else refuses the whole file
+            found = [e for e in found if e.where.get("sheet") != name]
+            passed.append(f"sheet {name!r}: {str(exc).removeprefix(path.name + ': ')}")
+    if not found:
+        raise FileRefused(f"{path.name}: no sheet to import ({'; '.join(passed)})")
+    orders = {e.time_format.order for e in found if e.time_format is not None}
+    for export in undecided:  # the file tells when its other sheets agree on one order
+        export.resolve_time_format(order=orders.pop() if orders in ({"dmy"}, {"mdy"}) else None)
+    return found
+
+
 class ExportFile:
-    """Open, plan and stream one file for a device (`device_column` may spread it over more)."""
+    """Open, plan and stream one file (or one sheet of a workbook) for a device
+    (`device_column` may spread it over more)."""
 
     def __init__(self, cfg: HubConfig, device: Device, opts: CsvOptions, path: Path):
         self.cfg = cfg
         self.device = device
         self.opts = opts
         self.path = Path(path)
-        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter, opts.sheet)
+        sheet = 0 if opts.sheet is None else opts.sheet
+        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter, sheet)
+        #: the source of a row without its line: the file, and the sheet when one was chosen
+        self.where: dict[str, Any] = {"file": self.path.name}
+        self.label = self.path.name  # for messages
+        if self.table.kind == "excel" and isinstance(opts.sheet, str):
+            self.where["sheet"] = opts.sheet
+            self.label = f"{self.path.name} (sheet {opts.sheet!r})"
         self.plan: Plan = plan_for(self.table, opts)
         self.time_format: TimeFormat | None = None
         known = {d.id for d in cfg.devices}
         self._device_of = {**{d: d for d in known}, **opts.devices}
         for col in self.plan.time_columns + ([opts.device_column] if opts.device_column else []):
             if col not in self.plan.names:
-                raise FileRefused(f"{self.path.name}: no column {col!r} (have {self.plan.names})")
+                raise NothingToImport(
+                    f"{self.path.name}: no column {col!r} (have {self.plan.names})"
+                )
 
     # -- time format -------------------------------------------------------------------------
     def _time_series(self, chunk_frame: pd.DataFrame) -> pd.Series:
         return time_values(chunk_frame, self.plan.time_columns, self.table.excel_epoch)
 
-    def resolve_time_format(self) -> TimeFormat:
+    def resolve_time_format(self, order: str | None = None) -> TimeFormat:
+        """The file's one time format. `order` ("dmy" or "mdy"): what the other sheets of the
+        workbook say, for a sheet whose dates all read both ways."""
         if self.time_format is not None:
             return self.time_format
-        label = self.path.name
+        label = self.label
         first = next(self._chunks(self.plan.time_columns, rows=5000), None)
         sample = self._time_series(first.frame) if first is not None else pd.Series([], dtype=str)
         choice = choose_format(sample, self.opts.dayfirst, self.opts.date_format, label)
         if isinstance(choice, Ambiguous):
-            choice = settle(
-                choice,
-                (self._time_series(c.frame) for c in self._chunks(self.plan.time_columns)),
-                label,
-            )
+            amb = choice
+            try:
+                choice = settle(
+                    amb,
+                    (self._time_series(c.frame) for c in self._chunks(self.plan.time_columns)),
+                    label,
+                )
+            except UndecidedDates:
+                if order not in ("dmy", "mdy"):
+                    raise
+                choice = amb.dayfirst if order == "dmy" else amb.monthfirst
         self.time_format = choice
         return choice
 
@@ -146,7 +194,7 @@ class ExportFile:
     def _prepare(
         self, frame: pd.DataFrame, lines: list[int], last: bool, fmt: TimeFormat, first_line: int
     ) -> Prepared:
-        plan, name = self.plan, self.path.name
+        plan = self.plan
         names = plan.names
         extras = [f"_extra{i}" for i in range(1, EXTRA_COLUMNS + 1) if f"_extra{i}" in frame]
         cells = frame[names]
@@ -214,7 +262,7 @@ class ExportFile:
                 Rejection(
                     reason=str(problem[i]),
                     raw=doc,
-                    source={"file": name, "line": lines[i]},
+                    source={**self.where, "line": lines[i]},
                     device_id=str(devices[i]),
                 )
             )

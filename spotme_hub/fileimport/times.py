@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from .errors import NothingToImport, UndecidedDates
 from .reader import FileRefused
 
 _DATES: list[tuple[str, str]] = [
@@ -52,6 +53,8 @@ class Ambiguous:
 
 def time_values(frame: pd.DataFrame, columns: list[str], excel_epoch: datetime | None) -> pd.Series:
     """The pre-step that builds ONE time text per row from one column or a date + time pair."""
+    if not len(frame):  # a header and no rows
+        return pd.Series([], dtype=object)
     if len(columns) == 1:
         s = _strip(frame[columns[0]])
         if excel_epoch is not None:
@@ -137,7 +140,7 @@ def choose_format(
         return TimeFormat(date_format, "given")
     values = pd.Series(pd.unique(sample[sample != ""]))[:SAMPLE]
     if values.empty:
-        raise FileRefused(f"{label}: no time values found")
+        raise NothingToImport(f"{label}: no time values found")
     scores: list[tuple[int, TimeFormat]] = []
     for fmt, order in CANDIDATES:
         if dayfirst is True and order == "mdy" or dayfirst is False and order == "dmy":
@@ -177,7 +180,7 @@ def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeForm
         return amb.dayfirst
     if m_ok > d_ok:
         return amb.monthfirst
-    raise FileRefused(
+    raise UndecidedDates(
         f"{label}: cannot tell day from month — every date reads both as day/month and as "
         f"month/day (e.g. {amb.example!r}). Set `dayfirst: true` (03/02/2025 = 3 February), "
         "`dayfirst: false` (= 2 March) or a `date_format` for this device, or pass --dayfirst, "

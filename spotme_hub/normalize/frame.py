@@ -200,7 +200,7 @@ def normalize_frame(
     mapping: Mapping,
     docs: pd.DataFrame,
     times: np.ndarray,
-    file: str,
+    origin: AbcMapping[str, Any],
     lines: list[int],
     received_at: datetime,
     punch_map: AbcMapping[str, str] | None = None,
@@ -209,7 +209,8 @@ def normalize_frame(
     """The records (and rejections) `row_path` gives for each row of `docs`, computed per column.
 
     `docs` holds one row document per row (str cells, `mapping.time` naming an ISO text column)
-    and `times` the same times as naive datetime64[s] (the CSV pre-step parsed both).
+    and `times` the same times as naive datetime64[s] (the CSV pre-step parsed both); a row's
+    source is `origin` (its file, and sheet) with its line from `lines`.
     `known_ids(ids)` may name ids already stored: those rows are counted, not built (re-imports).
     """
     n = len(docs)
@@ -220,7 +221,7 @@ def normalize_frame(
         mapping.match or mapping.ignore or mapping.require or mapping.format != "json"
         or mapping.latitude is not None or mapping.longitude is not None
     ):  # fmt: skip
-        return _all_rows(normalizer, device, mapping, docs, file, lines, received_at, punch_map)
+        return _all_rows(normalizer, device, mapping, docs, origin, lines, received_at, punch_map)
     tz_dev = normalizer.timezone_of(device)
     tz_map = mapping.timezone or tz_dev
     bad = np.zeros(n, dtype=bool)
@@ -274,7 +275,7 @@ def normalize_frame(
     extra: list[Record] = []
     for i in fallback.tolist():
         out = row_path(
-            normalizer, device, mapping, _doc(docs, i), {"file": file, "line": lines[i]},
+            normalizer, device, mapping, _doc(docs, i), {**origin, "line": lines[i]},
             received_at, punch_map,
         )  # fmt: skip
         if isinstance(out, Record):
@@ -285,7 +286,7 @@ def normalize_frame(
             result.ignored += 1
     if len(good):
         _fill(result, normalizer, device, mapping, docs, good, users, cards, cards_raw, punches,
-              verifies, verify_none, serials, utc, local_wall, dev_off, file, lines, received_at,
+              verifies, verify_none, serials, utc, local_wall, dev_off, origin, lines, received_at,
               tz_dev, known_ids)  # fmt: skip
     for rec in extra:
         _append(result, rec)
@@ -296,7 +297,8 @@ def _fill(
     result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
     docs: pd.DataFrame, good: np.ndarray, users: np.ndarray, cards: np.ndarray,
     cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
-    serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray, file: str,
+    serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray,
+    origin: AbcMapping[str, Any],
     lines: list[int], received_at: datetime, tz_dev: str,
     known_ids: Callable[[list[str]], set[str]] | None,
 ) -> None:  # fmt: skip
@@ -346,8 +348,8 @@ def _fill(
     loc_wall = np.datetime_as_string((utc_g + offs).astype("datetime64[s]"), unit="s")
     off_text = _per_value(pd.Series(offs), lambda o: _offset_text(int(o)))
     local_time = [a + b for a, b in zip(loc_wall.tolist(), off_text.tolist(), strict=True)]
-    file_json = orjson.dumps(file).decode()
-    sources = [f'{{"file":{file_json},"line":{lines[i]}}}' for i in good.tolist()]
+    head = orjson.dumps({**origin, "line": 0}).decode()[: -len("0}")]  # '{"file":…,"line":'
+    sources = [f"{head}{lines[i]}}}" for i in good.tolist()]
     m = len(good)
     cols = result.columns
     cols["id"] += ids
@@ -411,13 +413,14 @@ def _append(result: FrameResult, rec: Record) -> None:
 
 
 def _all_rows(
-    normalizer: Normalizer, device: Device, mapping: Mapping, docs: pd.DataFrame, file: str,
+    normalizer: Normalizer, device: Device, mapping: Mapping, docs: pd.DataFrame,
+    origin: AbcMapping[str, Any],
     lines: list[int], received_at: datetime, punch_map: AbcMapping[str, str] | None,
 ) -> FrameResult:  # fmt: skip
     result = FrameResult({name: [] for name in RECORD_FIELDS})
     for i in range(len(docs)):
         out = row_path(
-            normalizer, device, mapping, _doc(docs, i), {"file": file, "line": lines[i]},
+            normalizer, device, mapping, _doc(docs, i), {**origin, "line": lines[i]},
             received_at, punch_map,
         )  # fmt: skip
         if isinstance(out, Record):
