@@ -475,6 +475,7 @@ def test_every_sheet_with_a_header_is_imported_and_named_in_the_source(tmp_path:
     s = run_import(cfg, store, path)
     assert s.sheets == ["Jan", "Feb"] and "(sheets Jan, Feb)" in s.line()
     assert (s.imported, s.quarantined) == (3, 1), s.problems
+    assert s.problems == [(4, "sheet 'Feb': unknown punch type 'Lunch?'")]
     sources = sorted((r["source"]["sheet"], r["source"]["line"]) for r in _records(store))
     assert sources == [("Feb", 3), ("Jan", 3), ("Jan", 4)]  # sheet rows
     [item] = store.quarantine_items()

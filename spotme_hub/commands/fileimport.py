@@ -116,8 +116,9 @@ def _report(console: Console, s: Any) -> None:
         console.print(f"[yellow]{s.line()}[/yellow]", highlight=False)
         return
     rate = s.rows_read / s.seconds if s.seconds else 0
+    sheets = f" ({len(s.sheets)} sheets: {', '.join(s.sheets)})" if len(s.sheets) > 1 else ""
     console.print(
-        f"{s.file}: preset {s.preset}, {s.reader}, times as {s.time_format!r}"
+        f"{s.file}{sheets}: preset {s.preset}, {s.reader}, times as {s.time_format!r}"
         + ("" if s.dry_run else f", committed by a worker {s.writer}"),
         highlight=False,
     )

@@ -57,7 +57,9 @@ class ImportSummary:
         for rej in rejections:
             if len(self.problems) >= FIRST_PROBLEMS:
                 break
-            self.problems.append((rej.source.get("line"), rej.reason))
+            sheet = rej.source.get("sheet")
+            reason = f"sheet {sheet!r}: {rej.reason}" if sheet is not None else rej.reason
+            self.problems.append((rej.source.get("line"), reason))
 
     def line(self) -> str:
         if self.already_imported:
