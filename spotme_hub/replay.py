@@ -37,11 +37,13 @@ def replay_item(cfg: HubConfig, store: Store, item: dict[str, Any]) -> ReplayOut
         return ReplayOutcome(qid, "open", f"device {device_id!r} is not in the configuration")
     source = item.get("source") or {}
     raw = item.get("raw")
+    adapter = registry.get(device.kind)
+    # the punch words the adapter's own options add (a csv device's `punch:`), as its commits use
+    punch_map = getattr(adapter, "punch_map", lambda _device: None)(device)
     punches: list[RawPunch]
     if "punch" in source:
         punches = [punch_from_snapshot(source["punch"], raw, source)]
     else:
-        adapter = registry.get(device.kind)
         replay = getattr(adapter, "replay", None)
         if replay is None:
             return ReplayOutcome(qid, "open", f"kind {device.kind!r} cannot re-read this input")
@@ -53,7 +55,7 @@ def replay_item(cfg: HubConfig, store: Store, item: dict[str, Any]) -> ReplayOut
     records: list[Record] = []
     now = datetime.now(UTC)
     for p in punches:
-        out = normalizer.normalize(device, p, now=now)
+        out = normalizer.normalize(device, p, now=now, punch_map=punch_map)
         if isinstance(out, Rejection):
             return ReplayOutcome(qid, "open", f"still rejected: {out.reason}")
         records.append(out)

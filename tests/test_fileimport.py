@@ -551,3 +551,25 @@ def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:
     assert rec["local_time"] == "2025-02-13T08:02:00+08:00"
     assert rec["source"] == {"file": "r.txt", "line": 3}
     assert store.quarantine_count() == 0
+
+
+def test_a_row_with_an_unknown_punch_word_replays_once_the_device_knows_it(tmp_path: Path) -> None:
+    """Quarantined by normalisation (its time already read, here from Excel serials), then the
+    csv device's `punch:` map learns the word: the replay uses the device's map, as imports do."""
+    from spotme_hub.replay import replay_item
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["Employee ID", "Date", "Punch Time", "Punch State"])
+    wb.active.append(["5", 45691, 0.3340277777777778, "Check In"])
+    wb.active.append(["6", 45691, 0.3340277777777778, "Lewat"])
+    wb.save(tmp_path / "r.xlsx")
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    assert run_import(cfg, store, tmp_path / "r.xlsx").quarantined == 1
+    [item] = store.quarantine_items()
+    assert replay_item(cfg, store, item).status == "open"  # nothing changed yet
+    fixed = make_config(tmp_path, {"punch": {"Lewat": "in"}})
+    outcome = replay_item(fixed, store, item)
+    assert outcome.status == "replayed", outcome.detail
+    rec = next(r for r in store.iter_records() if r["source_user_id"] == "6")
+    assert (rec["punch"], rec["local_time"]) == ("in", "2025-02-03T08:01:00+08:00")

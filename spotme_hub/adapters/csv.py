@@ -42,6 +42,11 @@ class CsvAdapter:
         self.refused: set[str] = set()  # glob mode: fingerprints of files that cannot be read
 
     @classmethod
+    def punch_map(cls, device: Device) -> dict[str, str] | None:
+        """The device's `punch` words, which its commits (and so a replay) normalise with."""
+        return device.options.punch if isinstance(device.options, CsvOptions) else None
+
+    @classmethod
     def replay(cls, device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunch] | Rejection:
         """Re-read one quarantined row (its column → text document) with the device's current
         options, e.g. after setting `dayfirst`, `date_format` or a `punch` map."""
