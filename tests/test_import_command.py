@@ -74,3 +74,23 @@ def test_ambiguous_fixture_is_refused_until_dayfirst_given(tmp_path: Path) -> No
     records = CliRunner().invoke(cli, ["records", "-c", cfg, "--format", "json", "--limit", "0"])
     assert records.output.count('"device_id": "hr"') == 12
     assert '"local_time": "2026-11-03T17:46:00+08:00"' in records.output
+
+
+def test_a_damaged_file_is_refused_and_the_next_one_imported(tmp_path: Path) -> None:
+    """A quote that never closes (it would swallow the rest of the file) and a workbook cut
+    short are refused with what is wrong; the files after them are imported; exit 1."""
+    cfg = str(_config(tmp_path))
+    quote = tmp_path / "quote.csv"
+    quote.write_text(
+        "Employee ID,Date,Punch Time,Punch State\n"
+        '1,2025-02-13,08:01,"Check In\n'  # the quote opens and never closes
+        "1,2025-02-13,17:01,Check Out\n"
+    )
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(b"PK\x03\x04" + b"\x00" * 200)
+    out = _run(str(quote), str(cut), str(FIXTURES / "7_attlog.dat"), "-c", cfg, "--device", "usb")
+    text = " ".join(out.output.split())
+    assert out.exit_code == 1, out.output
+    assert "refused quote.csv" in text and "a quote that opens a field must close it" in text
+    assert "refused cut.xlsx" in text and "cannot read the workbook" in text
+    assert "imported 24" in text

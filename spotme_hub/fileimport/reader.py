@@ -13,9 +13,11 @@ import itertools
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,16 +79,17 @@ class Table:
     def _text_chunks(
         self, wide: list[str], data_start: int, chunk_rows: int, usecols: list[str] | None
     ) -> Iterator[Chunk]:
-        reader = pd.read_csv(
-            self.path, sep=self.delimiter, header=None, names=wide,
-            skiprows=data_start, dtype=str, na_filter=False, skip_blank_lines=False,
-            encoding=self.encoding, chunksize=chunk_rows, engine="c",
-        )  # fmt: skip
+        with self._refusing_parser_errors(data_start + 1):
+            reader = pd.read_csv(
+                self.path, sep=self.delimiter, header=None, names=wide,
+                skiprows=data_start, dtype=str, na_filter=False, skip_blank_lines=False,
+                encoding=self.encoding, chunksize=chunk_rows, engine="c",
+            )  # fmt: skip
         line = data_start + 1
         quoted = _has_quotes(self.path)
         pending: Chunk | None = None
         with reader:
-            for frame in reader:
+            while (frame := self._parse(reader, line)) is not None:
                 if pending is not None:
                     yield pending
                 starts = np.arange(line, line + len(frame))
@@ -99,6 +102,25 @@ class Table:
         if pending is not None:
             pending.last = True
             yield pending
+
+    def _parse(self, reader: Any, line: int) -> pd.DataFrame | None:
+        """pandas' next chunk (None at the end)."""
+        with self._refusing_parser_errors(line):
+            return next(reader, None)
+
+    @contextmanager
+    def _refusing_parser_errors(self, line: int) -> Iterator[None]:
+        """A parser error is refused with where it happened (an unclosed quote swallows the
+        rest of the file: nothing sound follows it)."""
+        try:
+            yield
+        except pd.errors.ParserError as exc:
+            detail = str(exc).removeprefix("Error tokenizing data. C error: ")
+            hint = "; a quote that opens a field must close it" if "inside string" in detail else ""
+            raise FileRefused(
+                f"{self.path.name}: cannot read the text from line {line} on "
+                f"(separator {self.delimiter!r}): {detail}{hint}"
+            ) from exc
 
     def rows(self) -> Iterator[list[str]]:
         """Every row of a workbook, HTML or XML file from the first, one at a time (a new pass
