@@ -90,7 +90,9 @@ class CsvAdapter:
     async def import_one(self, ctx: DeviceContext, path: Path) -> dict[str, Any]:
         digest = await ctx.to_thread(fingerprint, path)
         key = checkpoint_key(digest)
-        summary: dict[str, Any] = {"file": path.name, "new": 0, "duplicate": 0, "quarantined": 0}
+        summary: dict[str, Any] = {
+            "file": path.name, "rows": 0, "new": 0, "duplicate": 0, "quarantined": 0,
+        }  # fmt: skip
         if digest in self.refused:
             return summary
         if ctx.checkpoint(key) is not None:
@@ -133,7 +135,7 @@ class CsvAdapter:
             punches, rejections = await _read(
                 ctx, self._rows, ctx, export, prepared, received_at, tz
             )
-            summary["rows"] = summary.get("rows", 0) + prepared.read
+            summary["rows"] += prepared.read
             # commits of at most SUBMIT_ROWS: a live punch of another device waits for one
             # of these, not for a whole chunk of the file
             for start in range(0, max(len(punches), len(rejections), 1), SUBMIT_ROWS):
@@ -150,7 +152,7 @@ class CsvAdapter:
 
     @staticmethod
     def _checkpoint(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
-        return {"file": path.name, "at": _now(), "rows": summary.get("rows", 0)}
+        return {"file": path.name, "at": _now(), "rows": summary["rows"]}
 
     def _rows(
         self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime,
