@@ -7,10 +7,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from fileimport_helpers import attlog_line
 from zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
+from spotme_hub.fileimport.importer import import_file, options_for
 from spotme_hub.simulators.zk import ZKSimulator
-from spotme_hub.store import RecordFilter
+from spotme_hub.store import RecordFilter, Store
 
 
 def test_pull_20k_once_then_only_new(tmp_path: Path) -> None:
@@ -231,3 +233,29 @@ def test_live_mode_catches_up_after_an_outage(tmp_path: Path) -> None:
                 assert not any(r["source"].get("realtime") for r in recs)
 
     asyncio.run(main())
+
+
+def test_the_usb_export_of_a_pulled_terminal_adds_nothing(tmp_path: Path) -> None:
+    """The terminal was pulled over the network; its `attlog.dat` from a USB stick, imported for
+    the same device (`spotme-hub import --device`), holds the same punches: the same ids."""
+
+    async def pull(sim: ZKSimulator) -> None:
+        async with running(hub_config(tmp_path, sim)) as hub:
+            await wait_for(lambda: stored(hub) == 300, what="300 records")
+
+    with ZKSimulator(records=300, record_size=40, users=6) as sim:
+        asyncio.run(pull(sim))
+        usb = "".join(
+            attlog_line(p.user_id, p.when.strftime("%Y-%m-%d %H:%M:%S"), p.punch, p.verify)
+            for p in sim.punches
+            if isinstance(p.when, datetime)
+        )
+        cfg = hub_config(tmp_path, sim)
+    path = tmp_path / "1_attlog.dat"
+    path.write_text(usb)
+    store = Store(cfg.database_url)
+    device = cfg.device(DEVICE)
+    s = import_file(cfg, store, path, device, options_for(device))
+    assert (s.rows_read, s.imported, s.duplicates, s.quarantined) == (300, 0, 300, 0), s.problems
+    assert store.count_records() == 300
+    store.close()
