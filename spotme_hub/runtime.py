@@ -130,6 +130,9 @@ class Context:
             reason=reason, raw=raw, source=dict(source or {}), device_id=self.device.id
         )
 
+    def for_device(self, device_id: str) -> Context:
+        return self.hub.contexts[device_id]
+
     def checkpoint(self, key: str, default: Any = None) -> Any:
         return self.hub.store.get_checkpoint(self.device.id, key, default)
 

@@ -15,6 +15,8 @@ from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, split_ex
 from spotme_hub.config import HubConfig
 from spotme_hub.fileimport.importer import checkpoint_key
 from spotme_hub.fileimport.source import fingerprint
+from spotme_hub.normalize import Normalizer
+from spotme_hub.record import RawPunch, Record
 from spotme_hub.runtime import Hub
 
 
@@ -304,6 +306,81 @@ def test_a_workbook_split_over_sheets_is_imported_whole(tmp_path: Path) -> None:
             [item] = hub.store.quarantine_items()
             assert (item["source"]["sheet"], item["source"]["line"]) == ("Feb", 4)
             assert hub.health["usb"].detail["last_import"]["rows"] == 4
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+
+
+def test_a_terminal_subfolder_imports_its_usb_export_as_that_terminals_punches(
+    tmp_path: Path,
+) -> None:
+    """`inbox/<device id>/` holds that device's exports: the records are the terminal's (its
+    zone, the ids its live pull gives), and the file moves to that subfolder's processed/."""
+    watch = tmp_path / "inbox"
+    (watch / "gate").mkdir(parents=True)
+    (watch / "nobody").mkdir()  # not a device: left alone
+    opts = {"watch": str(watch), "poll_every": 0.2, "settle_s": 0}
+    gate = {"id": "gate", "kind": "zkteco", "office": "hq", "host": "127.0.0.1",
+            "timezone": "Asia/Kuching", "enabled": False}  # fmt: skip
+    cfg = make_config(tmp_path, opts, more_devices=[gate])
+    write(watch / "gate" / "1_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
+    write(watch / "nobody" / "2_attlog.dat", attlog_line("2", "2025-01-02 08:00:00"))
+
+    imported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            await _wait(lambda: (watch / "gate" / "processed" / "1_attlog.dat").exists())
+            imported.extend(hub.store.iter_records())
+            assert hub.health["gate"].counters["new"] == 1
+            assert hub.health["usb"].detail["last_import"]["device"] == "gate"
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+    [rec] = imported
+    assert (rec["device_id"], rec["timezone"]) == ("gate", "Asia/Kuching")
+    assert rec["local_time"] == "2025-01-02T08:00:00+08:00"
+    assert (watch / "nobody" / "2_attlog.dat").exists()
+    # the same punch pulled live from the terminal has this id
+    live = Normalizer(cfg).normalize(
+        cfg.device("gate"), RawPunch(device_time=dt.datetime(2025, 1, 2, 8), user_id="1", punch=0)
+    )
+    assert isinstance(live, Record) and live.id == rec["id"]
+
+
+def test_rows_of_a_device_column_are_each_their_devices_punches(tmp_path: Path) -> None:
+    """A watch-folder file with a device column: each row is its device's punch (it was
+    quarantined as "not this device's" before); an unknown device is still quarantined."""
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    opts = {"watch": str(watch), "poll_every": 0.2, "settle_s": 0,
+            "device_column": "device_no", "devices": {"1": "lobby", "2": "gate"}}  # fmt: skip
+    more = [{"id": "lobby", "kind": "csv", "office": "hq"},
+            {"id": "gate", "kind": "csv", "office": "hq", "timezone": "Asia/Kuching"}]  # fmt: skip
+    cfg = make_config(tmp_path, opts, more_devices=more)
+    text = (
+        "1\t2025-01-02 08:00:00\t1\t0\t1\t0\r\n"
+        "1\t2025-01-02 08:00:00\t2\t0\t1\t0\r\n"
+        "1\t2025-01-02 08:00:00\t9\t0\t1\t0\r\n"
+    )
+
+    async def main() -> None:
+        hub = Hub(cfg)
+        await hub.start()
+        try:
+            write(watch / "m_attlog.dat", text)
+            await _wait(lambda: (watch / "processed" / "m_attlog.dat").exists())
+            recs = {r["device_id"]: r for r in hub.store.iter_records()}
+            assert sorted(recs) == ["gate", "lobby"]
+            assert recs["gate"]["local_time"] == "2025-01-02T08:00:00+08:00"
+            assert recs["gate"]["timezone"] == "Asia/Kuching"
+            [item] = hub.store.quarantine_items()
+            assert "unknown device '9'" in item["reason"]
+            assert hub.health["gate"].counters["new"] == hub.health["lobby"].counters["new"] == 1
         finally:
             await hub.stop()
 

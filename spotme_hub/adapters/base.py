@@ -70,6 +70,12 @@ class DeviceContext(Protocol):
         """Build a Rejection for this device (pass it to submit)."""
         ...
 
+    def for_device(self, device_id: str) -> DeviceContext:
+        """The context of another configured device, for input that holds its punches (a
+        terminal's USB export in a watch folder, a file's device column); KeyError if there is
+        no such device."""
+        ...
+
     def checkpoint(self, key: str, default: Any = None) -> Any:
         """The last committed checkpoint value for this device."""
         ...

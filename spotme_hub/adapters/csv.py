@@ -13,7 +13,7 @@ from __future__ import annotations
 import glob
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -55,11 +55,17 @@ class CsvAdapter:
         return reread_row(device, raw, source)
 
     # -- which files -------------------------------------------------------------------------
-    def candidates(self) -> list[Path]:
+    def candidates(self, devices: Collection[str] = ()) -> list[Path]:
+        """Files to import, oldest first: the glob's, or the watch folder's own and those in
+        its subfolders named after one of `devices` (`inbox/lobby-zk/1_attlog.dat`: the USB
+        export of terminal lobby-zk, imported as its punches)."""
         now = time.time()
         if self.opts.watch:
             folder = Path(self.opts.watch)
-            files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+            if not folder.is_dir():
+                return []
+            places = [folder] + [d for d in folder.iterdir() if d.is_dir() and d.name in devices]
+            files = [p for d in places for p in d.iterdir() if p.is_file()]
         elif self.opts.path:
             files = [Path(p) for p in sorted(glob.glob(self.opts.path)) if Path(p).is_file()]
         else:
@@ -79,20 +85,30 @@ class CsvAdapter:
     async def poll(self, ctx: DeviceContext) -> None:
         if self.opts.watch and not Path(self.opts.watch).is_dir():
             raise DeviceError("io", f"watch folder {self.opts.watch} does not exist")
-        for path in self.candidates():
+        others = {d.id for d in ctx.config.devices if d.id != self.device.id}
+        for path in self.candidates(others - {"processed", "failed"}):
             try:
                 await self.import_one(ctx, path)
             except OSError as exc:  # locked, vanished, a share gone: the next scan tries again
                 ctx.log.warning("cannot read %s now (%s); trying the next file", path.name, exc)
                 ctx.mark_degraded(f"cannot read {path.name}: {exc}")
 
+    def _owner(self, ctx: DeviceContext, path: Path) -> Device:
+        """The device whose punches the file holds: a device subfolder's, else this one."""
+        if self.opts.watch and path.parent != Path(self.opts.watch):
+            return ctx.config.device(path.parent.name)
+        return self.device
+
     # -- one file ------------------------------------------------------------------------------
     async def import_one(self, ctx: DeviceContext, path: Path) -> dict[str, Any]:
+        owner = self._owner(ctx, path)
         digest = await ctx.to_thread(fingerprint, path)
-        key = checkpoint_key(digest)
+        key = checkpoint_key(digest) + ("" if owner is self.device else f"@{owner.id}")
         summary: dict[str, Any] = {
             "file": path.name, "rows": 0, "new": 0, "duplicate": 0, "quarantined": 0,
         }  # fmt: skip
+        if owner is not self.device:
+            summary["device"] = owner.id
         if digest in self.refused:
             return summary
         if ctx.checkpoint(key) is not None:
@@ -101,7 +117,7 @@ class CsvAdapter:
             self._done(path, "processed")
             return summary
         try:
-            exports = await _read(ctx, export_files, ctx.config, self.device, self.opts, path)
+            exports = await _read(ctx, export_files, ctx.config, owner, self.opts, path)
             for export in exports:
                 await _read(ctx, export.resolve_time_format)
             for n, export in enumerate(exports):  # a workbook's sheets, or just the file
@@ -122,30 +138,32 @@ class CsvAdapter:
         self, ctx: DeviceContext, export: ExportFile, path: Path, key: str | None,
         summary: dict[str, Any],
     ) -> None:  # fmt: skip
-        """Commit one export (a file, or a sheet of it); with `key`, the file's checkpoint goes
-        with its last rows."""
+        """Commit one export (a file, or a sheet of it), each row as its device's punch; with
+        `key`, the file's checkpoint goes with its last rows (this device's own commit)."""
         received_at = datetime.now(UTC)
-        tz = ctx.config.office(self.device.office).timezone
-        tz = self.device.timezone or tz
         chunks = iter(export.prepared())
         while True:
             prepared = await _read(ctx, next, chunks, None)
             if prepared is None:
                 break
-            punches, rejections = await _read(
-                ctx, self._rows, ctx, export, prepared, received_at, tz
-            )
+            by_device = await _read(ctx, self._rows, ctx, export, prepared, received_at)
             summary["rows"] += prepared.read
             # commits of at most SUBMIT_ROWS: a live punch of another device waits for one
             # of these, not for a whole chunk of the file
-            for start in range(0, max(len(punches), len(rejections), 1), SUBMIT_ROWS):
-                end = start + SUBMIT_ROWS
-                checkpoint = None
-                if key and prepared.last and end >= max(len(punches), len(rejections)):
-                    checkpoint = {key: self._checkpoint(path, summary)}
-                res = await ctx.submit(
-                    punches[start:end], rejections[start:end], checkpoint, self.opts.punch
+            batches = [
+                (dev, punches[i : i + SUBMIT_ROWS], rejections[i : i + SUBMIT_ROWS])
+                for dev, (punches, rejections) in by_device.items()
+                for i in range(0, max(len(punches), len(rejections), 1), SUBMIT_ROWS)
+            ]
+            for n, (dev, punches, rejections) in enumerate(batches):
+                target = ctx if dev == self.device.id else ctx.for_device(dev)
+                final = key is not None and prepared.last and n == len(batches) - 1
+                checkpoint = {key: self._checkpoint(path, summary)} if final and key else None
+                res = await target.submit(
+                    punches, rejections, checkpoint if target is ctx else None, self.opts.punch
                 )
+                if checkpoint and target is not ctx:  # the last rows were another device's
+                    await ctx.submit([], [], checkpoint)
                 summary["new"] += len(res.new)
                 summary["duplicate"] += len(res.duplicate)
                 summary["quarantined"] += len(res.quarantined)
@@ -155,40 +173,40 @@ class CsvAdapter:
         return {"file": path.name, "at": _now(), "rows": summary["rows"]}
 
     def _rows(
-        self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime,
-        tz: str,
-    ) -> tuple[list[RawPunch], list[Rejection]]:  # fmt: skip
-        """One chunk's rows through the shared mapping (on a worker thread: a chunk of 50,000
-        rows is about a second of work)."""
+        self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime
+    ) -> dict[str, tuple[list[RawPunch], list[Rejection]]]:
+        """One chunk's rows through the shared mapping, by device (on a worker thread: a chunk
+        of 50,000 rows is about a second of work). Each row is read in its device's zone."""
         mapping = export.plan.mapping
-        punches: list[RawPunch] = []
-        rejections: list[Rejection] = list(prepared.rejections)
+        out: dict[str, tuple[list[RawPunch], list[Rejection]]] = {}
+        for rej in prepared.rejections:
+            out.setdefault(rej.device_id or export.device.id, ([], []))[1].append(rej)
+        zones: dict[str, str] = {}
         docs = prepared.docs.to_dict("records")
         for doc, line, dev in zip(docs, prepared.lines, prepared.devices, strict=True):
+            punches, rejections = out.setdefault(dev, ([], []))
+            if dev not in zones:
+                device = ctx.config.device(dev)
+                zones[dev] = device.timezone or ctx.config.office(device.office).timezone
             source = {**export.where, "line": line}
-            if dev != self.device.id:
-                reason = (
-                    f"row of device {dev!r}: a watch folder imports for its "
-                    "own device only; use `spotme-hub import` for multi-device files"
-                )
-                rejections.append(ctx.reject(reason, doc, source))
-                continue
             try:
                 punches.append(
-                    mapping.apply(doc, received_at=received_at, default_timezone=tz, source=source)
+                    mapping.apply(
+                        doc, received_at=received_at, default_timezone=zones[dev], source=source
+                    )
                 )
             except Ignored:
                 continue
             except MappingError as exc:
-                rejections.append(ctx.reject(str(exc), doc, source))
-        return punches, rejections
+                rejections.append(Rejection(reason=str(exc), raw=doc, source=source, device_id=dev))
+        return out or {export.device.id: ([], [])}
 
     def _done(self, path: Path, where: str, error: str | None = None) -> None:
         if not self.opts.watch:
             if error:
                 self.refused.add(fingerprint(path))
             return
-        target = Path(self.opts.watch) / where
+        target = path.parent / where  # the watch folder's, or its device subfolder's
         target.mkdir(exist_ok=True)
         dest = target / path.name
         if dest.exists():
