@@ -516,13 +516,17 @@ def test_the_workbook_tells_day_from_month_not_each_sheet(tmp_path: Path) -> Non
 
     cfg = make_config(tmp_path)
     store = open_store(cfg)
-    told = book("told.xlsx", {"Jan": ["13/01/2025 08:01"], "Feb": ["03/02/2025 08:01"]})
-    assert run_import(cfg, store, told).imported == 2
-    assert sorted(r["local_time"][:10] for r in _records(store)) == ["2025-01-13", "2025-02-03"]
+    told = book(
+        "told.xlsx",
+        {"Jan": ["13/01/2025 08:01"], "Feb": ["03/02/2025 08:01"], "Mac": ["04/03/2025 08:01"]},
+    )
+    assert run_import(cfg, store, told).imported == 3
+    days = sorted(r["local_time"][:10] for r in _records(store))
+    assert days == ["2025-01-13", "2025-02-03", "2025-03-04"]
     untold = book("untold.xlsx", {"Feb": ["03/02/2025 08:01"], "Mac": ["04/03/2025 08:01"]})
     with pytest.raises(FileRefused, match="cannot tell day from month"):
         run_import(cfg, store, untold)
-    assert store.count_records() == 2
+    assert store.count_records() == 3
 
 
 def test_a_header_alone_is_refused_as_having_no_times(tmp_path: Path) -> None:

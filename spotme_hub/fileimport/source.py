@@ -119,8 +119,9 @@ def export_files(cfg: HubConfig, device: Device, opts: CsvOptions, path: Path) -
     if not found:
         raise FileRefused(f"{path.name}: no sheet to import ({'; '.join(passed)})")
     orders = {e.time_format.order for e in found if e.time_format is not None}
+    told = next(iter(orders)) if orders in ({"dmy"}, {"mdy"}) else None
     for export in undecided:  # the file tells when its other sheets agree on one order
-        export.resolve_time_format(order=orders.pop() if orders in ({"dmy"}, {"mdy"}) else None)
+        export.resolve_time_format(order=told)
     return found
 
 
