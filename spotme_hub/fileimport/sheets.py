@@ -85,9 +85,8 @@ class Workbook:
             yield from self._openpyxl_rows()
             return
         sheet = self._calamine_sheet()
-        pad = [""] * (
-            sheet.start[1] if sheet.start else 0
-        )  # calamine starts at the first used column
+        first_column = sheet.start[1] if sheet.start else 0  # calamine skips empty columns
+        pad = [""] * first_column
         for row in sheet.iter_rows():
             yield pad + [cell_text(c) for c in row]
 
