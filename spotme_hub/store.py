@@ -97,9 +97,9 @@ class RecordRow(SQLModel, table=True):
 
 class QuarantineRow(SQLModel, table=True):
     __tablename__ = "quarantine"
-    # finds the item a file row's rejection repeats (see Store._quarantine); made on databases
-    # created before it too (`create_all`)
-    __table_args__ = (Index("ix_quarantine_device_source", "device_id", "source"),)
+    # finds the item a file row's rejection repeats (see Store._quarantine); column and index
+    # are added to databases created before them too (`create_all`)
+    __table_args__ = (Index("ix_quarantine_device_place", "device_id", "place"),)
     qid: int | None = Field(default=None, primary_key=True)
     created_at: str
     device_id: str | None = Field(default=None, index=True)
@@ -109,6 +109,7 @@ class QuarantineRow(SQLModel, table=True):
     status: str = Field(default="open", index=True)  # open | replayed | discarded
     resolved_at: str | None = None
     resolution: str | None = None
+    place: str | None = None  # a file row's file, sheet and line (None for live input)
 
 
 class CheckpointRow(SQLModel, table=True):
@@ -319,12 +320,20 @@ class Store:
 
         self._migrate_v1()
         SQLModel.metadata.create_all(self.engine)
-        for index in QUARANTINE.indexes:  # indexes added to a table that existed already
-            index.create(self.engine, checkfirst=True)
+        self._add_quarantine_place()
         if self._v1_rows:
             self._copy_v1()
 
     _v1_rows = False
+
+    def _add_quarantine_place(self) -> None:
+        """The `place` column and its index, on a quarantine table made before them."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns("quarantine")}
+        if "place" not in columns:
+            with self._write_lock, self.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE quarantine ADD COLUMN place TEXT")
+        for index in QUARANTINE.indexes:
+            index.create(self.engine, checkfirst=True)
 
     def _migrate_v1(self) -> None:
         """A records table of the first layout (a column per record field, no `doc`) is set
@@ -560,12 +569,13 @@ class Store:
         so a re-import neither doubles the quarantine nor brings back what an admin discarded."""
         qids = []
         for rej in rejections:
-            source, raw = dumps(rej.source), dumps(_jsonable_raw(rej.raw))
-            if "file" in rej.source and "line" in rej.source:
+            raw = dumps(_jsonable_raw(rej.raw))
+            place = _place(rej.source)
+            if place is not None:
                 q = QUARANTINE.c
                 same = conn.execute(
                     select(q.qid)
-                    .where(q.device_id == rej.device_id, q.source == source)
+                    .where(q.device_id == rej.device_id, q.place == place)
                     .where(q.reason == rej.reason, q.raw == raw)
                     .limit(1)
                 ).scalar()
@@ -576,10 +586,11 @@ class Store:
                 QUARANTINE.insert().values(
                     created_at=now,
                     device_id=rej.device_id,
-                    source=source,
+                    source=dumps(rej.source),
                     reason=rej.reason,
                     raw=raw,
                     status="open",
+                    place=place,
                 )
             )
             key = res.inserted_primary_key
@@ -831,6 +842,14 @@ def _quarantine_dict(r: Any) -> dict[str, Any]:
     d["source"] = orjson.loads(d["source"] or "{}")
     d["raw"] = orjson.loads(d["raw"] or "null")
     return d
+
+
+def _place(source: Mapping[str, Any]) -> str | None:
+    """Where a file row is ("file\x1fsheet\x1fline"), which stays the same however often the
+    file is read (unlike the rest of its source, e.g. the receive time of a punch read from it)."""
+    if "file" not in source or "line" not in source:
+        return None
+    return "\x1f".join(str(source.get(k, "")) for k in ("file", "sheet", "line"))
 
 
 def _jsonable_raw(value: Any) -> Any:

@@ -306,13 +306,18 @@ def test_title_blank_repeated_header_summary_skipped_and_bad_rows_quarantined(
 def test_importing_again_adds_no_quarantine_items(tmp_path: Path) -> None:
     """A forced re-import (or one after a crash) rejects the same rows again: they are the
     items already in quarantine, not new ones; the summary still counts them."""
-    text = MALAY_TSV + "00013\tAli\t31/02/2025\t05:31 PM\tKeluar\n00014\tAbu\t\t\tMasuk\n"
+    text = MALAY_TSV + (
+        "00013\tAli\t31/02/2025\t05:31 PM\tKeluar\n"  # no such day (read before normalising)
+        "00014\tAbu\t\t\tMasuk\n"  # no time
+        "00015\tAmin\t13/02/2025\t09:31 AM\tLewat\n"  # a word normalisation does not know
+    )
     store, first = _import_malay(tmp_path, "bad.txt", text)
     cfg = make_config(tmp_path, MALAY_COLUMNS)
     again = run_import(cfg, store, tmp_path / "bad.txt", force=True)
-    assert first.quarantined == again.quarantined == 2 and again.duplicates == 2
+    assert first.quarantined == again.quarantined == 3 and again.duplicates == 2
     items = store.quarantine_items()
-    assert sorted(i["source"]["line"] for i in items) == [4, 5]
+    assert sorted(i["source"]["line"] for i in items) == [4, 5, 6]
+    assert "punch" in next(i for i in items if i["source"]["line"] == 6)["source"]
 
 
 def test_ids_and_names_that_contain_a_summary_word_are_rows(tmp_path: Path) -> None:

@@ -105,20 +105,32 @@ def test_a_file_row_rejected_again_is_the_item_already_there(store: Store) -> No
     live = Rejection(reason="bad checksum", raw={"hex": "02"}, source={"kind": "serial"},
                      device_id="dev1")  # fmt: skip
     assert len(set(store.quarantine([live]) + store.quarantine([live]))) == 2
+    # a punch read from the row carries its receive time in the source: still the same row
+    read = rej()
+    read.source["punch"] = {"received_at": "2026-12-02T03:00:00Z"}
+    assert store.quarantine([read]) == [first[0]]
 
 
-def test_an_older_database_gets_the_quarantine_index(store_url: str) -> None:
+def test_an_older_database_gets_the_quarantine_place(store_url: str) -> None:
     from sqlalchemy import inspect
 
     old = Store(store_url)
     old.create_all()
-    with old.engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_quarantine_device_source")
+    with old.engine.begin() as conn:  # the quarantine table as it was before `place`
+        conn.exec_driver_sql("DROP INDEX ix_quarantine_device_place")
+        conn.exec_driver_sql("ALTER TABLE quarantine DROP COLUMN place")
+        conn.exec_driver_sql(
+            "INSERT INTO quarantine (created_at, device_id, source, reason, raw, status) "
+            "VALUES ('2026-01-01T00:00:00Z', 'd', '{}', 'old', 'null', 'open')"
+        )
     old.close()
     again = Store(store_url)
     again.create_all()
     names = {i["name"] for i in inspect(again.engine).get_indexes("quarantine")}
-    assert "ix_quarantine_device_source" in names
+    assert "ix_quarantine_device_place" in names
+    row = Rejection(reason="bad", raw={"a": 1}, source={"file": "f.csv", "line": 2}, device_id="d")
+    assert again.quarantine([row]) == again.quarantine([row])
+    assert again.quarantine_count() == 2
     again.close()
 
 
