@@ -839,6 +839,7 @@ class Store:
 
 def _quarantine_dict(r: Any) -> dict[str, Any]:
     d = dict(r)
+    d.pop("place", None)  # the dedup key, the source says the same
     d["source"] = orjson.loads(d["source"] or "{}")
     d["raw"] = orjson.loads(d["raw"] or "null")
     return d
