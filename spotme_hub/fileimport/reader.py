@@ -48,6 +48,7 @@ class Table:
     sheet: str | int = 0
     preview: list[list[str]] = field(default_factory=list)
     workbook: Workbook | None = None
+    quoted: bool | None = None  # a text file holds a quote character (None: not looked yet)
 
     def describe(self) -> str:
         if self.kind == "text":
@@ -86,7 +87,9 @@ class Table:
                 encoding=self.encoding, chunksize=chunk_rows, engine="c",
             )  # fmt: skip
         line = data_start + 1
-        quoted = _has_quotes(self.path)
+        if self.quoted is None:  # one scan of the file, however many passes read it
+            self.quoted = _has_quotes(self.path)
+        quoted = self.quoted
         pending: Chunk | None = None
         with reader:
             while (frame := self._parse(reader, line)) is not None:

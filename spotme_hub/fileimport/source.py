@@ -100,21 +100,19 @@ def export_files(cfg: HubConfig, device: Device, opts: CsvOptions, path: Path) -
     """What to import from `path`: the file, or for a workbook of several sheets with no `sheet`
     set, every sheet that has the columns to import, in workbook order (a cover or summary sheet
     is passed over; an export split over sheets is read whole). Their sources name the sheet."""
-    if opts.sheet is not None or not is_workbook(path):
-        return [ExportFile(cfg, device, opts, path)]
-    names = sheet_names(path)
+    names = sheet_names(path) if opts.sheet is None and is_workbook(path) else []
     if len(names) <= 1:
         return [ExportFile(cfg, device, opts, path)]
     found, passed, undecided = [], [], []
     for name in names:
-        try:
+        try:  # a sheet with no header, or a header and no times, is passed over
             export = ExportFile(cfg, device, opts.model_copy(update={"sheet": name}), path)
+            try:
+                export.resolve_time_format()
+            except UndecidedDates:  # another sheet may tell day from month
+                undecided.append(export)
             found.append(export)
-            export.resolve_time_format()  # a sheet with a header and no times is passed over too
-        except UndecidedDates:  # another sheet may tell day from month
-            undecided.append(export)
-        except NothingToImport as exc:  # anything else refuses the whole file
-            found = [e for e in found if e.where.get("sheet") != name]
+        except NothingToImport as exc:  # any other refusal refuses the whole file
             passed.append(f"sheet {name!r}: {str(exc).removeprefix(path.name + ': ')}")
     if not found:
         raise FileRefused(f"{path.name}: no sheet to import ({'; '.join(passed)})")
