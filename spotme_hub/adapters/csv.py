@@ -1,11 +1,12 @@
 """`kind: csv` — exports from HR and time-attendance software, from a watch folder or a glob.
 
 Watch folder: each new file (quiet for `settle_s`) is read chunk by chunk through the shared
-engine (`Mapping.apply` → `ctx.submit`, which normalises and commits), the file's content hash is
-committed with its last chunk, and only then is the file moved to ``processed/`` (or to
-``failed/`` with a ``.error.txt`` when the whole file is refused, e.g. ambiguous dates). A file
-interrupted half-way is imported again from the start: record ids make that idempotent.
-`path` (a glob) imports each matching file once (by content) and never moves it.
+engine (`Mapping.apply` → `ctx.submit`, which normalises and commits, 5,000 rows at a time), each
+row as its device's punch (a device column; a subfolder named after a device holds that
+device's exports), the file's content hash is committed with its last rows, and only then is the
+file moved to ``processed/`` (or to ``failed/`` with a ``.error.txt`` when the file is refused or
+cannot be read). A file interrupted half-way is imported again from the start: record ids make
+that idempotent. `path` (a glob) imports each matching file once (by content), never moving it.
 """
 
 from __future__ import annotations
