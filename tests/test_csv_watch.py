@@ -11,6 +11,7 @@ from typing import Any
 
 import openpyxl
 from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, split_export, write
+from hub_helpers import running, wait_until
 
 from spotme_hub.config import HubConfig
 from spotme_hub.fileimport.importer import checkpoint_key
@@ -18,14 +19,6 @@ from spotme_hub.fileimport.source import fingerprint
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RawPunch, Record
 from spotme_hub.runtime import Hub
-
-
-async def _wait(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def _watched(tmp_path: Path, **options: Any) -> tuple[Path, HubConfig]:
@@ -58,20 +51,20 @@ def test_watch_folder_imports_then_moves_after_commit(tmp_path: Path) -> None:
             text = attlog_line("1", "2025-01-02 08:00:00") + attlog_line("2", "2025-01-02 08:01:00")
             write(target, text)
             _age(target)
-            await _wait(lambda: (watch / "processed" / "7_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "7_attlog.dat").exists())
             assert not target.exists()
             assert hub.store.count_records() == 2
             # the same content again: recognised, moved, nothing added
             write(target, text)
             _age(target)
-            await _wait(lambda: not target.exists())
+            await wait_until(lambda: not target.exists())
             assert hub.store.count_records() == 2
             assert len(list((watch / "processed").iterdir())) == 2
             # a fresh file still being written (recent mtime) is left alone until it settles
             fresh = write(watch / "8_attlog.dat", attlog_line("3", "2025-01-03 08:00:00"))
             await asyncio.sleep(0.5)
             assert fresh.exists()
-            await _wait(lambda: not fresh.exists())
+            await wait_until(lambda: not fresh.exists())
             assert hub.store.count_records() == 3
         finally:
             await hub.stop()
@@ -84,22 +77,18 @@ def test_refused_file_goes_to_failed_with_reason_and_rows_are_quarantined(tmp_pa
     watch, cfg = _watched(tmp_path, **MALAY_COLUMNS)
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
+        async with running(cfg) as hub:
             amb = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t03/02/2025\t08:01\tMasuk\n"
             write(watch / "amb.txt", amb)
-            await _wait(lambda: (watch / "failed" / "amb.txt").exists())
+            await wait_until(lambda: (watch / "failed" / "amb.txt").exists())
             reason = (watch / "failed" / "amb.txt.error.txt").read_text()
             assert "cannot tell day from month" in reason
             good = "No. Pekerja\tTarikh\tMasa\tStatus\n1\t13/02/2025\t08:01\tMasuk\n2\t13/02/2025\t08:01\tLain\n"
             write(watch / "ok.txt", good)
-            await _wait(lambda: (watch / "processed" / "ok.txt").exists())
+            await wait_until(lambda: (watch / "processed" / "ok.txt").exists())
             assert hub.store.count_records() == 1
             [item] = hub.store.quarantine_items()
             assert item["source"]["line"] == 3 and item["device_id"] == "usb"
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
 
@@ -119,14 +108,10 @@ def test_row_path_of_the_adapter_matches_the_bulk_import(tmp_path: Path) -> None
     watch, cfg = _watched(tmp_path)
 
     async def main() -> dict:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
+        async with running(cfg) as hub:
             write(watch / "a_attlog.dat", text)
-            await _wait(lambda: (watch / "processed" / "a_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "a_attlog.dat").exists())
             return {r["id"]: r for r in hub.store.iter_records()}
-        finally:
-            await hub.stop()
 
     watched = asyncio.run(main())
     assert set(watched) == set(bulk) and len(bulk) == 7
@@ -146,21 +131,17 @@ def test_glob_path_imports_each_file_once_and_leaves_it(tmp_path: Path) -> None:
     write(folder / "notes.txt", "not an export")
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
-            await _wait(lambda: hub.store.count_records() == 1)
+        async with running(cfg) as hub:
+            await wait_until(lambda: hub.store.count_records() == 1)
             write(
                 folder / "2_attlog.dat",
                 attlog_line("1", "2025-01-02 08:00:00") + attlog_line("2", "2025-01-02 09:00:00"),
             )
-            await _wait(lambda: hub.store.count_records() == 2)
+            await wait_until(lambda: hub.store.count_records() == 2)
             polls = hub.health["usb"].counters["polls"]
-            await _wait(lambda: hub.health["usb"].counters["polls"] >= polls + 3)
+            await wait_until(lambda: hub.health["usb"].counters["polls"] >= polls + 3)
             assert hub.store.count_records() == 2
             assert hub.health["usb"].counters["files_imported"] == 2
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
     assert sorted(p.name for p in folder.iterdir()) == ["1_attlog.dat", "2_attlog.dat", "notes.txt"]
@@ -190,7 +171,7 @@ def test_a_large_file_commits_in_slices_with_the_checkpoint_last(tmp_path: Path)
         )
         await hub.start()
         try:
-            await _wait(lambda: (watch / "processed" / "big_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "big_attlog.dat").exists())
             assert hub.store.count_records() == 12_000
         finally:
             await hub.stop()
@@ -210,9 +191,7 @@ def test_the_event_loop_keeps_running_while_a_file_is_mapped(tmp_path: Path) -> 
     pauses: list[float] = []
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
+        async with running(cfg) as hub:
             write(watch / "year_attlog.dat", _year_of_punches(60_000))
             last = time.monotonic()
             deadline = last + 120
@@ -223,8 +202,6 @@ def test_the_event_loop_keeps_running_while_a_file_is_mapped(tmp_path: Path) -> 
                 pauses.append(now - last - 0.01)
                 last = now
             assert hub.store.count_records() == 60_000
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
     assert max(pauses) < 0.5, f"the loop stalled for {max(pauses):.2f} s"
@@ -250,17 +227,13 @@ def test_damaged_files_go_to_failed_and_the_rest_of_the_folder_is_imported(tmp_p
         os.utime(watch / name, (old, old))
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
-            await _wait(lambda: (watch / "failed" / "b_bad.xls").exists())
+        async with running(cfg) as hub:
+            await wait_until(lambda: (watch / "failed" / "b_bad.xls").exists())
             write(watch / "c_good_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
-            await _wait(lambda: (watch / "processed" / "c_good_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "c_good_attlog.dat").exists())
             assert hub.store.count_records() == 1
             assert hub.health["usb"].counters["files_failed"] == 2
             assert hub.health["usb"].state == "UP"
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
     cut = (watch / "failed" / "a_cut.xlsx.error.txt").read_text()
@@ -276,17 +249,13 @@ def test_a_file_that_cannot_be_read_now_does_not_hold_up_the_others(tmp_path: Pa
     (watch / "0_attlog.dat").symlink_to("/proc/self/mem")
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
-            await _wait(lambda: hub.health["usb"].state == "DEGRADED")
+        async with running(cfg) as hub:
+            await wait_until(lambda: hub.health["usb"].state == "DEGRADED")
             assert "cannot read 0_attlog.dat" in (hub.health["usb"].last_error or "")
             good = write(watch / "1_attlog.dat", attlog_line("1", "2025-01-02 08:00:00"))
             assert (watch / "0_attlog.dat").stat().st_mtime < good.stat().st_mtime  # scanned 2nd
-            await _wait(lambda: (watch / "processed" / "1_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "1_attlog.dat").exists())
             assert hub.store.count_records() == 1
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
     assert (watch / "0_attlog.dat").is_symlink()
@@ -297,17 +266,13 @@ def test_a_workbook_split_over_sheets_is_imported_whole(tmp_path: Path) -> None:
     split_export(tmp_path / "split.xlsx").rename(watch / "split.xlsx")
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
-            await _wait(lambda: (watch / "processed" / "split.xlsx").exists())
+        async with running(cfg) as hub:
+            await wait_until(lambda: (watch / "processed" / "split.xlsx").exists())
             sheets = sorted(r["source"]["sheet"] for r in hub.store.iter_records())
             assert sheets == ["Feb", "Jan", "Jan"]
             [item] = hub.store.quarantine_items()
             assert (item["source"]["sheet"], item["source"]["line"]) == ("Feb", 4)
             assert hub.health["usb"].detail["last_import"]["rows"] == 4
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
 
@@ -330,15 +295,11 @@ def test_a_terminal_subfolder_imports_its_usb_export_as_that_terminals_punches(
     imported: list[dict[str, Any]] = []
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
-            await _wait(lambda: (watch / "gate" / "processed" / "1_attlog.dat").exists())
+        async with running(cfg) as hub:
+            await wait_until(lambda: (watch / "gate" / "processed" / "1_attlog.dat").exists())
             imported.extend(hub.store.iter_records())
             assert hub.health["gate"].counters["new"] == 1
             assert hub.health["usb"].detail["last_import"]["device"] == "gate"
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
     [rec] = imported
@@ -369,11 +330,9 @@ def test_rows_of_a_device_column_are_each_their_devices_punches(tmp_path: Path) 
     )
 
     async def main() -> None:
-        hub = Hub(cfg)
-        await hub.start()
-        try:
+        async with running(cfg) as hub:
             write(watch / "m_attlog.dat", text)
-            await _wait(lambda: (watch / "processed" / "m_attlog.dat").exists())
+            await wait_until(lambda: (watch / "processed" / "m_attlog.dat").exists())
             recs = {r["device_id"]: r for r in hub.store.iter_records()}
             assert sorted(recs) == ["gate", "lobby"]
             assert recs["gate"]["local_time"] == "2025-01-02T08:00:00+08:00"
@@ -381,7 +340,5 @@ def test_rows_of_a_device_column_are_each_their_devices_punches(tmp_path: Path) 
             [item] = hub.store.quarantine_items()
             assert "unknown device '9'" in item["reason"]
             assert hub.health["gate"].counters["new"] == hub.health["lobby"].counters["new"] == 1
-        finally:
-            await hub.stop()
 
     asyncio.run(main())
