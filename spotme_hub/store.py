@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -42,7 +43,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
-from .record import RECORD_FIELDS, Record, Rejection, plain_strings
+from .record import (
+    RECORD_FIELDS,
+    Record,
+    Rejection,
+    credential,
+    identity_key,
+    plain_strings,
+    record_id,
+    time_ordered_from_v5,
+)
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +333,7 @@ class Store:
         self._add_quarantine_place()
         if self._v1_rows:
             self._copy_v1()
+        self._time_ordered_ids()
 
     _v1_rows = False
 
@@ -384,6 +395,48 @@ class Store:
                     )  # fmt: skip
                 conn.execute(RECORDS.insert(), out)
                 after = rows[-1][0]
+
+    def _time_ordered_ids(self) -> None:
+        """Records stored before ids were time-ordered (`record_id`) carry the UUIDv5 of their
+        identity key: each gets the time-ordered id of the same key (its free bits are the
+        UUIDv5's, so the key's device, credential, wall-clock second and punch, all in the record,
+        prove which records these are), in `doc` too, keeping its seq. A record whose id is the
+        UUIDv5 of an identity of its own (a payload hash, a reader's receipt) keeps it, as such
+        punches still get. Batch by batch, resumable; done once (a checkpoint says so)."""
+        state = self.get_checkpoint(*_IDS_CHECKPOINT) or {}
+        if state.get("done"):
+            return
+        after = int(state.get("after", 0))
+        moved = 0
+        while True:
+            with self.write() as conn:
+                rows = conn.execute(
+                    select(RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc)
+                    .where(RECORDS.c.seq > after)
+                    .order_by(RECORDS.c.seq)
+                    .limit(5000)
+                ).all()
+                updates = [u for u in map(_time_ordered_row, rows) if u is not None]
+                if updates:
+                    conn.execute(
+                        RECORDS.update()
+                        .where(RECORDS.c.seq == bindparam("s"))
+                        .values(id=bindparam("i"), doc=bindparam("d")),
+                        updates,
+                    )
+                    conn.exec_driver_sql(  # the forwarder's dead letters name records by id too
+                        "UPDATE forward_dead_letters SET record_id = %s WHERE seq = %s"
+                        % (("?", "?") if self.is_sqlite else ("%s", "%s")),
+                        [(u["i"], u["s"]) for u in updates],
+                    )
+                    moved += len(updates)
+                after = rows[-1][0] if rows else after
+                value = {"after": after} if rows else {"done": True, "moved": moved}
+                self._set_checkpoint(conn, *_IDS_CHECKPOINT, value, _now())
+            if not rows:
+                if moved:
+                    log.warning("%d stored records moved to time-ordered ids", moved)
+                return
 
     def close(self) -> None:
         self.background_checkpoints(False)
@@ -835,6 +888,32 @@ class Store:
             d["detail"] = orjson.loads(d["detail"] or "{}")
             out.append(d)
         return out
+
+
+_IDS_CHECKPOINT = ("schema", "time_ordered_ids")
+
+
+def _time_ordered_row(row: Any) -> dict[str, Any] | None:
+    """(seq, id, doc) of a record whose id is the UUIDv5 of its identity key → the UPDATE's
+    parameters for its time-ordered id; None for any other record."""
+    seq, rid, doc = row
+    if len(rid) != 36 or rid[14] != "5":
+        return None
+    rec = orjson.loads(doc)
+    wall = (rec.get("local_time") or "")[:19]
+    if len(wall) != 19:
+        return None
+    who = credential(rec.get("source_user_id"), rec.get("card"))
+    key = identity_key(str(rec.get("device_id")), who, wall, str(rec.get("punch")))
+    if record_id(key) != rid:
+        return None
+    new = time_ordered_from_v5(rid, wall)
+    head = '{"id":"' + rid + '"'
+    if doc.startswith(head):  # as record_doc renders it: splice, the rest stays byte for byte
+        text_ = '{"id":"' + new + doc[len(head) - 1 :]
+    else:
+        text_ = dumps({**rec, "id": new})
+    return {"s": seq, "i": new, "d": text_}
 
 
 def _quarantine_dict(r: Any) -> dict[str, Any]:

@@ -175,3 +175,12 @@ def test_frame_path_equals_row_path(rows, with_card, device_tz, map_tz, punch_ma
 def test_record_ids_equal_record_id_and_uuid5(keys: list[str]) -> None:
     assert record_ids(keys) == [record_id(k) for k in keys]
     assert record_ids(keys) == [str(uuid.uuid5(RECORD_NAMESPACE, k)) for k in keys]
+
+
+@given(st.lists(st.tuples(st.text(max_size=30), st.datetimes()), max_size=50))
+def test_timed_record_ids_equal_record_id(punches: list[tuple[str, datetime]]) -> None:
+    keys = [k for k, _ in punches]
+    walls = [w.replace(microsecond=0) for _, w in punches]
+    seconds = np.array(walls, dtype="datetime64[s]").astype(np.int64)
+    want = [record_id(k, w.isoformat()) for k, w in zip(keys, walls, strict=True)]
+    assert record_ids(keys, seconds) == want

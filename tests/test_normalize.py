@@ -14,7 +14,15 @@ from spotme_hub.normalize import Normalizer
 from spotme_hub.normalize.cards import canonical_card
 from spotme_hub.normalize.codes import to_punch, to_verify
 from spotme_hub.normalize.geo import haversine_m
-from spotme_hub.record import RECORD_NAMESPACE, RawPunch, Record, Rejection, record_id
+from spotme_hub.record import (
+    RECORD_NAMESPACE,
+    RawPunch,
+    Record,
+    Rejection,
+    identity_key,
+    record_id,
+    time_ordered_from_v5,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -49,6 +57,38 @@ def norm(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_record_id_is_uuid5() -> None:
     for text in ["", "a", "dev|u:1|2026-01-01T08:00:00|in", "ü" * 50]:
         assert record_id(text) == str(uuid.uuid5(RECORD_NAMESPACE, text))
+
+
+@given(key=st.text(max_size=40), wall=st.datetimes(min_value=datetime(1970, 1, 1)))
+@settings(max_examples=300, deadline=None)
+def test_timed_record_id_layout(key: str, wall: datetime) -> None:
+    second = wall.replace(microsecond=0).isoformat()
+    rid = uuid.UUID(record_id(key, second))
+    v5 = uuid.uuid5(RECORD_NAMESPACE, key)
+    assert rid.version == 8 and rid.variant == uuid.RFC_4122
+    ms = int(wall.replace(microsecond=0, tzinfo=UTC).timestamp()) * 1000
+    assert rid.int >> 80 == min(ms, 2**48 - 1)  # 48 bits of wall-clock milliseconds lead
+    free = (1 << 80) - 1 - (0xF << 76) - (0x3 << 62)  # all but the version and variant bits
+    assert rid.int & free == v5.int & free  # the other 74 bits are the UUIDv5's
+    assert time_ordered_from_v5(str(v5), second) == str(rid)
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.datetimes(min_value=datetime(2000, 1, 1)).map(
+    lambda d: d.replace(microsecond=0))), min_size=2, max_size=30))  # fmt: skip
+def test_timed_ids_sort_by_wall_time(punches: list[tuple[str, datetime]]) -> None:
+    ids = {record_id(k, w.isoformat()): w for k, w in punches}
+    walls = [ids[i] for i in sorted(ids)]
+    assert walls == sorted(walls)
+
+
+def test_a_timed_punch_gets_the_time_ordered_id_of_its_identity(norm) -> None:  # type: ignore[no-untyped-def]
+    n, devs = norm
+    raw = RawPunch(device_time=datetime(2026, 3, 2, 8, 1, 2), user_id="00012", punch=0)
+    rec = n.normalize(devs["dev1"], raw, now=NOW)
+    assert isinstance(rec, Record)
+    key = identity_key("dev1", "u:00012", "2026-03-02T08:01:02", "in")
+    assert rec.id == record_id(key, "2026-03-02T08:01:02") and rec.id.startswith("019cad90-9e30-8")
+    assert uuid.UUID(rec.id).version == 8
 
 
 local_times = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2026, 11, 1)).map(

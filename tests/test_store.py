@@ -237,6 +237,66 @@ def test_records_of_the_first_layout_are_moved_with_their_seq(store_url: str, ma
         store.close()
 
 
+def test_records_stored_with_uuid5_ids_are_given_time_ordered_ids(
+    store_url: str, make_config
+) -> None:  # type: ignore[no-untyped-def]
+    """A store of the releases whose ids were the UUIDv5 of the identity key: on start every such
+    record gets the id the hub now gives the same punch (seq, doc and dead letters follow), so a
+    punch delivered again after the upgrade is still a duplicate; an id of an identity of its
+    own (a reader's receipt, an untimed payload) is kept."""
+    from sqlalchemy import text
+
+    from spotme_hub.record import credential, identity_key, record_id
+
+    recs = make_records(make_config, 6)
+    cfg = make_config(devices=[{"id": "dev1", "kind": "simulated", "office": "hq"}])
+    own = Normalizer(cfg).normalize(
+        cfg.device("dev1"),
+        RawPunch(device_time=datetime(2026, 6, 2, 9, 0, 0), card="8844356", identity="c:x|1"),
+    )
+    assert isinstance(own, Record) and own.id == record_id("dev1|c:x|1")
+    old = []
+    for rec in recs:  # as the earlier releases stored them
+        d = rec.to_dict()
+        who = credential(d["source_user_id"], d["card"])
+        d["id"] = record_id(identity_key("dev1", who, d["local_time"][:19], d["punch"]))
+        assert d["id"][14] == "5" and d["id"] != rec.id
+        old.append(Record.from_dict(d))
+    store = Store(store_url)
+    store.create_all()
+    store.commit([*old, own])
+    with store.engine.begin() as conn:  # a database of before: no checkpoint, a dead letter
+        conn.execute(text("DELETE FROM checkpoints WHERE scope = 'schema'"))
+        conn.execute(
+            text(
+                "INSERT INTO forward_dead_letters (seq, record_id, reason, status, attempts, "
+                "created_at, updated_at) VALUES (3, :rid, 'HTTP 422', 'open', 1, 'x', 'x')"
+            ),
+            {"rid": old[2].id},
+        )
+    store.close()
+
+    store = Store(store_url)
+    store.create_all()
+    try:
+        got = store.records(0, 100)
+        assert [r["seq"] for r in got] == list(range(1, 8))
+        assert [{k: v for k, v in r.items() if k != "seq"} for r in got] == [
+            r.to_dict() for r in [*recs, own]
+        ]
+        assert [store.get_record(r.id)["seq"] for r in recs] == list(range(1, 7))  # type: ignore[index]
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT record_id FROM forward_dead_letters")).scalar() == (
+                recs[2].id
+            )
+        again = store.commit(recs)  # the same punches pulled again after the upgrade
+        assert again.new == [] and len(again.duplicate) == 6
+        store.create_all()  # a second start changes nothing
+        assert [r["id"] for r in store.records(0, 100)] == [r.id for r in [*recs, own]]
+    finally:
+        store.close()
+
+
 def test_background_checkpoints_copy_the_wal_so_commits_do_not(tmp_path, make_config) -> None:  # type: ignore[no-untyped-def]
     """With background checkpoints on, connections do not checkpoint on commit
     (wal_autocheckpoint 0) and a thread copies the WAL into the database file; off restores

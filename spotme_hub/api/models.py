@@ -13,7 +13,8 @@ _HINTS = get_type_hints(Record)
 
 
 _DESCRIPTIONS = {
-    "id": "Stable UUIDv5 of the punch's source identity.",
+    "id": "Stable UUID of the punch's source identity (time-ordered UUIDv8; UUIDv5 when "
+    "the punch has no trustworthy time).",
     "occurred_at": "UTC, RFC 3339 with Z.",
     "local_time": "Wall-clock time at the office, RFC 3339 with its offset.",
 }

@@ -135,7 +135,8 @@ class Normalizer:
         if raw.identity is not None:
             rid = record_id(f"{device.id}|{raw.identity}")
         else:
-            rid = record_id(identity_key(device.id, credential(user_id, card), wall_second, punch))
+            key = identity_key(device.id, credential(user_id, card), wall_second, punch)
+            rid = record_id(key, wall_second)
 
         employee = self.employee_for(device.id, user_id, card)
         if employee is None:

@@ -3,7 +3,7 @@
 Same `Mapping`, same helpers, same records: every per-value rule (value maps, `card_value`,
 `canonical_card`, `to_punch`, `to_verify`, employee lookup) is the row-wise function itself,
 evaluated once per distinct value; times use zoneinfo offsets per hour bucket; ids are
-`record_id(identity_key(...))` computed over all rows at once. A row the fast path cannot prove
+`record_id(identity_key(...), wall second)` computed over all rows at once. A row the fast path cannot prove
 good (a bad card, an unknown punch, an implausible time...) is handed to the row-wise path, so
 rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
 checks both paths against each other on generated rows.
@@ -118,8 +118,10 @@ class FrameResult:
         return out
 
 
-def record_ids(keys: list[str]) -> list[str]:
-    """`record_id(key)` for many keys: one SHA-1 per key, the UUID layout done by numpy."""
+def record_ids(keys: list[str], wall_s: np.ndarray | None = None) -> list[str]:
+    """`record_id(key, wall second)` for many keys: one SHA-1 per key, the UUID layout done by
+    numpy. `wall_s`: each key's device-local wall-clock second as seconds since 1970 (naive, as
+    if UTC), for time-ordered ids; None gives `record_id(key)` (UUIDv5) for every key."""
     n = len(keys)
     if not n:
         return []
@@ -130,7 +132,12 @@ def record_ids(keys: list[str]) -> list[str]:
         parts = [k.encode("utf-8") for k in keys]
     digests = b"".join([sha1(ns + p).digest() for p in parts])
     raw = np.frombuffer(digests, dtype=np.uint8).reshape(n, 20)[:, :16].copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50
+    if wall_s is None:
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50
+    else:
+        ms = np.clip(np.asarray(wall_s, dtype=np.int64) * 1000, 0, (1 << 48) - 1)
+        raw[:, 0:6] = ms.astype(">u8").view(np.uint8).reshape(n, 8)[:, 2:8]
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x80
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
@@ -304,13 +311,14 @@ def _fill(
 ) -> None:  # fmt: skip
     users, cards, punches = users[good], cards[good], punches[good]
     creds = list(map(credential, users, cards))
-    local_text = np.datetime_as_string(local_wall[good].astype("datetime64[s]"), unit="s")
+    wall = local_wall[good]
+    local_text = np.datetime_as_string(wall.astype("datetime64[s]"), unit="s")
     prefix = f"{device.id}|"
     keys = [
         f"{prefix}{c}|{t}|{p}"
         for c, t, p in zip(creds, local_text.tolist(), punches.tolist(), strict=True)
     ]
-    ids = record_ids(keys)
+    ids = record_ids(keys, wall)
     if known_ids is not None:
         known = known_ids(ids)
         if known.issuperset(ids):  # a re-imported chunk: every record is stored already
