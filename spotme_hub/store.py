@@ -417,6 +417,11 @@ class Store:
                     .limit(5000)
                 ).all()
                 updates = [u for u in map(_time_ordered_row, rows) if u is not None]
+                if updates and not moved:
+                    log.warning(
+                        "moving stored records to time-ordered ids (once; about 30 s a million "
+                        "records on SQLite)"
+                    )
                 if updates:
                     conn.execute(
                         RECORDS.update()
