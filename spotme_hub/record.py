@@ -91,16 +91,6 @@ def wall_ms(wall_second: str) -> int:
     return min(max(seconds * 1000, 0), _WALL_MAX_MS)
 
 
-def time_ordered_from_v5(v5_id: str, wall_second: str) -> str:
-    """The time-ordered id of a punch whose UUIDv5 (the id of the first releases) was `v5_id`:
-    its 74 free bits are the UUIDv5's, so the store can move old ids to the new form without the
-    identity key."""
-    raw = bytearray(uuid.UUID(v5_id).bytes)
-    raw[0:6] = wall_ms(wall_second).to_bytes(6, "big")
-    raw[6] = (raw[6] & 0x0F) | 0x80
-    return str(uuid.UUID(bytes=bytes(raw)))
-
-
 def plain_strings(values: Sequence[Any]) -> bool:
     """All str, printable ASCII, no `"` or `\\`: then each value's JSON text is the value in
     quotes (bulk JSON rendering skips the encoder for such columns)."""

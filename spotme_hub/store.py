@@ -51,7 +51,6 @@ from .record import (
     identity_key,
     plain_strings,
     record_id,
-    time_ordered_from_v5,
 )
 
 log = logging.getLogger(__name__)
@@ -398,9 +397,9 @@ class Store:
 
     def _time_ordered_ids(self) -> None:
         """Records stored before ids were time-ordered (`record_id`) carry the UUIDv5 of their
-        identity key: each gets the time-ordered id of the same key (its free bits are the
-        UUIDv5's, so the key's device, credential, wall-clock second and punch, all in the record,
-        prove which records these are), in `doc` too, keeping its seq. A record whose id is the
+        identity key: each gets the time-ordered id of the same key (the key's device, credential,
+        wall-clock second and punch are all in the record, and its UUIDv5 must be the stored id),
+        in `doc` too, keeping its seq. A record whose id is the
         UUIDv5 of an identity of its own (a payload hash, a reader's receipt) keeps it, as such
         punches still get. Batch by batch, resumable; done once (a checkpoint says so)."""
         state = self.get_checkpoint(*_IDS_CHECKPOINT) or {}
@@ -429,10 +428,9 @@ class Store:
                         .values(id=bindparam("i"), doc=bindparam("d")),
                         updates,
                     )
-                    conn.exec_driver_sql(  # the forwarder's dead letters name records by id too
-                        "UPDATE forward_dead_letters SET record_id = %s WHERE seq = %s"
-                        % (("?", "?") if self.is_sqlite else ("%s", "%s")),
-                        [(u["i"], u["s"]) for u in updates],
+                    conn.execute(  # the forwarder's dead letters name records by id too
+                        text("UPDATE forward_dead_letters SET record_id = :i WHERE seq = :s"),
+                        [{"i": u["i"], "s": u["s"]} for u in updates],
                     )
                     moved += len(updates)
                 after = rows[-1][0] if rows else after
@@ -912,7 +910,7 @@ def _time_ordered_row(row: Any) -> dict[str, Any] | None:
     key = identity_key(str(rec.get("device_id")), who, wall, str(rec.get("punch")))
     if record_id(key) != rid:
         return None
-    new = time_ordered_from_v5(rid, wall)
+    new = record_id(key, wall)
     head = '{"id":"' + rid + '"'
     if doc.startswith(head):  # as record_doc renders it: splice, the rest stays byte for byte
         text_ = '{"id":"' + new + doc[len(head) - 1 :]

@@ -3,9 +3,9 @@
 Same `Mapping`, same helpers, same records: every per-value rule (value maps, `card_value`,
 `canonical_card`, `to_punch`, `to_verify`, employee lookup) is the row-wise function itself,
 evaluated once per distinct value; times use zoneinfo offsets per hour bucket; ids are
-`record_id(identity_key(...), wall second)` computed over all rows at once. A row the fast path cannot prove
-good (a bad card, an unknown punch, an implausible time...) is handed to the row-wise path, so
-rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
+`record_id(identity_key(...), wall second)` computed over all rows at once. A row the fast path
+cannot prove good (a bad card, an unknown punch, an implausible time...) is handed to the
+row-wise path, so rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
 checks both paths against each other on generated rows.
 """
 
