@@ -132,6 +132,9 @@ def main() -> None:
         f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:.1f} MB) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
+    for name in ("floor.db", "hub.db"):  # a kept directory's databases from an earlier run
+        for suffix in ("", "-wal", "-shm"):
+            (work / (name + suffix)).unlink(missing_ok=True)
     with StealMeter() as steal:
         floor = child(FLOOR, str(data), str(work / "floor.db"))
         hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows), args.writer)

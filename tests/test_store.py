@@ -6,8 +6,8 @@ import threading
 from datetime import datetime, timedelta
 
 from spotme_hub.normalize import Normalizer
-from spotme_hub.record import RawPunch, Record, Rejection
-from spotme_hub.store import RecordFilter, Store
+from spotme_hub.record import RECORD_FIELDS, RawPunch, Record, Rejection
+from spotme_hub.store import JSON_FIELDS, ROWS_PER_INSERT, RecordFilter, Store, dumps
 
 
 def make_records(make_config, n: int, start: int = 0, device: str = "dev1") -> list[Record]:  # type: ignore[no-untyped-def]
@@ -33,6 +33,24 @@ def test_idempotent_insert_reports_new_and_duplicate(store: Store, make_config) 
     assert sorted(second.new) == sorted(r.id for r in recs[6:])
     assert sorted(second.duplicate) == sorted([recs[4].id, recs[5].id, recs[4].id])
     assert store.count_records() == 10
+
+
+def test_bulk_insert_counts_new_and_duplicate_rows_across_its_statements(
+    store: Store, make_config
+) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 2 * ROWS_PER_INSERT + 50)
+    store.commit(recs[100:130])
+    batch = recs + recs[:7]  # several statements' worth, a short last one, repeats inside
+    columns = {
+        name: [dumps(getattr(r, name)) if name in JSON_FIELDS else getattr(r, name) for r in batch]
+        for name in RECORD_FIELDS
+    }
+    res = store.bulk_insert(columns)
+    assert (res.new, res.duplicate) == (len(recs) - 30, 30 + 7)
+    stored = store.records(after=0, limit=1000)
+    assert len(stored) == len(recs)
+    by_id = {r["id"]: {k: v for k, v in r.items() if k != "seq"} for r in stored}
+    assert all(by_id[r.id] == r.to_dict() for r in recs)
 
 
 def test_round_trip_and_cursor_order(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
