@@ -94,7 +94,7 @@ def wall_ms(wall_second: str) -> int:
 def plain_strings(values: Sequence[Any]) -> bool:
     """All str, printable ASCII, no `"` or `\\`: then each value's JSON text is the value in
     quotes (bulk JSON rendering skips the encoder for such columns)."""
-    if not all(type(v) is str for v in values):
+    if not set(map(type, values)) <= {str}:
         return False
     joined = "".join(values)
     return joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined
