@@ -183,7 +183,7 @@ class CsvAdapter:
         for rej in prepared.rejections:
             out.setdefault(rej.device_id or export.device.id, ([], []))[1].append(rej)
         zones: dict[str, str] = {}
-        docs = prepared.docs.to_dict("records")
+        docs = prepared.documents()
         for doc, line, dev in zip(docs, prepared.lines, prepared.devices, strict=True):
             punches, rejections = out.setdefault(dev, ([], []))
             if dev not in zones:

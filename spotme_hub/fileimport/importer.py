@@ -21,6 +21,7 @@ from ..normalize.frame import FrameResult, normalize_frame
 from ..record import Rejection
 from ..store import Store
 from .options import CsvOptions
+from .presets import TIME_KEY
 from .source import ExportFile, Prepared, export_files, fingerprint
 from .writer import PROCESS_MIN_BYTES, ChunkWriter, Pending
 
@@ -194,7 +195,7 @@ def _normalise(
         result = normalize_frame(
             normalizer, devices[dev_id], export.plan.mapping, docs, times, export.where,
             lines, received_at, export.opts.punch,
-            known_ids=None if store is None else _known(store),
+            known_ids=None if store is None else _known(store), time_key=TIME_KEY,
         )  # fmt: skip
         results.append(result)
         rejections.extend(result.rejections)

@@ -83,7 +83,7 @@ class Table:
         with self._refusing_parser_errors(data_start + 1):
             reader = pd.read_csv(
                 self.path, sep=self.delimiter, header=None, names=wide,
-                skiprows=data_start, dtype=str, na_filter=False, skip_blank_lines=False,
+                skiprows=data_start, dtype=object, na_filter=False, skip_blank_lines=False,
                 encoding=self.encoding, chunksize=chunk_rows, engine="c",
             )  # fmt: skip
         line = data_start + 1

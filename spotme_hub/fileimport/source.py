@@ -73,7 +73,7 @@ def fingerprint(path: Path) -> str:
 class Prepared:
     """One chunk ready for either path, grouped by device."""
 
-    docs: pd.DataFrame  # row documents: named columns + TIME_KEY (ISO text)
+    docs: pd.DataFrame  # row documents: named columns (TIME_KEY, made from `times`, left out)
     times: np.ndarray  # datetime64[s], naive wall clock
     lines: list[int]
     devices: list[str]  # device id per row
@@ -82,7 +82,13 @@ class Prepared:
     read: int = 0
     last: bool = False
 
+    def documents(self) -> list[dict[str, Any]]:
+        """Each row's whole document, TIME_KEY (ISO text) last, for the row-wise path."""
+        times = np.datetime_as_string(self.times, unit="s").astype(object)
+        return self.docs.assign(**{TIME_KEY: times}).to_dict("records")
+
     def by_device(self) -> Iterator[tuple[str, pd.DataFrame, np.ndarray, list[int]]]:
+        """(device, its rows' documents without TIME_KEY, their times, their lines)."""
         if not len(self.docs):
             return
         ids = pd.Series(self.devices)
@@ -268,9 +274,7 @@ class ExportFile:
         good = np.flatnonzero(keep & ~bad)
         out.times = times[good]
         out.docs = pd.DataFrame(  # object columns: pandas would convert text to its str dtype
-            {c: cells[c].to_numpy(dtype=object)[good] for c in names}
-            | {TIME_KEY: np.datetime_as_string(out.times, unit="s").astype(object)},
-            dtype=object,
+            {c: cells[c].to_numpy(dtype=object)[good] for c in names}, dtype=object
         )
         out.lines = [lines[i] for i in good.tolist()]
         out.devices = [str(d) for d in devices[good].tolist()]

@@ -221,6 +221,7 @@ def normalize_frame(
     received_at: datetime,
     punch_map: AbcMapping[str, str] | None = None,
     known_ids: Callable[[list[str]], set[str]] | None = None,
+    time_key: str | None = None,
 ) -> FrameResult:
     """The records (and rejections) `row_path` gives for each row of `docs`, computed per column.
 
@@ -228,6 +229,8 @@ def normalize_frame(
     and `times` the same times as naive datetime64[s] (the CSV pre-step parsed both); a row's
     source is `origin` (its file, and sheet) with its line from `lines`.
     `known_ids(ids)` may name ids already stored: those rows are counted, not built (re-imports).
+    `time_key`: a last column `docs` leaves out, each row's time as ISO text: it is made only for
+    the documents used (records built, rows handed to the row-wise path), not for known rows.
     """
     n = len(docs)
     result = FrameResult({name: [] for name in RECORD_FIELDS})
@@ -237,6 +240,8 @@ def normalize_frame(
         mapping.match or mapping.ignore or mapping.require or mapping.format != "json"
         or mapping.latitude is not None or mapping.longitude is not None
     ):  # fmt: skip
+        if time_key is not None:
+            docs = docs.assign(**{time_key: _iso(times)})
         return _all_rows(normalizer, device, mapping, docs, origin, lines, received_at, punch_map)
     tz_dev = normalizer.timezone_of(device)
     tz_map = mapping.timezone or tz_dev
@@ -290,10 +295,12 @@ def normalize_frame(
     fallback = np.flatnonzero(bad)
     extra: list[Record] = []
     for i in fallback.tolist():
+        doc = _doc(docs, i)
+        if time_key is not None:
+            doc[time_key] = str(_iso(times[i : i + 1])[0])
         out = row_path(
-            normalizer, device, mapping, _doc(docs, i), {**origin, "line": lines[i]},
-            received_at, punch_map,
-        )  # fmt: skip
+            normalizer, device, mapping, doc, {**origin, "line": lines[i]}, received_at, punch_map
+        )
         if isinstance(out, Record):
             extra.append(out)
         elif isinstance(out, Rejection):
@@ -301,7 +308,11 @@ def normalize_frame(
         else:
             result.ignored += 1
     if len(good):
-        _fill(result, normalizer, device, mapping, docs, good, users, cards, cards_raw, punches,
+
+        def raw_json(rows: np.ndarray) -> list[str]:
+            return _raw_json(docs, rows, None if time_key is None else (time_key, times))
+
+        _fill(result, normalizer, device, mapping, raw_json, good, users, cards, cards_raw, punches,
               verifies, verify_none, serials, utc, local_wall, dev_off, origin, lines, received_at,
               tz_dev, known_ids)  # fmt: skip
     for rec in extra:
@@ -311,7 +322,7 @@ def normalize_frame(
 
 def _fill(
     result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
-    docs: pd.DataFrame, good: np.ndarray, users: np.ndarray, cards: np.ndarray,
+    raw_json: Callable[[np.ndarray], list[str]], good: np.ndarray, users: np.ndarray, cards: np.ndarray,
     cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
     serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray,
     origin: AbcMapping[str, Any],
@@ -319,14 +330,21 @@ def _fill(
     known_ids: Callable[[list[str]], set[str]] | None,
 ) -> None:  # fmt: skip
     users, cards, punches = users[good], cards[good], punches[good]
-    creds = list(map(credential, users, cards))
     wall = local_wall[good]
-    local_text = np.datetime_as_string(wall.astype("datetime64[s]"), unit="s")
+    local_text = np.datetime_as_string(wall.astype("datetime64[s]"), unit="s").tolist()
     prefix = f"{device.id}|"
-    keys = [
-        f"{prefix}{c}|{t}|{p}"
-        for c, t, p in zip(creds, local_text.tolist(), punches.tolist(), strict=True)
-    ]
+    users_l = users.tolist()
+    if None in users_l:  # some rows are known by their card: `credential` row by row
+        creds = list(map(credential, users_l, cards.tolist()))
+        keys = [
+            f"{prefix}{c}|{t}|{p}"
+            for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
+        ]
+    else:  # every row has a user id: credential(u, card) is "u:<u>"
+        keys = [
+            f"{prefix}u:{u}|{t}|{p}"
+            for u, t, p in zip(users_l, local_text, punches.tolist(), strict=True)
+        ]
     ids = record_ids(keys, wall)
     if known_ids is not None:
         known = known_ids(ids)
@@ -388,11 +406,18 @@ def _fill(
         cols[name] += [getattr(template, name)] * m
     cols["flags"] += [flag_json[e is None] for e in employees.tolist()]
     cols["source"] += sources
-    cols["raw"] += _raw_json(docs, good)
+    cols["raw"] += raw_json(good)
 
 
-def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
-    """orjson.dumps of each row document, built column by column (once per distinct value)."""
+def _iso(times: np.ndarray) -> list[str]:
+    return np.datetime_as_string(times.astype("datetime64[s]"), unit="s").tolist()
+
+
+def _raw_json(
+    docs: pd.DataFrame, good: np.ndarray, time_column: tuple[str, np.ndarray] | None = None
+) -> list[str]:
+    """orjson.dumps of each row document, built column by column (once per distinct value);
+    `time_column` (name, times): a last column of ISO texts made from the times."""
     parts: list[list[str]] = []
     dumps = orjson.dumps
     for k, name in enumerate(docs.columns):
@@ -406,6 +431,10 @@ def _raw_json(docs: pd.DataFrame, good: np.ndarray) -> list[str]:
             texts[:-1] = [lead + dumps(u).decode() for u in values]
         texts[-1] = lead + "null"
         parts.append(texts[codes].tolist())
+    if time_column is not None:  # ISO text is plain ASCII: its JSON is itself in quotes
+        name, times = time_column
+        lead = ("," if parts else "{") + orjson.dumps(name).decode() + ':"'
+        parts.append([f'{lead}{t}"' for t in _iso(times[good])])
     if not parts:
         return ["{}"] * len(good)
     return ["".join(t) + "}" for t in zip(*parts, strict=True)]
@@ -463,7 +492,9 @@ def _get(spec: FieldSpec, value: Any) -> Any:
 
 
 def _is_bad(values: np.ndarray) -> np.ndarray:
-    return np.fromiter((v is _BAD for v in values), dtype=bool, count=len(values))
+    # numpy's element-wise == (identity first; str, None and the like are never equal to the
+    # sentinel); the values are what this module's per-value functions return
+    return np.asarray(values == _BAD, dtype=bool)
 
 
 def _safe(fn: Callable[..., Any], *args: Any) -> Any:
