@@ -37,6 +37,7 @@ from . import Normalizer
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .mapping import FieldSpec, Ignored, Mapping, MappingError, card_value
+from .texts import code_points_to_str, iso_seconds
 from .timefix import EARLIEST, FUTURE_LIMIT, utc_z_ms, zone
 
 _EPOCH = datetime(1970, 1, 1)
@@ -149,10 +150,10 @@ def record_ids(keys: list[str], wall_s: np.ndarray | None = None) -> list[str]:
         raw[:, 6] = (raw[:, 6] & 0x0F) | 0x80
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
-    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    out = np.full((n, 36), ord("-"), dtype=np.uint32)
     out[:, 0:8], out[:, 9:13], out[:, 14:18] = hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16]
     out[:, 19:23], out[:, 24:36] = hexed[:, 16:20], hexed[:, 20:32]
-    return out.view("S36").ravel().astype("U36").tolist()
+    return code_points_to_str(out)
 
 
 def _offset_text(seconds: int) -> str:
@@ -331,7 +332,7 @@ def _fill(
 ) -> None:  # fmt: skip
     users, cards, punches = users[good], cards[good], punches[good]
     wall = local_wall[good]
-    local_text = np.datetime_as_string(wall.astype("datetime64[s]"), unit="s").tolist()
+    local_text = iso_seconds(wall)
     prefix = f"{device.id}|"
     users_l = users.tolist()
     if None in users_l:  # some rows are known by their card: `credential` row by row
@@ -378,11 +379,11 @@ def _fill(
         True: orjson.dumps(sorted(base_flags | {Flag.UNMAPPED_EMPLOYEE.value})).decode(),
     }
     utc_g = utc[good]
-    occurred = np.char.add(np.datetime_as_string(utc_g.astype("datetime64[s]"), unit="s"), "Z")
+    occurred = iso_seconds(utc_g, "Z")
     offs = dev_off[good]
-    loc_wall = np.datetime_as_string((utc_g + offs).astype("datetime64[s]"), unit="s")
+    loc_wall = iso_seconds(utc_g + offs)
     off_text = _per_value(pd.Series(offs), lambda o: _offset_text(int(o)))
-    local_time = [a + b for a, b in zip(loc_wall.tolist(), off_text.tolist(), strict=True)]
+    local_time = [a + b for a, b in zip(loc_wall, off_text.tolist(), strict=True)]
     head = orjson.dumps({**origin, "line": 0}).decode()[: -len("0}")]  # '{"file":…,"line":'
     sources = [f"{head}{lines[i]}}}" for i in good.tolist()]
     m = len(good)
@@ -393,7 +394,7 @@ def _fill(
     cols["card"] += cards.tolist()
     cols["punch"] += punches.tolist()
     cols["verify"] += verifies.tolist()
-    cols["occurred_at"] += occurred.tolist()
+    cols["occurred_at"] += occurred
     cols["local_time"] += local_time
     cols["timezone"] += [tz_dev] * m
     cols["received_at"] += [utc_z_ms(received_at)] * m
@@ -410,7 +411,7 @@ def _fill(
 
 
 def _iso(times: np.ndarray) -> list[str]:
-    return np.datetime_as_string(times.astype("datetime64[s]"), unit="s").tolist()
+    return iso_seconds(times.astype("datetime64[s]").astype(np.int64))
 
 
 def _raw_json(
