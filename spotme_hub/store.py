@@ -49,13 +49,11 @@ from .record import (
     Rejection,
     credential,
     identity_key,
-    plain_strings,
     record_id,
 )
+from .shapes import JSON_FIELDS, Shapes, shape_of, varying_texts
 
 log = logging.getLogger(__name__)
-
-JSON_FIELDS = ("flags", "source", "raw")
 
 #: The records table keeps the columns the feed filters on next to `doc`, the record's canonical
 #: JSON text, rendered once when it is committed: pages, streams and forwarded batches are spliced
@@ -63,6 +61,8 @@ JSON_FIELDS = ("flags", "source", "raw")
 INSERT_COLUMNS: tuple[str, ...] = (
     "id", "employee_id", "device_id", "office_id", "occurred_at", "flags", "committed_at", "doc",
 )  # fmt: skip
+#: The bulk path's: `doc` holds the varying fields of the record's shape (`shapes.py`).
+BULK_INSERT_COLUMNS: tuple[str, ...] = (*INSERT_COLUMNS, "shape")
 
 
 def _now() -> str:
@@ -102,6 +102,8 @@ class RecordRow(SQLModel, table=True):
     flags: str = "[]"
     committed_at: str
     doc: str = Field(sa_column=Column(Text, nullable=False))
+    # NULL: `doc` is the whole JSON; else the id of the record's shape (see `shapes.py`)
+    shape: int | None = None
 
 
 class QuarantineRow(SQLModel, table=True):
@@ -187,60 +189,21 @@ def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
     return {"seq": int(seq), **orjson.loads(doc)}
 
 
-def _json_column(values: Sequence[Any]) -> tuple[Sequence[Any], bool]:
-    """Each value's JSON text, or (when every value is a plain string: printable ASCII without
-    quotes or backslashes, so its JSON is itself in quotes) the values as they are and True."""
-    if plain_strings(values):
-        return values, True
-    cache: dict[str, str] = {}
-    out: list[str] = []
-    for v in values:
-        if v is None:
-            out.append("null")
-        elif type(v) is str:
-            text_ = cache.get(v)
-            if text_ is None:
-                text_ = cache[v] = dumps(v)
-            out.append(text_)
-        else:
-            out.append(dumps(v))
-    return out, False
-
-
-def _bulk_docs(
-    columns: Mapping[str, Sequence[Any]], consts: Mapping[str, Any], n: int
-) -> Iterator[str]:
-    """The records' canonical JSON texts (as `record_doc` renders them), from columns: constant
-    fields are rendered once into a format string, each varying column once per distinct value;
-    each text is made as the driver consumes it (a chunk's texts are never all in memory)."""
-    literal = ["{"]
-    varying: list[Sequence[Any]] = []
-    for k, name in enumerate(RECORD_FIELDS):
-        literal[-1] += ("," if k else "") + f'"{name}":'
-        if name in columns:
-            values = columns[name]
-            quoted = False
-            if name not in JSON_FIELDS:  # JSON fields come as JSON text, spliced in as they are
-                values, quoted = _json_column(values)
-            literal[-1] += '"' if quoted else ""
-            varying.append(values)
-            literal.append('"' if quoted else "")
-        elif name in JSON_FIELDS:
-            literal[-1] += consts.get(name, "[]" if name == "flags" else "null")
-        else:
-            literal[-1] += dumps(consts.get(name))
-    literal[-1] += "}"
-    fmt = "%s".join(part.replace("%", "%%") for part in literal)
-    if not varying:
-        return itertools.repeat(fmt % (), n)
-    return map(fmt.__mod__, zip(*varying, strict=True))
+def _has_rows(parts: Sequence[Mapping[str, Sequence[Any]]]) -> bool:
+    return any(len(v) for part in parts for v in part.values())
 
 
 def _bulk_values(
-    columns: Mapping[str, Sequence[Any]], consts: Mapping[str, Any], now: str, seen: list[int]
-) -> Iterator[tuple[Any, ...]]:
-    """One slice of `bulk_insert` → INSERT_COLUMNS tuples (made as the driver consumes them);
-    adds the slice's length to `seen[0]`."""
+    columns: Mapping[str, Sequence[Any]],
+    fields: set[str],
+    consts: Mapping[str, Any],
+    now: str,
+    seen: list[int],
+    shape: int,
+) -> list[Any]:
+    """One slice of `bulk_insert` → its rows' BULK_INSERT_COLUMNS values, row after row in one
+    flat list (each column set in with one slice assignment), for records of one shape whose
+    varying `fields` are the slice's columns; adds the slice's length to `seen[0]`."""
     unknown = set(columns) - set(BULK_COLUMNS)
     if unknown:
         raise ValueError(f"not record columns: {sorted(unknown)}")
@@ -250,45 +213,41 @@ def _bulk_values(
     n = sizes.pop() if sizes else 0
     if n and "id" not in columns:
         raise ValueError("bulk_insert needs an id column")
+    if n and set(columns) != fields:
+        raise ValueError("the slices of one bulk_insert must have the same columns")
     seen[0] += n
-
-    def column(name: str) -> Iterable[Any]:
+    width = len(BULK_INSERT_COLUMNS)
+    flat: list[Any] = [None] * (n * width)
+    for k, name in enumerate(INSERT_COLUMNS[:6]):
         if name in columns:
-            return columns[name]
-        return itertools.repeat(consts.get(name, "[]" if name == "flags" else None), n)
-
-    return zip(
-        *(column(name) for name in INSERT_COLUMNS[:6]),
-        itertools.repeat(now, n),
-        _bulk_docs(columns, consts, n),
-        strict=True,
-    )
+            flat[k::width] = columns[name]
+        else:
+            flat[k::width] = [consts.get(name, "[]" if name == "flags" else None)] * n
+    flat[6::width] = [now] * n
+    flat[7::width] = list(varying_texts(columns, n))
+    flat[8::width] = [shape] * n
+    return flat
 
 
 #: Rows per statement on the bulk path. One statement per row costs more than the row's own
 #: B-tree work: the driver's per-execution overhead, and on SQLite the AUTOINCREMENT bookkeeping
-#: that every statement reads and writes back. 100 rows of 8 values stay under the 999 bound
+#: that every statement reads and writes back. 100 rows of 9 values stay under the 999 bound
 #: parameters of older SQLite builds. A 1M-row import into SQLite measured 21 % faster.
 ROWS_PER_INSERT = 100
 
 
-def _blocks(
-    rows: Iterable[tuple[Any, ...]], n: int, tail: list[tuple[Any, ...]]
-) -> Iterator[tuple[Any, ...]]:
-    """`rows` as flat parameter tuples of n rows each (made as the driver consumes them); the
-    last rows, fewer than n, are left in `tail`."""
-    it = iter(rows)
-    chain = itertools.chain.from_iterable
-    while True:
-        block = list(itertools.islice(it, n))
-        if len(block) < n:
-            tail.extend(block)
-            return
-        yield tuple(chain(block))
-
-
-def _flat(rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(itertools.chain.from_iterable(rows))
+def _blocks(slices: Iterable[list[Any]], size: int, tail: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """Flat value lists → parameter tuples of `size` values each (made as the driver consumes
+    them); the last values, fewer than `size`, are left in `tail`."""
+    carry: list[Any] = []
+    for flat in slices:
+        if carry:
+            flat = carry + flat
+        full = len(flat) - len(flat) % size
+        for i in range(0, full, size):
+            yield tuple(flat[i : i + size])
+        carry = flat[full:]
+    tail.extend(carry)
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -346,6 +305,7 @@ class Store:
         )
         self._page_sql_cache: dict[tuple[str, ...], str] = {}
         self._rows_sql_cache: dict[int, str] = {}
+        self.shapes = Shapes(self.engine)
 
     # -- schema ------------------------------------------------------------------------------
     def create_all(self) -> None:
@@ -357,6 +317,7 @@ class Store:
         self._migrate_v1()
         SQLModel.metadata.create_all(self.engine)
         self._add_quarantine_place()
+        self._add_record_shape()
         if self._v1_rows:
             self._copy_v1()
         self._time_ordered_ids()
@@ -371,6 +332,14 @@ class Store:
                 conn.exec_driver_sql("ALTER TABLE quarantine ADD COLUMN place TEXT")
         for index in QUARANTINE.indexes:
             index.create(self.engine, checkfirst=True)
+
+    def _add_record_shape(self) -> None:
+        """The `shape` column, on a records table made before shapes (its records keep whole
+        docs: NULL)."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns("records")}
+        if "shape" not in columns:
+            with self._write_lock, self.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE records ADD COLUMN shape INTEGER")
 
     def _migrate_v1(self) -> None:
         """A records table of the first layout (a column per record field, no `doc`) is set
@@ -438,7 +407,7 @@ class Store:
             with self.write() as conn:
                 rows = conn.execute(
                     select(RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc)
-                    .where(RECORDS.c.seq > after)
+                    .where(RECORDS.c.seq > after, RECORDS.c.shape.is_(None))
                     .order_by(RECORDS.c.seq)
                     .limit(5000)
                 ).all()
@@ -586,9 +555,10 @@ class Store:
         record (the JSON ones already serialised), best sorted by id; or it is an iterable of such
         mappings, slices of one batch taken one at a time (only one need be in memory).
         `constants` are fields with one value for every record (JSON ones serialised too); fields
-        in neither are null (flags `[]`). One transaction with the quarantine and the checkpoints,
-        like `commit`. `INSERT ... ON CONFLICT (id) DO NOTHING` through the driver's executemany:
-        a duplicate costs one index probe and is counted from the driver's change count."""
+        in neither are null (flags `[]`). The records are stored with one shape (`shapes.py`):
+        what the constants make common is stored once. One transaction with the quarantine and
+        the checkpoints, like `commit`. `INSERT ... ON CONFLICT (id) DO NOTHING`, 100 rows a
+        statement: a duplicate costs one index probe and is counted from the change count."""
         result = BulkResult()
         now = _now()
         consts = dict(constants or {})
@@ -596,14 +566,27 @@ class Store:
         if unknown:
             raise ValueError(f"not record columns: {sorted(unknown)}")
         consts.pop("committed_at", None)
-        slices = [columns] if isinstance(columns, Mapping) else columns
+        parts = iter([columns] if isinstance(columns, Mapping) else columns)
+        lead: list[Mapping[str, Sequence[Any]]] = []
+        for part in parts:  # up to the first slice with rows: its columns are the varying fields
+            lead.append(part)
+            if any(len(v) for v in part.values()):
+                break
+        fields = set(lead[-1]) if lead else set()
+        fmt = shape_of([name for name in RECORD_FIELDS if name in fields], consts)
         seen = [0]
-        values = itertools.chain.from_iterable(
-            _bulk_values(part, consts, now, seen) for part in slices
-        )
-        tail: list[tuple[Any, ...]] = []
-        blocks = _blocks(values, ROWS_PER_INSERT, tail)
         with self.write() as conn:
+            shape = Shapes.id_for(conn, fmt) if _has_rows(lead) else 0
+            width = len(BULK_INSERT_COLUMNS)
+            tail: list[Any] = []
+            blocks = _blocks(
+                (
+                    _bulk_values(part, fields, consts, now, seen, shape)
+                    for part in itertools.chain(lead, parts)
+                ),
+                ROWS_PER_INSERT * width,
+                tail,
+            )
             dbapi: Any = conn.connection.driver_connection
             cur = dbapi.cursor()
             try:
@@ -611,13 +594,13 @@ class Store:
                     before = dbapi.total_changes
                     cur.executemany(self._insert_rows_sql(ROWS_PER_INSERT), blocks)
                     if tail:
-                        cur.execute(self._insert_rows_sql(len(tail)), _flat(tail))
+                        cur.execute(self._insert_rows_sql(len(tail) // width), tail)
                     result.new = dbapi.total_changes - before
                 else:
                     cur.executemany(self._insert_rows_sql(ROWS_PER_INSERT), blocks)
                     result.new = max(cur.rowcount, 0)
                     if tail:
-                        cur.execute(self._insert_rows_sql(len(tail)), _flat(tail))
+                        cur.execute(self._insert_rows_sql(len(tail) // width), tail)
                         result.new += max(cur.rowcount, 0)
             finally:
                 cur.close()
@@ -630,9 +613,9 @@ class Store:
         sql = self._rows_sql_cache.get(n)
         if sql is None:
             mark = "?" if self.is_sqlite else "%s"
-            one = f"({', '.join(mark for _ in INSERT_COLUMNS)})"
+            one = f"({', '.join(mark for _ in BULK_INSERT_COLUMNS)})"
             sql = self._rows_sql_cache[n] = (
-                f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
+                f"INSERT INTO records ({', '.join(BULK_INSERT_COLUMNS)}) "
                 f"VALUES {', '.join(itertools.repeat(one, n))} ON CONFLICT (id) DO NOTHING"
             )
         return sql
@@ -749,7 +732,9 @@ class Store:
         self, after: int = 0, limit: int = 1000, flt: RecordFilter | None = None
     ) -> list[dict[str, Any]]:
         """Records with seq > after, in commit order (dicts, each with its `seq`)."""
-        return [row_to_dict(seq, doc) for seq, doc in self._page(after, limit, flt, "seq, doc")]
+        render = self.shapes.render
+        rows = self._page(after, limit, flt, "seq, doc, shape")
+        return [row_to_dict(seq, render(shape, doc)) for seq, doc, shape in rows]
 
     def records_json(
         self,
@@ -761,11 +746,15 @@ class Store:
         """A page as (seq, id, the record's JSON) in commit order, plus the last seq (or `after`).
         The feed, the event stream and the forwarder serve these bytes as they are: the stored
         text, with `"seq":N` spliced in front when `with_seq`."""
-        rows = self._page(after, limit, flt, "seq, id, doc", raw_text=True)
+        rows = self._page(after, limit, flt, "seq, id, doc, shape", raw_text=True)
+        render = self.shapes.render_bytes
         if with_seq:
-            out = [(seq, rid.decode(), b'{"seq":%d,%s' % (seq, doc[1:])) for seq, rid, doc in rows]
+            out = [
+                (seq, rid.decode(), b'{"seq":%d,%s' % (seq, render(shape, doc)[1:]))
+                for seq, rid, doc, shape in rows
+            ]
         else:
-            out = [(seq, rid.decode(), doc) for seq, rid, doc in rows]
+            out = [(seq, rid.decode(), render(shape, doc)) for seq, rid, doc, shape in rows]
         return out, (out[-1][0] if out else after)
 
     def _page(
@@ -787,7 +776,7 @@ class Store:
                 if raw_text and self.is_sqlite:
                     dbapi.text_factory = str
         if raw_text and not self.is_sqlite:
-            rows = [(seq, rid.encode(), doc.encode()) for seq, rid, doc in rows]
+            rows = [(seq, rid.encode(), doc.encode(), *rest) for seq, rid, doc, *rest in rows]
         return rows
 
     def _page_sql(
@@ -845,9 +834,11 @@ class Store:
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(RECORDS.c.seq, RECORDS.c.doc).where(RECORDS.c.id == record_id)
+                select(RECORDS.c.seq, RECORDS.c.doc, RECORDS.c.shape).where(
+                    RECORDS.c.id == record_id
+                )
             ).first()
-        return row_to_dict(row[0], row[1]) if row else None
+        return row_to_dict(row[0], self.shapes.render(row[2], row[1])) if row else None
 
     def punches_since(self, since_utc: str) -> dict[str, int]:
         """Per-device count of records with occurred_at >= since (for 'punches today')."""

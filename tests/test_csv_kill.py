@@ -16,6 +16,7 @@ import pytest
 from fileimport_helpers import attlog_line
 
 from spotme_hub.fileimport.writer import PROCESS_MIN_BYTES
+from spotme_hub.store import Store
 
 
 def _count(db: Path) -> int:
@@ -94,12 +95,9 @@ def test_kill9_mid_import_then_reimport_gives_exactly_one_copy(tmp_path: Path, w
     assert done.returncode == 0, done.stderr
     assert "already imported" not in done.stdout
     assert f"committed by a worker {writer}" in " ".join(done.stdout.split())
-    with sqlite3.connect(db) as conn:
-        total, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT json_extract(doc, '$.source_user_id') || '|'"
-            " || json_extract(doc, '$.local_time') || '|' || json_extract(doc, '$.punch'))"
-            " FROM records"
-        ).fetchone()
-    assert total == distinct == rows
+    store = Store(f"sqlite:///{db}")
+    punches = [(r["source_user_id"], r["local_time"], r["punch"]) for r in store.iter_records()]
+    store.close()
+    assert len(punches) == len(set(punches)) == rows
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert "already imported" in again.stdout

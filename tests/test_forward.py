@@ -8,12 +8,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from forward_helpers import admin, core_fixture, make_records  # noqa: F401  (fixture)
 from hub_helpers import wait_until
 
 from spotme_hub.forward.core_sim import CoreServer, CoreState, free_port
 from spotme_hub.forward.forwarder import Forwarder, dead_letters, forward_status
-from spotme_hub.store import Store
+from spotme_hub.record import RECORD_FIELDS
+from spotme_hub.store import JSON_FIELDS, Store, dumps
 
 
 def core_cfg(make_config: Any, url: str, **extra: Any) -> Any:
@@ -82,12 +84,22 @@ async def test_5xx_and_429_storm_delivers_everything_in_order(
     assert [order[f] for f in firsts] == sorted(order[f] for f in firsts)
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["committed", "bulk-inserted"])
 async def test_rejected_records_become_dead_letters_and_replay(
-    make_config: Any, store: Store, core: CoreServer
+    make_config: Any, store: Store, core: CoreServer, bulk: bool
 ) -> None:
     cfg = core_cfg(make_config, core.url, token=None)
     recs = make_records(300)
-    store.commit(recs)
+    if bulk:  # stored with a shape: the batches and the dead letters' replay render them
+        store.bulk_insert(
+            {
+                name: [dumps(getattr(r, name)) if name in JSON_FIELDS else getattr(r, name)
+                       for r in recs]
+                for name in RECORD_FIELDS
+            }
+        )  # fmt: skip
+    else:
+        store.commit(recs)
     bad = [recs[10].id, recs[205].id]
     admin(core, "settings", reject_ids=bad, reject_reason="employee E10 unknown")
     await Forwarder(cfg, store).drain()
@@ -108,6 +120,8 @@ async def test_rejected_records_become_dead_letters_and_replay(
     assert result == {"sent": 2, "delivered": 2, "rejected": 0}
     assert forward_status(store, cfg)["dead_letters"] == 0
     assert sorted(core.state.ids()) == sorted(hub_ids(store))
+    received = {d["record"]["id"]: d["record"] for d in core.state.records(0, 1000)}
+    assert received == {r.id: r.to_dict() for r in recs}
 
 
 async def test_whole_batch_4xx_is_bisected_to_the_culprit(

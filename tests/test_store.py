@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RECORD_FIELDS, RawPunch, Record, Rejection
-from spotme_hub.store import JSON_FIELDS, ROWS_PER_INSERT, RecordFilter, Store, dumps
+from spotme_hub.store import (
+    JSON_FIELDS,
+    ROWS_PER_INSERT,
+    RecordFilter,
+    Store,
+    dumps,
+    record_doc,
+)
 
 
 def make_records(make_config, n: int, start: int = 0, device: str = "dev1") -> list[Record]:  # type: ignore[no-untyped-def]
@@ -41,16 +48,77 @@ def test_bulk_insert_counts_new_and_duplicate_rows_across_its_statements(
     recs = make_records(make_config, 2 * ROWS_PER_INSERT + 50)
     store.commit(recs[100:130])
     batch = recs + recs[:7]  # several statements' worth, a short last one, repeats inside
-    columns = {
-        name: [dumps(getattr(r, name)) if name in JSON_FIELDS else getattr(r, name) for r in batch]
-        for name in RECORD_FIELDS
-    }
-    res = store.bulk_insert(columns)
+    res = store.bulk_insert(_columns(batch))
     assert (res.new, res.duplicate) == (len(recs) - 30, 30 + 7)
     stored = store.records(after=0, limit=1000)
     assert len(stored) == len(recs)
     by_id = {r["id"]: {k: v for k, v in r.items() if k != "seq"} for r in stored}
     assert all(by_id[r.id] == r.to_dict() for r in recs)
+
+
+def _columns(records: list[Record]) -> dict[str, list]:
+    return {
+        name: [
+            dumps(getattr(r, name)) if name in JSON_FIELDS else getattr(r, name) for r in records
+        ]
+        for name in RECORD_FIELDS
+    }
+
+
+def test_bulk_records_are_stored_with_one_shape_and_read_back_exactly(
+    store: Store, make_config
+) -> None:  # type: ignore[no-untyped-def]
+    recs = make_records(make_config, 40)
+    awkward = ["a%sb", '"q" \\ \x1f', "100%", "ünï ☃ \u2028", "%(x)s", ""]
+    for i, rec in enumerate(recs):  # what a shape or a field text could trip over
+        rec.raw = {"v": awkward[i % len(awkward)], "n": i, "f": 0.1 * i}
+        rec.source = {"file": "50% off.csv", "line": i}
+        rec.source_user_id = awkward[i % len(awkward)] or None
+    consts = {"device_id": "dev1", "office_id": "hq", "timezone": 'Asia/"K%L"'}
+    for rec in recs:
+        rec.timezone = consts["timezone"]
+    columns = {k: v for k, v in _columns(recs).items() if k not in consts}
+    assert store.bulk_insert(columns, consts).new == len(recs)
+    with store.engine.connect() as conn:  # stored as a shape and each record's own fields
+        rows = conn.exec_driver_sql("SELECT shape, doc FROM records").all()
+        shapes = conn.exec_driver_sql("SELECT count(*) FROM record_shapes").scalar()
+    assert shapes == 1 and all(shape is not None for shape, _ in rows)
+    assert all("dev1" not in doc and "Asia" not in doc for _, doc in rows)
+    assert sum(map(len, (doc for _, doc in rows))) < sum(len(record_doc(r)) for r in recs) / 2
+    # every read path gives the canonical text, as a whole stored doc would
+    page, _ = store.records_json(0, 1000)
+    assert [text for _, _, text in page] == [
+        b'{"seq":%d,%s' % (seq, record_doc(r).encode()[1:])
+        for (seq, _, _), r in zip(page, recs, strict=True)
+    ]
+    plain, _ = store.records_json(0, 1000, with_seq=False)
+    assert [text for _, _, text in plain] == [record_doc(r).encode() for r in recs]
+    got = store.records(0, 1000)
+    assert [{k: v for k, v in d.items() if k != "seq"} for d in got] == [r.to_dict() for r in recs]
+    assert store.get_record(recs[5].id) == got[5]
+    # a second batch with the same constants reuses the shape
+    more = make_records(make_config, 3, start=100)
+    for rec in more:
+        rec.timezone = consts["timezone"]
+    store.bulk_insert({k: v for k, v in _columns(more).items() if k not in consts}, consts)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM record_shapes").scalar() == 1
+
+
+def test_an_older_database_gets_the_shape_column(store_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
+    old = Store(store_url)
+    old.create_all()
+    recs = make_records(make_config, 3)
+    old.commit(recs[:2])
+    with old.engine.begin() as conn:  # the records table as it was before shapes
+        conn.exec_driver_sql("ALTER TABLE records DROP COLUMN shape")
+    old.close()
+    again = Store(store_url)
+    again.create_all()
+    again.bulk_insert(_columns(recs[2:]))
+    got = [{k: v for k, v in d.items() if k != "seq"} for d in again.records(0, 10)]
+    assert got == [r.to_dict() for r in recs]
+    again.close()
 
 
 def test_round_trip_and_cursor_order(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]

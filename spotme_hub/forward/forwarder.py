@@ -348,7 +348,7 @@ class Forwarder:
                 if not rows:
                     return result
                 after = rows[-1][0]
-                recs, _ = items_from_rows([r[2:] for r in rows])
+                recs, _ = items_from_rows(self.store, [r[2:] for r in rows])
                 by_id = {rid: (row[0], row[1]) for (rid, _), row in zip(recs, rows, strict=True)}
 
                 def key_of(part: list[Item], by_id: Any = by_id) -> str:

@@ -21,8 +21,8 @@ from ..store import CHECKPOINTS, RECORDS, Store
 from .tables import DEAD_LETTERS
 
 SCOPE = "forwarder"
-#: What a dead letter's record is read back as (its seq, id and stored JSON).
-COLUMNS = [RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc]
+#: What a dead letter's record is read back as (its seq, id, stored JSON and shape).
+COLUMNS = [RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc, RECORDS.c.shape]
 
 
 def now() -> str:
@@ -47,9 +47,11 @@ class Batch:
 # --- reading the backlog fast -----------------------------------------------------------------
 
 
-def items_from_rows(rows: Any) -> tuple[list[Item], list[int]]:
-    """Rows (seq, id, doc) → the records' stored JSON texts, as they are."""
-    return [(rid, doc.encode()) for _, rid, doc in rows], [seq for seq, _, _ in rows]
+def items_from_rows(store: Store, rows: Any) -> tuple[list[Item], list[int]]:
+    """Rows (seq, id, doc, shape) → the records' JSON texts, as the store renders them."""
+    render = store.shapes.render
+    items = [(rid, render(shape, doc).encode()) for _, rid, doc, shape in rows]
+    return items, [row[0] for row in rows]
 
 
 def encode(hub_id: str, items: list[Item]) -> bytes:

@@ -74,11 +74,12 @@ def row_path(
     return normalizer.normalize(device, raw, now=received_at, punch_map=punch_map)
 
 
-#: Columns that usually hold one value per chunk (device, office, receive time...).
+#: Columns that usually hold one value per chunk (device, office, receive time...), or often do
+#: (no employee mapped yet, no cards, no serial): stored once in the chunk's shape when they do.
 CONSTANT_CANDIDATES = (
     "timezone", "received_at", "clock_skew_s", "device_id", "device_kind", "office_id",
     "office_state", "latitude", "longitude", "location_source", "distance_m", "within_geofence",
-    "schema_version",
+    "schema_version", "employee_id", "card", "device_serial", "flags",
 )  # fmt: skip
 
 
