@@ -10,6 +10,10 @@ allows none outside them). Reading a record renders `shape % fields`: the very t
 `record_doc` gives, as a whole stored `doc` would hold it. A 1M-row attlog import stores 0.3 GB
 of records instead of 0.85, and its insert is that much shorter.
 
+An object field (an import's `raw` row) may be given member by member: its keys then go in the
+shape and each member is a field of its own, encoded like any other, so neither the importing
+process joins a JSON object per row nor does the store keep the keys of every row.
+
 Records committed one at a time (live punches) keep their whole JSON in `doc` (shape NULL).
 """
 
@@ -64,15 +68,50 @@ def json_column(values: Sequence[Any]) -> tuple[Sequence[Any], bool]:
     return out, False
 
 
-def shape_of(varying: Sequence[str], consts: Mapping[str, Any]) -> str:
-    """The shape of records whose `varying` fields differ and whose others are `consts` (JSON
-    fields as JSON text; a field in neither is null, flags `[]`): their canonical JSON text with
-    `%s` for each varying field, in field order (`%` itself doubled)."""
+#: A batch's columns: each varying field's values, one per record (JSON fields as JSON text), or
+#: for an object field a mapping of its members' values, in key order.
+Columns = Mapping[str, "Sequence[Any] | Mapping[str, Sequence[Any]]"]
+
+
+def lengths(columns: Columns) -> set[int]:
+    """The lengths of a batch's columns (and members)."""
+    return {
+        len(part)
+        for col in columns.values()
+        for part in (col.values() if isinstance(col, Mapping) else [col])
+    }
+
+
+def layout(columns: Columns) -> list[tuple[str, tuple[str, ...] | None]]:
+    """The varying fields in field order, each with its members (None: given whole)."""
+    out: list[tuple[str, tuple[str, ...] | None]] = []
+    for name in RECORD_FIELDS:
+        if name in columns:
+            col = columns[name]
+            out.append((name, tuple(col) if isinstance(col, Mapping) else None))
+    return out
+
+
+def shape_of(
+    fields: Sequence[tuple[str, tuple[str, ...] | None]], consts: Mapping[str, Any]
+) -> str:
+    """The shape of records whose varying `fields` (a `layout`) differ and whose others are
+    `consts` (JSON fields as JSON text; a field in neither is null, flags `[]`): their canonical
+    JSON text with `%s` for each varying field or member, in order (`%` itself doubled)."""
+    varying = dict(fields)
     parts = ["{"]
     for k, name in enumerate(RECORD_FIELDS):
         parts[-1] += ("," if k else "") + f'"{name}":'
         if name in varying:
-            parts.append("")
+            members = varying[name]
+            if members is None:
+                parts.append("")
+                continue
+            parts[-1] += "{"
+            for m, key in enumerate(members):
+                parts[-1] += ("," if m else "") + _dumps(key) + ":"
+                parts.append("")
+            parts[-1] += "}"
         elif name in JSON_FIELDS:
             parts[-1] += consts.get(name, "[]" if name == "flags" else "null")
         else:
@@ -81,21 +120,24 @@ def shape_of(varying: Sequence[str], consts: Mapping[str, Any]) -> str:
     return "%s".join(part.replace("%", "%%") for part in parts)
 
 
-def varying_texts(columns: Mapping[str, Sequence[Any]], n: int) -> Iterator[str]:
-    """Each record's `doc` for its shape: its varying fields' JSON texts joined by SEP, made
-    as the driver consumes them (a chunk's texts are never all in memory). Each column is
-    encoded once per distinct value, or not at all when its values are plain strings."""
+def varying_texts(columns: Columns, n: int) -> Iterator[str]:
+    """Each record's `doc` for its shape: its varying fields' (and members') JSON texts joined
+    by SEP, made as the driver consumes them (a chunk's texts are never all in memory). Each
+    column is encoded once per distinct value, or not at all when its values are plain
+    strings (their quotes are in the format)."""
     holes: list[str] = []
     values: list[Sequence[Any]] = []
-    for name in RECORD_FIELDS:
-        if name not in columns:
-            continue
-        column: Sequence[Any] = columns[name]
-        quoted = False
-        if name not in JSON_FIELDS:
-            column, quoted = json_column(column)
-        holes.append('"%s"' if quoted else "%s")
-        values.append(column)
+    for name, members in layout(columns):
+        col = columns[name]
+        parts: list[Sequence[Any]] = (
+            [col[m] for m in members or ()] if isinstance(col, Mapping) else [col]
+        )
+        for part in parts:
+            quoted = False
+            if name not in JSON_FIELDS or members is not None:  # JSON text comes as it is
+                part, quoted = json_column(part)
+            holes.append('"%s"' if quoted else "%s")
+            values.append(part)
     if not values:
         return itertools.repeat("", n)
     return map(SEP.join(holes).__mod__, zip(*values, strict=True))

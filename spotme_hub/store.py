@@ -51,7 +51,7 @@ from .record import (
     identity_key,
     record_id,
 )
-from .shapes import JSON_FIELDS, Shapes, shape_of, varying_texts
+from .shapes import JSON_FIELDS, Columns, Shapes, layout, lengths, shape_of, varying_texts
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,13 @@ def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
     return {"seq": int(seq), **orjson.loads(doc)}
 
 
-def _has_rows(parts: Sequence[Mapping[str, Sequence[Any]]]) -> bool:
-    return any(len(v) for part in parts for v in part.values())
+def _has_rows(parts: Sequence[Columns]) -> bool:
+    return any(n for part in parts for n in lengths(part))
 
 
 def _bulk_values(
-    columns: Mapping[str, Sequence[Any]],
-    fields: set[str],
+    columns: Columns,
+    fields: list[tuple[str, tuple[str, ...] | None]],
     consts: Mapping[str, Any],
     now: str,
     seen: list[int],
@@ -207,20 +207,21 @@ def _bulk_values(
     unknown = set(columns) - set(BULK_COLUMNS)
     if unknown:
         raise ValueError(f"not record columns: {sorted(unknown)}")
-    sizes = {len(values) for values in columns.values()}
+    sizes = lengths(columns)
     if len(sizes) > 1:
         raise ValueError(f"columns of different lengths: {sorted(sizes)}")
     n = sizes.pop() if sizes else 0
     if n and "id" not in columns:
         raise ValueError("bulk_insert needs an id column")
-    if n and set(columns) != fields:
+    if n and layout(columns) != fields:
         raise ValueError("the slices of one bulk_insert must have the same columns")
     seen[0] += n
     width = len(BULK_INSERT_COLUMNS)
     flat: list[Any] = [None] * (n * width)
     for k, name in enumerate(INSERT_COLUMNS[:6]):
-        if name in columns:
-            flat[k::width] = columns[name]
+        col = columns.get(name)
+        if col is not None and not isinstance(col, Mapping):
+            flat[k::width] = col
         else:
             flat[k::width] = [consts.get(name, "[]" if name == "flags" else None)] * n
     flat[6::width] = [now] * n
@@ -546,14 +547,15 @@ class Store:
 
     def bulk_insert(
         self,
-        columns: Mapping[str, Sequence[Any]] | Iterable[Mapping[str, Sequence[Any]]],
+        columns: Columns | Iterable[Columns],
         constants: Mapping[str, Any] | None = None,
         rejections: Sequence[Rejection] = (),
         checkpoints: Mapping[tuple[str, str], Any] | None = None,
     ) -> BulkResult:
         """The bulk path (file imports). `columns` maps record fields to their values, one per
-        record (the JSON ones already serialised), best sorted by id; or it is an iterable of such
-        mappings, slices of one batch taken one at a time (only one need be in memory).
+        record (the JSON ones already serialised, or an object field as a mapping of its members'
+        values), best sorted by id; or it is an iterable of such mappings, slices of one batch
+        taken one at a time (only one need be in memory).
         `constants` are fields with one value for every record (JSON ones serialised too); fields
         in neither are null (flags `[]`). The records are stored with one shape (`shapes.py`):
         what the constants make common is stored once. One transaction with the quarantine and
@@ -567,13 +569,13 @@ class Store:
             raise ValueError(f"not record columns: {sorted(unknown)}")
         consts.pop("committed_at", None)
         parts = iter([columns] if isinstance(columns, Mapping) else columns)
-        lead: list[Mapping[str, Sequence[Any]]] = []
+        lead: list[Columns] = []
         for part in parts:  # up to the first slice with rows: its columns are the varying fields
             lead.append(part)
             if any(len(v) for v in part.values()):
                 break
-        fields = set(lead[-1]) if lead else set()
-        fmt = shape_of([name for name in RECORD_FIELDS if name in fields], consts)
+        fields = layout(lead[-1]) if lead else []
+        fmt = shape_of(fields, consts)
         seen = [0]
         with self.write() as conn:
             shape = Shapes.id_for(conn, fmt) if _has_rows(lead) else 0

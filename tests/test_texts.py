@@ -1,14 +1,17 @@
-"""The numpy-built fixed-width texts equal what the per-value formatting gives."""
+"""The numpy-built fixed-width texts equal what the per-value formatting gives; plain strings
+are exactly those whose JSON text is themselves in quotes."""
 
 from __future__ import annotations
 
 import uuid
 
 import numpy as np
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spotme_hub.normalize.texts import code_points_to_str, iso_seconds
+from spotme_hub.record import plain_strings
 
 # numpy's datetime64[s] range is far wider; this covers years -2000 to 12000, so the fallback
 # outside 0000-9999 is taken too
@@ -37,3 +40,15 @@ def test_code_points_to_str(ids: list[uuid.UUID]) -> None:
     texts = [str(u) for u in ids]
     codes = np.array([[ord(c) for c in t] for t in texts], dtype=np.uint8).reshape(len(texts), 36)
     assert code_points_to_str(codes) == texts
+
+
+@given(st.lists(st.one_of(st.text(max_size=8), st.integers(), st.none()), max_size=8))
+def test_plain_strings_are_those_whose_json_is_themselves_in_quotes(values: list) -> None:
+    # every plain string's JSON text is itself in quotes (and holds no control character,
+    # such as the shapes' separator); printable ASCII without quotes or backslashes is plain
+    as_is = all(type(v) is str and orjson.dumps(v).decode() == f'"{v}"' for v in values)
+    printable = all(
+        type(v) is str and all(" " <= c <= "~" and c not in '"\\' for c in v) for v in values
+    )
+    assert plain_strings(values) == printable
+    assert as_is or not printable

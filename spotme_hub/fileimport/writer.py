@@ -31,6 +31,7 @@ import orjson
 from sqlalchemy.engine import make_url
 
 from ..record import Rejection
+from ..shapes import Columns, lengths
 from ..store import Store
 
 #: Files from this size up (about 100,000 attlog rows, two chunks) are written by a worker process;
@@ -40,7 +41,7 @@ PROCESS_MIN_BYTES = 4 << 20
 
 #: A device's records of one chunk: ({varying field: values sorted by id}, {field: value}); the
 #: first may also be an iterable of such mappings (slices), as `Store.bulk_insert` takes.
-Table = tuple[Mapping[str, Sequence[Any]] | Iterable[Mapping[str, Sequence[Any]]], dict[str, Any]]
+Table = tuple[Columns | Iterable[Columns], dict[str, Any]]
 SLICE_ROWS = 5_000
 Checkpoints = Mapping[tuple[str, str], Any] | None
 
@@ -210,16 +211,22 @@ def _serve(work: Connection, done: Connection) -> None:
         store.close()
 
 
-def _slices(
-    columns: Mapping[str, Sequence[Any]] | Iterable[Mapping[str, Sequence[Any]]],
-) -> list[bytes]:
-    """A table's columns as orjson texts of `SLICE_ROWS`-row slices."""
+def _slices(columns: Columns | Iterable[Columns]) -> list[bytes]:
+    """A table's columns (and members) as orjson texts of `SLICE_ROWS`-row slices."""
     out = []
     for part in [columns] if isinstance(columns, Mapping) else columns:
-        n = max((len(v) for v in part.values()), default=0)
+        n = max(lengths(part), default=0)
         for a in range(0, n, SLICE_ROWS):
+            b = a + SLICE_ROWS
             out.append(
-                orjson.dumps({name: values[a : a + SLICE_ROWS] for name, values in part.items()})
+                orjson.dumps(
+                    {
+                        name: {m: v[a:b] for m, v in col.items()}
+                        if isinstance(col, Mapping)
+                        else col[a:b]
+                        for name, col in part.items()
+                    }
+                )
             )
     return out
 

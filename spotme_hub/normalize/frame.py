@@ -31,7 +31,6 @@ from ..record import (
     Record,
     Rejection,
     credential,
-    plain_strings,
 )
 from . import Normalizer
 from .cards import canonical_card
@@ -85,9 +84,10 @@ CONSTANT_CANDIDATES = (
 
 @dataclass
 class FrameResult:
-    """Records as columns (JSON fields already serialised) plus rejections."""
+    """Records as columns (JSON fields already serialised; `raw` may instead be a dict of its
+    members' values, each a list: what `Store.bulk_insert` takes) plus rejections."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, Any]
     rejections: list[Rejection] = field(default_factory=list)
     ignored: int = 0
     known: int = 0  # rows left out because `known_ids` said their id is already stored
@@ -117,14 +117,25 @@ class FrameResult:
         if np.array_equal(order, np.arange(n)):
             return {name: self.columns[name] for name in names}, consts
         at = order.tolist()
-        return {name: list(map(self.columns[name].__getitem__, at)) for name in names}, consts
+
+        def reordered(col: Any) -> Any:
+            if isinstance(col, dict):
+                return {m: list(map(v.__getitem__, at)) for m, v in col.items()}
+            return list(map(col.__getitem__, at))
+
+        return {name: reordered(self.columns[name]) for name in names}, consts
 
     def records(self) -> list[Record]:
         out = []
+        raw = self.columns["raw"]
         for i in range(len(self)):
-            values = {name: self.columns[name][i] for name in RECORD_FIELDS}
-            for name in _JSON:
+            values = {name: self.columns[name][i] for name in RECORD_FIELDS if name != "raw"}
+            for name in ("flags", "source"):
                 values[name] = orjson.loads(values[name])
+            if isinstance(raw, dict):
+                values["raw"] = {m: v[i] for m, v in raw.items()}
+            else:
+                values["raw"] = orjson.loads(raw[i])
             out.append(Record(**values))
         return out
 
@@ -311,10 +322,10 @@ def normalize_frame(
             result.ignored += 1
     if len(good):
 
-        def raw_json(rows: np.ndarray) -> list[str]:
-            return _raw_json(docs, rows, None if time_key is None else (time_key, times))
+        def raw_members(rows: np.ndarray) -> dict[str, list[Any]]:
+            return _raw_members(docs, rows, None if time_key is None else (time_key, times))
 
-        _fill(result, normalizer, device, mapping, raw_json, good, users, cards, cards_raw, punches,
+        _fill(result, normalizer, device, mapping, raw_members, good, users, cards, cards_raw, punches,
               verifies, verify_none, serials, utc, local_wall, dev_off, origin, lines, received_at,
               tz_dev, known_ids)  # fmt: skip
     for rec in extra:
@@ -324,7 +335,7 @@ def normalize_frame(
 
 def _fill(
     result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
-    raw_json: Callable[[np.ndarray], list[str]], good: np.ndarray, users: np.ndarray, cards: np.ndarray,
+    raw_members: Callable[[np.ndarray], dict[str, list[Any]]], good: np.ndarray, users: np.ndarray, cards: np.ndarray,
     cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
     serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray,
     origin: AbcMapping[str, Any],
@@ -408,38 +419,23 @@ def _fill(
         cols[name] += [getattr(template, name)] * m
     cols["flags"] += [flag_json[e is None] for e in employees.tolist()]
     cols["source"] += sources
-    cols["raw"] += raw_json(good)
+    cols["raw"] = raw_members(good)  # `raw` given member by member (the store's shapes)
 
 
 def _iso(times: np.ndarray) -> list[str]:
     return iso_seconds(times.astype("datetime64[s]").astype(np.int64))
 
 
-def _raw_json(
+def _raw_members(
     docs: pd.DataFrame, good: np.ndarray, time_column: tuple[str, np.ndarray] | None = None
-) -> list[str]:
-    """orjson.dumps of each row document, built column by column (once per distinct value);
-    `time_column` (name, times): a last column of ISO texts made from the times."""
-    parts: list[list[str]] = []
-    dumps = orjson.dumps
-    for k, name in enumerate(docs.columns):
-        lead = ("{" if k == 0 else ",") + dumps(str(name)).decode() + ":"
-        codes, uniques = pd.factorize(docs[name].to_numpy(dtype=object)[good])
-        texts = np.empty(len(uniques) + 1, dtype=object)
-        values = uniques.tolist()
-        if plain_strings(values):  # printable ASCII without quotes or backslashes: JSON is "value"
-            texts[:-1] = [f'{lead}"{u}"' for u in values]
-        else:
-            texts[:-1] = [lead + dumps(u).decode() for u in values]
-        texts[-1] = lead + "null"
-        parts.append(texts[codes].tolist())
-    if time_column is not None:  # ISO text is plain ASCII: its JSON is itself in quotes
+) -> dict[str, list[Any]]:
+    """The row documents of `good`, member by member (a row's `raw` is {member: its value});
+    `time_column` (name, times): a last member of ISO texts made from the times."""
+    out = {str(name): docs[name].to_numpy(dtype=object)[good].tolist() for name in docs.columns}
+    if time_column is not None:
         name, times = time_column
-        lead = ("," if parts else "{") + orjson.dumps(name).decode() + ':"'
-        parts.append([f'{lead}{t}"' for t in _iso(times[good])])
-    if not parts:
-        return ["{}"] * len(good)
-    return ["".join(t) + "}" for t in zip(*parts, strict=True)]
+        out[name] = _iso(times[good])
+    return out
 
 
 def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
@@ -453,7 +449,19 @@ def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> 
 
 def _append(result: FrameResult, rec: Record) -> None:
     row = rec.to_dict()
+    raw = result.columns["raw"]
+    if isinstance(raw, dict):
+        if isinstance(row["raw"], dict) and list(row["raw"]) == list(raw):
+            for member, value in row["raw"].items():
+                raw[member].append(value)
+            row.pop("raw")
+        else:  # a row document of other members: every row's `raw` as JSON text instead
+            result.columns["raw"] = [
+                orjson.dumps({m: v[i] for m, v in raw.items()}).decode() for i in range(len(result))
+            ]
     for name in RECORD_FIELDS:
+        if name not in row:
+            continue
         value = row[name]
         if name in _JSON:
             value = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
