@@ -49,6 +49,7 @@ from .record import (
     Rejection,
     credential,
     identity_key,
+    plain_strings,
     record_id,
 )
 from .shapes import JSON_FIELDS, Columns, Shapes, layout, lengths, shape_of, varying_texts
@@ -215,6 +216,9 @@ def _bulk_values(
         raise ValueError("bulk_insert needs an id column")
     if n and layout(columns) != fields:
         raise ValueError("the slices of one bulk_insert must have the same columns")
+    ids = columns.get("id")
+    if n and (isinstance(ids, Mapping) or not plain_strings(ids or ())):  # quoted in the shape
+        raise ValueError("record ids must be printable ASCII text without quotes")
     seen[0] += n
     width = len(BULK_INSERT_COLUMNS)
     flat: list[Any] = [None] * (n * width)
@@ -735,8 +739,8 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Records with seq > after, in commit order (dicts, each with its `seq`)."""
         render = self.shapes.render
-        rows = self._page(after, limit, flt, "seq, doc, shape")
-        return [row_to_dict(seq, render(shape, doc)) for seq, doc, shape in rows]
+        rows = self._page(after, limit, flt, "seq, id, doc, shape")
+        return [row_to_dict(seq, render(shape, doc, rid)) for seq, rid, doc, shape in rows]
 
     def records_json(
         self,
@@ -752,11 +756,11 @@ class Store:
         render = self.shapes.render_bytes
         if with_seq:
             out = [
-                (seq, rid.decode(), b'{"seq":%d,%s' % (seq, render(shape, doc)[1:]))
+                (seq, rid.decode(), b'{"seq":%d,%s' % (seq, render(shape, doc, rid)[1:]))
                 for seq, rid, doc, shape in rows
             ]
         else:
-            out = [(seq, rid.decode(), render(shape, doc)) for seq, rid, doc, shape in rows]
+            out = [(seq, rid.decode(), render(shape, doc, rid)) for seq, rid, doc, shape in rows]
         return out, (out[-1][0] if out else after)
 
     def _page(
@@ -840,7 +844,7 @@ class Store:
                     RECORDS.c.id == record_id
                 )
             ).first()
-        return row_to_dict(row[0], self.shapes.render(row[2], row[1])) if row else None
+        return row_to_dict(row[0], self.shapes.render(row[2], row[1], record_id)) if row else None
 
     def punches_since(self, since_utc: str) -> dict[str, int]:
         """Per-device count of records with occurred_at >= since (for 'punches today')."""

@@ -105,6 +105,16 @@ def test_bulk_records_are_stored_with_one_shape_and_read_back_exactly(
         assert conn.exec_driver_sql("SELECT count(*) FROM record_shapes").scalar() == 1
 
 
+def test_bulk_insert_refuses_ids_a_shape_cannot_quote(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    (rec,) = make_records(make_config, 1)
+    rec.id = 'not"plain'
+    with pytest.raises(ValueError, match="record ids"):
+        store.bulk_insert(_columns([rec]))
+    assert store.count_records() == 0
+
+
 def test_an_older_database_gets_the_shape_column(store_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
     old = Store(store_url)
     old.create_all()

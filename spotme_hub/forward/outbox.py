@@ -50,7 +50,7 @@ class Batch:
 def items_from_rows(store: Store, rows: Any) -> tuple[list[Item], list[int]]:
     """Rows (seq, id, doc, shape) → the records' JSON texts, as the store renders them."""
     render = store.shapes.render
-    items = [(rid, render(shape, doc).encode()) for _, rid, doc, shape in rows]
+    items = [(rid, render(shape, doc, rid).encode()) for _, rid, doc, shape in rows]
     return items, [row[0] for row in rows]
 
 
