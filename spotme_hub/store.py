@@ -576,7 +576,7 @@ class Store:
         lead: list[Columns] = []
         for part in parts:  # up to the first slice with rows: its columns are the varying fields
             lead.append(part)
-            if any(len(v) for v in part.values()):
+            if _has_rows([part]):
                 break
         fields = layout(lead[-1]) if lead else []
         fmt = shape_of(fields, consts)
