@@ -290,9 +290,16 @@ def normalize_frame(
     effective_map = {**hub_map, **punch_map} if punch_map else hub_map
     punches = column(mapping.punch, lambda v: _punch_text(v, effective_map or None))
     bad |= _is_bad(punches)
-    verify_none = column(mapping.verify, lambda v: v is None)
-    verifies = column(mapping.verify, lambda v: str(to_verify(v)))
-    serials = column(mapping.device_serial, lambda v: None if v is None else str(v))
+
+    def how_and_serial() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(verify, verify missing, serial) of every row: never bad, so only needed (and made)
+        once some row is not stored already."""
+        return (
+            column(mapping.verify, lambda v: str(to_verify(v))),
+            column(mapping.verify, lambda v: v is None),
+            column(mapping.device_serial, lambda v: None if v is None else str(v)),
+        )
+
     # when
     naive = times.astype("datetime64[s]").astype(np.int64)
     bad |= np.isnat(times)
@@ -325,8 +332,8 @@ def normalize_frame(
         def raw_members(rows: np.ndarray) -> dict[str, list[Any]]:
             return _raw_members(docs, rows, None if time_key is None else (time_key, times))
 
-        _fill(result, normalizer, device, mapping, raw_members, good, users, cards, cards_raw, punches,
-              verifies, verify_none, serials, utc, local_wall, dev_off, origin, lines, received_at,
+        _fill(result, normalizer, device, mapping, raw_members, good, users, cards, cards_raw,
+              punches, how_and_serial, utc, local_wall, dev_off, origin, lines, received_at,
               tz_dev, known_ids)  # fmt: skip
     for rec in extra:
         _append(result, rec)
@@ -335,10 +342,10 @@ def normalize_frame(
 
 def _fill(
     result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
-    raw_members: Callable[[np.ndarray], dict[str, list[Any]]], good: np.ndarray, users: np.ndarray, cards: np.ndarray,
-    cards_raw: np.ndarray, punches: np.ndarray, verifies: np.ndarray, verify_none: np.ndarray,
-    serials: np.ndarray, utc: np.ndarray, local_wall: np.ndarray, dev_off: np.ndarray,
-    origin: AbcMapping[str, Any],
+    raw_members: Callable[[np.ndarray], dict[str, list[Any]]], good: np.ndarray,
+    users: np.ndarray, cards: np.ndarray, cards_raw: np.ndarray, punches: np.ndarray,
+    how_and_serial: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]], utc: np.ndarray,
+    local_wall: np.ndarray, dev_off: np.ndarray, origin: AbcMapping[str, Any],
     lines: list[int], received_at: datetime, tz_dev: str,
     known_ids: Callable[[list[str]], set[str]] | None,
 ) -> None:  # fmt: skip
@@ -371,6 +378,7 @@ def _fill(
             ids = [i for i, k in zip(ids, keep.tolist(), strict=True) if k]
             if not len(good):
                 return
+    verifies, verify_none, serials = how_and_serial()
     verifies = verifies[good].copy()
     card_verify = np.fromiter(
         (c is not None for c in cards), dtype=bool, count=len(good)
