@@ -329,8 +329,15 @@ def normalize_frame(
             result.ignored += 1
     if len(good):
 
-        def raw_members(rows: np.ndarray) -> dict[str, list[Any]]:
-            return _raw_members(docs, rows, None if time_key is None else (time_key, times))
+        def raw_members(
+            rows: np.ndarray, wall: np.ndarray, texts: list[str]
+        ) -> dict[str, list[Any]]:
+            """The documents of `rows`; their time texts are `texts` when read as `wall`."""
+            out = _raw_members(docs, rows)
+            if time_key is not None:
+                naive_rows = naive[rows]
+                out[time_key] = texts if np.array_equal(naive_rows, wall) else _iso(times[rows])
+            return out
 
         _fill(result, normalizer, device, mapping, raw_members, good, users, cards, cards_raw,
               punches, how_and_serial, utc, local_wall, dev_off, origin, lines, received_at,
@@ -342,7 +349,8 @@ def normalize_frame(
 
 def _fill(
     result: FrameResult, normalizer: Normalizer, device: Device, mapping: Mapping,
-    raw_members: Callable[[np.ndarray], dict[str, list[Any]]], good: np.ndarray,
+    raw_members: Callable[[np.ndarray, np.ndarray, list[str]], dict[str, list[Any]]],
+    good: np.ndarray,
     users: np.ndarray, cards: np.ndarray, cards_raw: np.ndarray, punches: np.ndarray,
     how_and_serial: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]], utc: np.ndarray,
     local_wall: np.ndarray, dev_off: np.ndarray, origin: AbcMapping[str, Any],
@@ -375,7 +383,9 @@ def _fill(
             keep = np.fromiter((i not in known for i in ids), dtype=bool, count=len(ids))
             result.known += int((~keep).sum())
             good, users, cards, punches = good[keep], users[keep], cards[keep], punches[keep]
+            wall = wall[keep]
             ids = [i for i, k in zip(ids, keep.tolist(), strict=True) if k]
+            local_text = [t for t, k in zip(local_text, keep.tolist(), strict=True) if k]
             if not len(good):
                 return
     verifies, verify_none, serials = how_and_serial()
@@ -401,7 +411,8 @@ def _fill(
     utc_g = utc[good]
     occurred = iso_seconds(utc_g, "Z")
     offs = dev_off[good]
-    loc_wall = iso_seconds(utc_g + offs)
+    # the device's wall clock: the key's own time text, but at a zone change or a mapping zone
+    loc_wall = local_text if np.array_equal(utc_g + offs, wall) else iso_seconds(utc_g + offs)
     off_text = _per_value(pd.Series(offs), lambda o: _offset_text(int(o)))
     local_time = [a + b for a, b in zip(loc_wall, off_text.tolist(), strict=True)]
     head = orjson.dumps({**origin, "line": 0}).decode()[: -len("0}")]  # '{"file":…,"line":'
@@ -427,23 +438,16 @@ def _fill(
         cols[name] += [getattr(template, name)] * m
     cols["flags"] += [flag_json[e is None] for e in employees.tolist()]
     cols["source"] += sources
-    cols["raw"] = raw_members(good)  # `raw` given member by member (the store's shapes)
+    cols["raw"] = raw_members(good, wall, local_text)  # member by member (the store's shapes)
 
 
 def _iso(times: np.ndarray) -> list[str]:
     return iso_seconds(times.astype("datetime64[s]").astype(np.int64))
 
 
-def _raw_members(
-    docs: pd.DataFrame, good: np.ndarray, time_column: tuple[str, np.ndarray] | None = None
-) -> dict[str, list[Any]]:
-    """The row documents of `good`, member by member (a row's `raw` is {member: its value});
-    `time_column` (name, times): a last member of ISO texts made from the times."""
-    out = {str(name): docs[name].to_numpy(dtype=object)[good].tolist() for name in docs.columns}
-    if time_column is not None:
-        name, times = time_column
-        out[name] = _iso(times[good])
-    return out
+def _raw_members(docs: pd.DataFrame, good: np.ndarray) -> dict[str, list[Any]]:
+    """The row documents of `good`, member by member (a row's `raw` is {member: its value})."""
+    return {str(name): docs[name].to_numpy(dtype=object)[good].tolist() for name in docs.columns}
 
 
 def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
