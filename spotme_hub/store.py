@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -468,12 +469,22 @@ class Store:
         self.engine.dispose()  # pooled connections reconnect with the setting
 
     def _checkpoint_loop(self, every_s: float) -> None:
-        while not self._checkpoint_stop.wait(every_s):
-            try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception as exc:  # noqa: BLE001 - keep trying; the next commit is unaffected
-                log.warning("WAL checkpoint failed: %s", exc)
+        """On a connection of its own with a 256 KB page cache: a checkpoint copies WAL frames to
+        the database file and needs no cache (a pooled connection would grow one of `cache_mb`
+        in a process that only writes, such as an import's writer)."""
+        path = self.engine.url.database
+        if not path or path == ":memory:" or "mode=memory" in self.url:
+            return  # a database of this process only: no WAL to copy back
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA cache_size=-256")
+            while not self._checkpoint_stop.wait(every_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except Exception as exc:  # noqa: BLE001 - keep trying; commits are unaffected
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     def wal_autocheckpoint(self) -> int:
         """The setting a new connection gets (0 while background checkpoints run)."""

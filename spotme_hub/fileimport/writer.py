@@ -188,6 +188,9 @@ def _serve(work: Connection, done: Connection) -> None:
     # a 16 MB page cache, half the hub's: 1M-row imports measured no slower with it (a chunk's
     # index pages are written at its commit either way), and the process stays small
     store = Store(url, synchronous, cache_mb=16)
+    # the WAL is copied back by a thread while the next chunk is inserted, not by each commit
+    # (a 1M-row import measured 5 % faster; the thread's own connection keeps no page cache)
+    store.background_checkpoints(True, every_s=0.5)
     try:
         while True:
             try:
