@@ -91,6 +91,9 @@ class Prepared:
         """(device, its rows' documents without TIME_KEY, their times, their lines)."""
         if not len(self.docs):
             return
+        if self.devices.count(self.devices[0]) == len(self.devices):  # one device: no copies
+            yield self.devices[0], self.docs, self.times, self.lines
+            return
         ids = pd.Series(self.devices)
         for dev, idx in ids.groupby(ids, sort=False).groups.items():
             rows = np.asarray(idx)
