@@ -304,13 +304,9 @@ class Store:
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_stop = threading.Event()
         self._write_lock = threading.Lock()
-        mark = "?" if self.is_sqlite else "%s"
-        self._insert_sql = (
-            f"INSERT INTO records ({', '.join(INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join(mark for _ in INSERT_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
-        )
         self._page_sql_cache: dict[tuple[str, ...], str] = {}
-        self._rows_sql_cache: dict[int, str] = {}
+        self._rows_sql_cache: dict[tuple[int, tuple[str, ...]], str] = {}
+        self._insert_sql = self._insert_rows_sql(1, INSERT_COLUMNS)  # the live path's
         self.shapes = Shapes(self.engine)
 
     # -- schema ------------------------------------------------------------------------------
@@ -604,35 +600,28 @@ class Store:
                 ROWS_PER_INSERT * width,
                 tail,
             )
-            dbapi: Any = conn.connection.driver_connection
-            cur = dbapi.cursor()
+            # both drivers count an executemany's inserted rows (a conflict inserts none)
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                if self.is_sqlite:
-                    before = dbapi.total_changes
-                    cur.executemany(self._insert_rows_sql(ROWS_PER_INSERT), blocks)
-                    if tail:
-                        cur.execute(self._insert_rows_sql(len(tail) // width), tail)
-                    result.new = dbapi.total_changes - before
-                else:
-                    cur.executemany(self._insert_rows_sql(ROWS_PER_INSERT), blocks)
-                    result.new = max(cur.rowcount, 0)
-                    if tail:
-                        cur.execute(self._insert_rows_sql(len(tail) // width), tail)
-                        result.new += max(cur.rowcount, 0)
+                cur.executemany(self._insert_rows_sql(ROWS_PER_INSERT), blocks)
+                result.new = max(cur.rowcount, 0)
+                if tail:
+                    cur.execute(self._insert_rows_sql(len(tail) // width), tail)
+                    result.new += max(cur.rowcount, 0)
             finally:
                 cur.close()
             result.duplicate = seen[0] - result.new
             result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
 
-    def _insert_rows_sql(self, n: int) -> str:
+    def _insert_rows_sql(self, n: int, columns: tuple[str, ...] = BULK_INSERT_COLUMNS) -> str:
         """`INSERT … VALUES (…), (…) … ON CONFLICT (id) DO NOTHING` for n rows at once."""
-        sql = self._rows_sql_cache.get(n)
+        sql = self._rows_sql_cache.get((n, columns))
         if sql is None:
             mark = "?" if self.is_sqlite else "%s"
-            one = f"({', '.join(mark for _ in BULK_INSERT_COLUMNS)})"
-            sql = self._rows_sql_cache[n] = (
-                f"INSERT INTO records ({', '.join(BULK_INSERT_COLUMNS)}) "
+            one = f"({', '.join(mark for _ in columns)})"
+            sql = self._rows_sql_cache[n, columns] = (
+                f"INSERT INTO records ({', '.join(columns)}) "
                 f"VALUES {', '.join(itertools.repeat(one, n))} ON CONFLICT (id) DO NOTHING"
             )
         return sql

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
+import pytest
+
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RECORD_FIELDS, RawPunch, Record, Rejection
 from spotme_hub.store import (
@@ -106,8 +108,6 @@ def test_bulk_records_are_stored_with_one_shape_and_read_back_exactly(
 
 
 def test_bulk_insert_refuses_ids_a_shape_cannot_quote(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
-    import pytest
-
     (rec,) = make_records(make_config, 1)
     rec.id = 'not"plain'
     with pytest.raises(ValueError, match="record ids"):

@@ -11,7 +11,6 @@ checks both paths against each other on generated rows.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from ..record import (
     RawPunch,
     Record,
     Rejection,
-    credential,
+    credentials,
+    sha1,
 )
 from . import Normalizer
 from .cards import canonical_card
@@ -40,11 +40,6 @@ from .texts import code_points_to_str, iso_seconds
 from .timefix import EARLIEST, FUTURE_LIMIT, utc_z_ms, zone
 
 _EPOCH = datetime(1970, 1, 1)
-
-try:  # CPython's own SHA-1: the same digests, without OpenSSL's per-call setup (0.5 vs 0.8 s
-    from _sha1 import sha1 as _SHA1  # for 1M keys)
-except ImportError:  # pragma: no cover - another interpreter
-    _SHA1 = hashlib.sha1
 _JSON = ("flags", "source", "raw")
 
 
@@ -148,7 +143,6 @@ def record_ids(keys: list[str], wall_s: np.ndarray | None = None) -> list[str]:
     if not n:
         return []
     ns = RECORD_NAMESPACE.bytes
-    sha1 = _SHA1
     parts = "\n".join(keys).encode("utf-8").split(b"\n")
     if len(parts) != n:  # a key with a newline in it
         parts = [k.encode("utf-8") for k in keys]
@@ -361,18 +355,10 @@ def _fill(
     wall = local_wall[good]
     local_text = iso_seconds(wall)
     prefix = f"{device.id}|"
-    users_l = users.tolist()
-    if None in users_l:  # some rows are known by their card: `credential` row by row
-        creds = list(map(credential, users_l, cards.tolist()))
-        keys = [
-            f"{prefix}{c}|{t}|{p}"
-            for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
-        ]
-    else:  # every row has a user id: credential(u, card) is "u:<u>"
-        keys = [
-            f"{prefix}u:{u}|{t}|{p}"
-            for u, t, p in zip(users_l, local_text, punches.tolist(), strict=True)
-        ]
+    creds = credentials(users.tolist(), cards.tolist())
+    keys = [
+        f"{prefix}{c}|{t}|{p}" for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
+    ]
     ids = record_ids(keys, wall)
     if known_ids is not None:
         known = known_ids(ids)
