@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlmodel import Field, SQLModel
 
 from .record import (
@@ -57,14 +58,23 @@ from .shapes import JSON_FIELDS, Columns, Shapes, layout, lengths, shape_of, var
 
 log = logging.getLogger(__name__)
 
-#: The records table keeps the columns the feed filters on next to `doc`, the record's canonical
-#: JSON text, rendered once when it is committed: pages, streams and forwarded batches are spliced
-#: from stored text, never re-rendered.
+#: The records table keeps the columns the feed filters on next to `doc`: a live record's canonical
+#: JSON text, rendered once when it is committed, or a bulk record's own fields for its shape
+#: (`shapes.py`). Pages, streams and forwarded batches are spliced from stored text, never
+#: encoded again.
 INSERT_COLUMNS: tuple[str, ...] = (
     "id", "employee_id", "device_id", "office_id", "occurred_at", "flags", "committed_at", "doc",
 )  # fmt: skip
 #: The bulk path's: `doc` holds the varying fields of the record's shape (`shapes.py`).
 BULK_INSERT_COLUMNS: tuple[str, ...] = (*INSERT_COLUMNS, "shape")
+
+
+def in_process_memory(url: str) -> bool:
+    """An SQLite database only this process can see."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return False
+    return u.database in (None, "", ":memory:") or "mode=memory" in str(u)
 
 
 def _now() -> str:
@@ -469,7 +479,7 @@ class Store:
         the database file and needs no cache (a pooled connection would grow one of `cache_mb`
         in a process that only writes, such as an import's writer)."""
         path = self.engine.url.database
-        if not path or path == ":memory:" or "mode=memory" in self.url:
+        if not path or in_process_memory(self.url):
             return  # a database of this process only: no WAL to copy back
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         try:

@@ -28,11 +28,10 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy.engine import make_url
 
 from ..record import Rejection
 from ..shapes import Columns, lengths
-from ..store import Store
+from ..store import Store, in_process_memory
 
 #: Files from this size up (about 100,000 attlog rows, two chunks) are written by a worker process;
 #: starting one costs a fraction of a second of the other core, which a smaller file would not
@@ -63,14 +62,6 @@ def write_tables(
         )
         new, dup = new + res.new, dup + res.duplicate
     return new, dup
-
-
-def in_process_memory(url: str) -> bool:
-    """An SQLite database only this process can see."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return False
-    return u.database in (None, "", ":memory:") or "mode=memory" in str(u)
 
 
 class ChunkWriter:
