@@ -18,11 +18,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from spotme_hub.adapters.zkteco_adms import parse_attlog_line
-from spotme_hub.api import create_app
-from spotme_hub.config import config_from_dict
-from spotme_hub.runtime import Hub
-from spotme_hub.simulators.adms import PushTerminal, SimPunch
+from spotme_hub.adapters.zkteco_adms.adapter import parse_attlog_line
+from spotme_hub.adapters.zkteco_adms.simulator import PushTerminal, SimPunch
+from spotme_hub.service import config_from_dict, create_app, open_hub
 
 
 def free_port() -> int:
@@ -52,7 +50,7 @@ async def main(posts: int, lines: int, gps: bool) -> None:
         "offices": [{"id": "o", "latitude": 2.9264, "longitude": 101.6964, "geofence_m": 150}],
         "devices": [{"id": "push", "kind": "zkteco_adms", "office": "o", "serial": "BENCH1"}],
     }, base_dir=tmp)  # fmt: skip
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     await hub.start()
     port = free_port()
     app = create_app(cfg, hub.store, hub)

@@ -35,9 +35,8 @@ import orjson
 import uvicorn
 from rich.progress import Progress
 
-from spotme_hub.api import create_app
-from spotme_hub.config import config_from_dict
 from spotme_hub.record import RECORD_FIELDS, Record, record_id
+from spotme_hub.service import config_from_dict, create_app, tables
 from spotme_hub.store import JSON_FIELDS, RECORDS, Store, dumps
 
 TOKEN = "bench-token-0001"
@@ -210,7 +209,7 @@ def main() -> None:
         base_dir=data,
     )  # fmt: skip
     store = Store(cfg.database_url, "NORMAL")
-    store.create_all()
+    store.create_all(tables())
     try:
         fill(store, args.records, args.stored == "shaped")
         port = free_port()

@@ -67,9 +67,10 @@ print(json.dumps({"seconds": dt, "rows": len(df), "rss_mb": resource.getrusage(r
 HUB = r"""
 import json, sys, time, resource
 from pathlib import Path
-from spotme_hub.config import config_from_dict
+from spotme_hub.service import tables
+from spotme_hub.service import config_from_dict
 from spotme_hub.store import Store
-from spotme_hub.fileimport.importer import import_file, options_for
+from spotme_hub.adapters.csv.importer import import_file, options_for
 path, db, force, chunk, writer = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), sys.argv[5]
 cfg = config_from_dict({
     "hub": {"database": "sqlite:///" + db},
@@ -78,7 +79,7 @@ cfg = config_from_dict({
                  "chunk_rows": chunk}],
 })
 store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
-store.create_all()
+store.create_all(tables())
 dev = cfg.devices[0]
 t0 = time.perf_counter()
 s = import_file(cfg, store, Path(path), dev, options_for(dev), force=force, writer=writer)

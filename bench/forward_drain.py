@@ -29,6 +29,7 @@ from spotme_hub.config import config_from_dict  # noqa: E402
 from spotme_hub.forward.core_sim import free_port  # noqa: E402
 from spotme_hub.forward.forwarder import Forwarder, forward_status  # noqa: E402
 from spotme_hub.record import RECORD_FIELDS, record_id  # noqa: E402
+from spotme_hub.service import tables
 from spotme_hub.store import Store  # noqa: E402
 
 TEMPLATE: dict[str, Any] = {
@@ -95,7 +96,7 @@ def main() -> None:
         base_dir=tmp,
     )  # fmt: skip
     store = Store(cfg.database_url, cfg.hub.sqlite_synchronous)
-    store.create_all()
+    store.create_all(tables())
     t0 = time.perf_counter()
     build_backlog(store, args.records)
     print(f"backlog: {args.records:,} records built in {time.perf_counter() - t0:.1f}s")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from csv_import import generate  # bench/
 
-from spotme_hub.config import config_from_dict
-from spotme_hub.fileimport.importer import import_file, options_for
+from spotme_hub.adapters.csv.importer import import_file, options_for
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RawPunch, Record
+from spotme_hub.service import config_from_dict, tables
 from spotme_hub.store import Store
 
 RANDOM_ID = (  # of `h`, 32 random hex digits
@@ -76,7 +76,7 @@ def random_copy(src: Path, dst: Path) -> None:
 def live(db: Path, batches: list[list[Record]], random_ids: bool) -> tuple[float, float]:
     """(records/s, WAL bytes written per record) of committing `batches` into the store at `db`."""
     store = Store(config(db).database_url)
-    store.create_all()
+    store.create_all(tables())
     store.background_checkpoints(True)
     if random_ids:
         batches = [[_with_id(r, str(uuid.uuid4())) for r in b] for b in batches]
@@ -118,7 +118,7 @@ def main() -> None:
         generate(data, args.records)
         cfg = config(ordered)
         store = Store(cfg.database_url)
-        store.create_all()
+        store.create_all(tables())
         t0 = time.perf_counter()
         dev = cfg.devices[0]
         import_file(cfg, store, data, dev, options_for(dev))

@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 import mqtt_load  # noqa: E402  (bench/: the load generator)
 from steal import StealMeter  # noqa: E402
 
+from spotme_hub.adapters.mqtt.demo import start_mosquitto  # noqa: E402
+from spotme_hub.cli.demo import free_port  # noqa: E402
 from spotme_hub.config import config_from_dict  # noqa: E402
-from spotme_hub.demo import free_port  # noqa: E402
-from spotme_hub.demo_parts.mqtt import start_mosquitto  # noqa: E402
-from spotme_hub.runtime import Hub  # noqa: E402
+from spotme_hub.service import open_hub
 
 BASE_EPOCH = 1_600_000_000  # every punch its own second: distinct record identities
 
@@ -125,7 +125,7 @@ async def hub_run(port: int, count: int, rate: float, protocol: str, tmp: Path) 
         },
         base_dir=tmp,
     )  # fmt: skip
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     got: dict[int, float] = {}
     first = [0.0]
     last = [0.0]

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from zk import ZK
 
-from spotme_hub.config import config_from_dict
-from spotme_hub.runtime import Hub
-from spotme_hub.simulators.zk import ZKSimulator
+from spotme_hub.adapters.zkteco.simulator import ZKSimulator
+from spotme_hub.service import config_from_dict, open_hub
 from spotme_hub.store import RecordFilter
 
 
@@ -43,7 +42,7 @@ async def hub_pull(sim: ZKSimulator, data_dir: Path, n: int) -> tuple[float, flo
         },
         data_dir,
     )  # fmt: skip
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     t0 = time.perf_counter()
     await hub.start()
     try:
@@ -58,9 +57,9 @@ async def hub_pull(sim: ZKSimulator, data_dir: Path, n: int) -> tuple[float, flo
     finally:
         await hub.stop()
     # a re-poll with nothing new: one more pull on a fresh hub over the same store
-    from spotme_hub.adapters.zkteco import ZKTecoAdapter
+    from spotme_hub.adapters.zkteco.adapter import ZKTecoAdapter
 
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     hub.writer.start()
     try:
         dev = cfg.device("zk")

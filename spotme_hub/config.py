@@ -1,7 +1,9 @@
 """Hub configuration: pydantic models for the YAML file an agency admin writes.
 
 Errors name the file, the line and the dotted field path (`devices[2].office`), and every error in
-the file is reported at once. Device kinds bring their own option models (see `adapters`).
+the file is reported at once. Device kinds bring their own option models: the caller names the
+kinds it knows (`Kinds`; the composition root passes the adapter registry), so this module knows
+nothing of the adapters.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import csv
 import functools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -37,6 +39,14 @@ StateCode = Literal[
 ]  # fmt: skip
 
 DEFAULT_TZ = "Asia/Kuala_Lumpur"
+
+
+class Kinds(Protocol):
+    """The device kinds a configuration may use, and each kind's options model."""
+
+    def kinds(self) -> list[str]: ...
+
+    def options_model(self, kind: str) -> type[BaseModel]: ...
 
 
 class Strict(BaseModel):
@@ -353,18 +363,22 @@ def _check_references(
             pin_owner[pin] = emp.id
 
 
-def _validate_device_options(cfg: HubConfig, doc: Document, issues: list[Issue]) -> None:
-    from .adapters import registry
-
+def _validate_device_options(
+    cfg: HubConfig, doc: Document, issues: list[Issue], kinds: Kinds
+) -> None:
     for i, dev in enumerate(cfg.devices):
         try:
-            adapter_cls = registry.get(dev.kind)
-        except KeyError:
-            known = ", ".join(registry.kinds())
-            issues.append(doc.issue(["devices", i, "kind"], f"unknown kind {dev.kind!r} ({known})"))
+            model = kinds.options_model(dev.kind)
+        except KeyError as exc:
+            known = ", ".join(kinds.kinds())
+            why = str(exc.args[0]) if exc.args and str(exc.args[0]) != dev.kind else dev.kind
+            message = f"unknown kind {dev.kind!r} ({known})"
+            if why != dev.kind:
+                message = f"kind {why}"
+            issues.append(doc.issue(["devices", i, "kind"], message))
             continue
         try:
-            dev._options = adapter_cls.options_model.model_validate(dev.option_values())
+            dev._options = model.model_validate(dev.option_values())
         except ValidationError as exc:
             issues.extend(_pydantic_issues(exc, doc, ["devices", i]))
 
@@ -411,7 +425,7 @@ def _partial(data: dict[str, Any]) -> HubConfig:
     return HubConfig.model_validate(partial)
 
 
-def parse_config(doc: Document) -> HubConfig:
+def parse_config(doc: Document, kinds: Kinds) -> HubConfig:
     """Validate a loaded document; raises ConfigError listing every problem."""
     issues: list[Issue] = []
     data = doc.data if doc.data is not None else {}
@@ -443,34 +457,32 @@ def parse_config(doc: Document) -> HubConfig:
                         )
                     )
     _check_references(cfg, doc, data, issues)
-    _validate_device_options(cfg, doc, issues)
+    _validate_device_options(cfg, doc, issues, kinds)
     if issues:
         raise ConfigError(sorted(set(issues), key=lambda i: (i.file, i.line or 0, i.path)))
     return cfg
 
 
-def load_config(path: str | Path) -> HubConfig:
-    return parse_config(load_yaml(path))
+def load_config(path: str | Path, kinds: Kinds) -> HubConfig:
+    return parse_config(load_yaml(path), kinds)
 
 
-def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> HubConfig:
+def config_from_dict(data: dict[str, Any], kinds: Kinds, base_dir: str | Path = ".") -> HubConfig:
     """Build a config from a dict (tests, embedding). Same validation as a file."""
     from ruamel.yaml.comments import CommentedMap
 
     doc = Document(str(Path(base_dir) / "<dict>"), CommentedMap(), data)
-    return parse_config(doc)
+    return parse_config(doc, kinds)
 
 
-def json_schema() -> dict[str, Any]:
-    """JSON Schema for editors: devices are a union of every registered kind's options."""
+def json_schema(kinds: Kinds) -> dict[str, Any]:
+    """JSON Schema for editors: devices are a union of every known kind's options."""
     from pydantic import create_model
-
-    from .adapters import registry
 
     common = {name: (f.annotation, f) for name, f in Device.model_fields.items() if name != "kind"}
     variants = []
-    for kind in registry.kinds():
-        opts = registry.get(kind).options_model
+    for kind in kinds.kinds():
+        opts = kinds.options_model(kind)
         fields: dict[str, Any] = dict(common)
         fields["kind"] = (Literal[kind], ...)
         for name, f in opts.model_fields.items():

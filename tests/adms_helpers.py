@@ -17,9 +17,9 @@ import httpx
 import uvicorn
 from sqlmodel import SQLModel
 
-from spotme_hub.api import create_app
-from spotme_hub.config import HubConfig, config_from_dict
-from spotme_hub.runtime import Hub
+from spotme_hub.config import HubConfig
+from spotme_hub.pipeline.runtime import Hub
+from spotme_hub.service import config_from_dict, create_app, open_hub, tables
 from spotme_hub.store import Store
 
 SN = "ADMS0001"
@@ -88,7 +88,7 @@ PG_URL = os.environ.get("SPOTME_TEST_PG_URL")
 def fresh_database(url: str) -> None:
     """Drop every table of the hub (incl. the adms_* ones) in a PostgreSQL test database."""
     store = Store(url)
-    store.create_all()
+    store.create_all(tables())
     SQLModel.metadata.drop_all(store.engine)
     store.close()
 
@@ -103,7 +103,7 @@ async def running_hub(
         if fresh:
             await asyncio.to_thread(fresh_database, database)
     cfg = config_from_dict(data, base_dir=tmp_path)
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     await hub.start()
     port = free_port()
     server = uvicorn.Server(

@@ -15,10 +15,10 @@ import uvicorn
 from adms_helpers import free_port
 from fastapi import FastAPI
 
-from spotme_hub.api import create_app
-from spotme_hub.config import HubConfig, config_from_dict
+from spotme_hub.config import HubConfig
+from spotme_hub.pipeline.runtime import Hub
 from spotme_hub.record import Record, record_id
-from spotme_hub.runtime import Hub
+from spotme_hub.service import config_from_dict, create_app, open_hub, tables
 from spotme_hub.store import Store
 
 TOKENS = {"reader": "r-secret-0001", "writer": "w-secret-0002", "admin": "a-secret-0003"}
@@ -111,12 +111,12 @@ async def running_api(
     cfg = config_from_dict(data or config(tmp_path, **kw), base_dir=tmp_path)
     hub: Hub | None = None
     if with_hub:
-        hub = Hub(cfg)
+        hub = open_hub(cfg)
         store = hub.store
         await hub.start()
     else:
         store = Store(cfg.database_url, "NORMAL")
-        store.create_all()
+        store.create_all(tables())
     try:
         async with (
             serve_app(create_app(cfg, store, hub)) as url,

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from spotme_hub.config import HubConfig, config_from_dict
+from spotme_hub.config import HubConfig
+from spotme_hub.service import config_from_dict, tables
 from spotme_hub.store import Store
 
 PG_URL = os.environ.get("SPOTME_TEST_PG_URL")
@@ -79,6 +80,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
-    s.create_all()
+    s.create_all(tables())
     yield s
     s.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spotme_hub.config import HubConfig, config_from_dict
-from spotme_hub.fileimport.importer import ImportSummary, import_file, options_for
+from spotme_hub.adapters.csv.importer import ImportSummary, import_file, options_for
+from spotme_hub.config import HubConfig
+from spotme_hub.service import config_from_dict, tables
 from spotme_hub.store import Store
 
 
@@ -28,7 +29,7 @@ def make_config(tmp: Path, device_options: dict[str, Any] | None = None, **extra
 
 def open_store(cfg: HubConfig) -> Store:
     store = Store(cfg.database_url)
-    store.create_all()
+    store.create_all(tables())
     return store
 
 

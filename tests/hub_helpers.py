@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from spotme_hub.config import HubConfig
-from spotme_hub.runtime import Hub
+from spotme_hub.pipeline.runtime import Hub
+from spotme_hub.service import open_hub
 
 
 async def wait_until(
@@ -44,7 +45,7 @@ def wait_until_sync(
 @contextlib.asynccontextmanager
 async def running(cfg: HubConfig) -> AsyncIterator[Hub]:
     """A started Hub, stopped (and its store closed) afterwards."""
-    hub = Hub(cfg)
+    hub = open_hub(cfg)
     await hub.start()
     try:
         yield hub

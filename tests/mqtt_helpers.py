@@ -22,7 +22,8 @@ import pytest
 from hub_helpers import running, wait_until, wait_until_sync  # noqa: F401 (re-exported)
 from paho.mqtt.enums import CallbackAPIVersion
 
-from spotme_hub.config import HubConfig, config_from_dict
+from spotme_hub.config import HubConfig
+from spotme_hub.service import config_from_dict
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

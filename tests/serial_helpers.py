@@ -8,8 +8,9 @@ from typing import Any
 from hub_helpers import running as running_hub  # noqa: F401 (re-exported)
 from hub_helpers import wait_until as wait_for  # noqa: F401 (re-exported)
 
-from spotme_hub.config import HubConfig, config_from_dict
-from spotme_hub.runtime import Hub
+from spotme_hub.config import HubConfig
+from spotme_hub.pipeline.runtime import Hub
+from spotme_hub.service import config_from_dict
 
 DEVICE = "door-1"
 

@@ -13,8 +13,8 @@ from adms_helpers import DEVICE, SN, Running, gps_extend, running_hub
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from spotme_hub.adapters.zkteco_adms import LineError, parse_attlog_line, timezone_option
-from spotme_hub.simulators.adms import PushTerminal
+from spotme_hub.adapters.zkteco_adms.adapter import LineError, parse_attlog_line, timezone_option
+from spotme_hub.adapters.zkteco_adms.simulator import PushTerminal
 
 BASE = "1\t2026-11-20 08:01:02\t0\t1\t0\t0\t0\n2\t2026-11-20 17:30:00\t1\t15\t0\t0\t0\n"
 
@@ -540,7 +540,7 @@ def test_silent_terminal_goes_down_and_up_on_its_next_request(tmp_path: Path) ->
 
 
 def test_quarantined_line_replay_goes_back_to_the_parser(tmp_path: Path) -> None:
-    from spotme_hub.replay import replay_item
+    from spotme_hub.pipeline.replay import replay_item
 
     async def scenario() -> None:
         async with running_hub(tmp_path) as h:

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 from api_helpers import TOKENS, Api, auth, config, make_records, running_api
 
-from spotme_hub.api import create_app
-from spotme_hub.config import config_from_dict
+from spotme_hub.service import config_from_dict, create_app
 from spotme_hub.store import Store
 
 

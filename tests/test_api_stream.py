@@ -11,6 +11,8 @@ import httpx
 import orjson
 from api_helpers import auth, running_api
 
+from spotme_hub.service import open_hub
+
 _lines: dict[int, AsyncIterator[str]] = {}
 
 
@@ -95,13 +97,12 @@ def test_open_streams_end_cleanly_when_the_hub_stops(tmp_path: Path) -> None:
     from adms_helpers import free_port
     from api_helpers import config
 
-    from spotme_hub.api import create_app, serve
-    from spotme_hub.config import config_from_dict
-    from spotme_hub.runtime import Hub
+    from spotme_hub.api import serve
+    from spotme_hub.service import config_from_dict, create_app
 
     async def scenario() -> None:
         cfg = config_from_dict(config(tmp_path), base_dir=tmp_path)
-        hub = Hub(cfg)
+        hub = open_hub(cfg)
         await hub.start()
         stop = asyncio.Event()
         port = free_port()

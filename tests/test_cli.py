@@ -12,10 +12,9 @@ from pathlib import Path
 import yaml
 from conftest import base_config
 
-from spotme_hub.config import load_config
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RawPunch, Rejection
-from spotme_hub.runtime import Hub
+from spotme_hub.service import load_config, open_hub
 from spotme_hub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +40,7 @@ def test_records_devices_and_replay(tmp_path: Path) -> None:
     cfg = load_config(path)
 
     async def ingest() -> None:
-        hub = Hub(cfg)
+        hub = open_hub(cfg)
         await hub.start()
         while hub.store.count_records() < 30:
             await asyncio.sleep(0.02)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spotme_hub.config import load_config
+from spotme_hub.service import load_config
 from spotme_hub.yamlsource import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def test_missing_file_is_one_line() -> None:
 
 
 def test_config_from_dict_reports_errors_without_lines(tmp_path: Path) -> None:
-    from spotme_hub.config import config_from_dict
+    from spotme_hub.service import config_from_dict
 
     with pytest.raises(ConfigError) as err:
         config_from_dict({"offices": [{"id": "a", "latitude": 500, "longitude": 1}]}, tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fileimport_helpers import attlog_line
 
-from spotme_hub.fileimport.writer import PROCESS_MIN_BYTES
+from spotme_hub.adapters.csv.writer import PROCESS_MIN_BYTES
 from spotme_hub.store import Store
 
 

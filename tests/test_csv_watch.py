@@ -13,12 +13,12 @@ import openpyxl
 from fileimport_helpers import MALAY_COLUMNS, attlog_line, make_config, split_export, write
 from hub_helpers import running, wait_until
 
+from spotme_hub.adapters.csv.importer import checkpoint_key
+from spotme_hub.adapters.csv.source import fingerprint
 from spotme_hub.config import HubConfig
-from spotme_hub.fileimport.importer import checkpoint_key
-from spotme_hub.fileimport.source import fingerprint
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RawPunch, Record
-from spotme_hub.runtime import Hub
+from spotme_hub.service import open_hub
 
 
 def _watched(tmp_path: Path, **options: Any) -> tuple[Path, HubConfig]:
@@ -39,7 +39,7 @@ def test_watch_folder_imports_then_moves_after_commit(tmp_path: Path) -> None:
     seen_at_commit: list[bool] = []
 
     async def main() -> None:
-        hub = Hub(cfg)
+        hub = open_hub(cfg)
         target = watch / "7_attlog.dat"
         hub.commit_listeners.append(
             lambda recs, res: seen_at_commit.extend(
@@ -163,7 +163,7 @@ def test_a_large_file_commits_in_slices_with_the_checkpoint_last(tmp_path: Path)
     commits: list[tuple[int, bool]] = []
 
     async def main() -> None:
-        hub = Hub(cfg)
+        hub = open_hub(cfg)
         hub.commit_listeners.append(
             lambda recs, res: commits.append(
                 (len(recs), hub.store.get_checkpoint("usb", key) is not None)

@@ -19,7 +19,7 @@ from fileimport_helpers import (
     write,
 )
 
-from spotme_hub.fileimport.reader import FileRefused
+from spotme_hub.adapters.csv.reader import FileRefused
 
 
 def _records(store):
@@ -540,7 +540,7 @@ def test_a_header_alone_is_refused_as_having_no_times(tmp_path: Path) -> None:
 
 
 def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:
-    from spotme_hub.replay import replay_item
+    from spotme_hub.pipeline.replay import replay_item
 
     cfg = make_config(tmp_path, {**MALAY_COLUMNS, "punch": {"Lewat": "in"}})
     store = open_store(cfg)
@@ -565,7 +565,7 @@ def test_quarantined_rows_can_be_replayed(tmp_path: Path) -> None:
 def test_a_row_with_an_unknown_punch_word_replays_once_the_device_knows_it(tmp_path: Path) -> None:
     """Quarantined by normalisation (its time already read, here from Excel serials), then the
     csv device's `punch:` map learns the word: the replay uses the device's map, as imports do."""
-    from spotme_hub.replay import replay_item
+    from spotme_hub.pipeline.replay import replay_item
 
     wb = openpyxl.Workbook()
     wb.active.append(["Employee ID", "Date", "Punch Time", "Punch State"])

@@ -10,7 +10,7 @@ from fileimport_helpers import MALAY_COLUMNS, make_config, open_store, run_impor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spotme_hub.fileimport.reader import FileRefused
+from spotme_hub.adapters.csv.reader import FileRefused
 
 PIECES = [
     "1", "00012", "Siti", "2025-02-13", "13/02/2025", "02/13/2025", "08:01", "8:01 PM",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fileimport_helpers import attlog_line, run_import, write
 
-from spotme_hub.config import config_from_dict
+from spotme_hub.service import config_from_dict, tables
 from spotme_hub.store import Store
 
 PG_URL = os.environ.get("SPOTME_TEST_PG_URL")
@@ -45,7 +45,7 @@ def test_bulk_import_idempotent_on_postgresql(tmp_path: Path, pg_db_url: str, wr
         tmp_path,
     )
     store = Store(cfg.database_url)
-    store.create_all()
+    store.create_all(tables())
     try:
         text = "".join(
             attlog_line(str(u), f"2025-03-01 {8 + u // 60:02d}:{u % 60:02d}:00", u % 2)

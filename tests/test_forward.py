@@ -15,6 +15,7 @@ from hub_helpers import wait_until
 from spotme_hub.forward.core_sim import CoreServer, CoreState, free_port
 from spotme_hub.forward.forwarder import Forwarder, dead_letters, forward_status
 from spotme_hub.record import RECORD_FIELDS
+from spotme_hub.service import tables
 from spotme_hub.store import JSON_FIELDS, Store, dumps
 
 
@@ -188,7 +189,8 @@ async def test_api_shows_status_and_dead_letters(
 ) -> None:
     import httpx
 
-    from spotme_hub.api import create_app, serve
+    from spotme_hub.api import serve
+    from spotme_hub.service import create_app
 
     cfg = core_cfg(make_config, core.url, token=None, backlog_alert=1)
     recs = make_records(20)
@@ -232,14 +234,14 @@ def test_cli_status_dead_and_retry_dead(tmp_path: Any, core: CoreServer) -> None
     from conftest import base_config
 
     from spotme_hub.cli import cli
-    from spotme_hub.config import load_config
+    from spotme_hub.service import load_config
 
     data = base_config(tmp_path, core={"url": core.url, "retry_min_s": 0.05})
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = load_config(path)
     store = Store(cfg.database_url)
-    store.create_all()
+    store.create_all(tables())
     recs = make_records(40)
     store.commit(recs)
     admin(core, "settings", reject_ids=[recs[7].id], reject_reason="no such officer")

@@ -16,9 +16,9 @@ from conftest import base_config
 from forward_helpers import admin, core_fixture  # noqa: F401  (fixture)
 from hub_helpers import wait_until_sync
 
-from spotme_hub.config import load_config
 from spotme_hub.forward.core_sim import CoreServer
 from spotme_hub.forward.forwarder import forward_status
+from spotme_hub.service import load_config
 from spotme_hub.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spotme_hub.config import config_from_dict
 from spotme_hub.normalize import Normalizer
 from spotme_hub.normalize.frame import normalize_frame, record_ids, row_path
 from spotme_hub.normalize.mapping import Mapping
 from spotme_hub.record import RECORD_NAMESPACE, Record, Rejection, record_id
+from spotme_hub.service import config_from_dict, tables
 from spotme_hub.store import Store
 
 RECEIVED = datetime(2026, 11, 23, 3, 0, 0, tzinfo=UTC)
@@ -164,7 +164,7 @@ def test_frame_path_equals_row_path(
     assert columns["id"] == sorted(d["id"] for d in want_records)
     # ... and what the bulk insert stores is those records exactly
     store = Store("sqlite://")
-    store.create_all()
+    store.create_all(tables())
     try:
         store.bulk_insert(columns, consts)
         stored = [{k: v for k, v in r.items() if k != "seq"} for r in store.records(0, 10_000)]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fileimport_helpers import BIOTIME_CSV, attlog_line, make_config, open_store, run_import, write
 
-from spotme_hub.fileimport.writer import PROCESS_MIN_BYTES, ChunkWriter, in_process_memory
+from spotme_hub.adapters.csv.writer import PROCESS_MIN_BYTES, ChunkWriter, in_process_memory
 from spotme_hub.record import Rejection
+from spotme_hub.service import tables
 from spotme_hub.store import Store
 
 
@@ -123,7 +124,7 @@ def test_an_in_memory_database_is_written_inline() -> None:
     assert not in_process_memory("sqlite:////tmp/hub.db")
     assert not in_process_memory("postgresql+psycopg://u@h/db")
     store = Store("sqlite://")
-    store.create_all()
+    store.create_all(tables())
     try:
         with ChunkWriter(store, use_process=True) as chunks:
             assert chunks.kind == "inline"  # another thread or process would not see it

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mqtt_helpers import hub_config
 
-from spotme_hub.config import config_from_dict, load_config
+from spotme_hub.adapters.mqtt.presets import PRESETS, apply_first
 from spotme_hub.normalize.mapping import Ignored, Mapping, MappingError, lookup, parse_time
-from spotme_hub.normalize.presets import PRESETS, apply_first
 from spotme_hub.record import Flag
+from spotme_hub.service import config_from_dict, load_config
 from spotme_hub.yamlsource import ConfigError
 
 NOW = datetime(2026, 11, 23, 1, 0, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from mqtt_helpers import Broker, Publisher, aio, broker, make_hub_config, running, wait_until
 
-from spotme_hub.config import load_config
-from spotme_hub.runtime import Hub
+from spotme_hub.pipeline.runtime import Hub
+from spotme_hub.service import load_config, open_hub
 
 __all__ = ["broker"]  # the fixture
 
@@ -311,7 +311,7 @@ async def test_tls_never_falls_back_to_plaintext(broker: Broker, tmp_path: Path)
 async def test_quarantined_payload_replays_after_the_mapping_is_fixed(
     broker: Broker, tmp_path: Path
 ) -> None:
-    from spotme_hub.replay import replay_item
+    from spotme_hub.pipeline.replay import replay_item
 
     mapping = {"user_id": "emp", "time": "ts", "punch": {"path": "st", "map": {"Masuk": "in"}}}
     wrong = make_hub_config(tmp_path, [dev(broker, topics=["hr/#"], mapping=mapping)])
@@ -326,7 +326,7 @@ async def test_quarantined_payload_replays_after_the_mapping_is_fixed(
     fixed = make_hub_config(
         tmp_path, [dev(broker, topics=["hr/#"], mapping={**mapping, "user_id": "staff"})]
     )
-    hub = Hub(fixed)
+    hub = open_hub(fixed)
     outcome = replay_item(fixed, hub.store, item)
     assert outcome.status == "replayed", outcome.detail
     [rec] = records(hub)

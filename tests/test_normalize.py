@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 def norm(tmp_path_factory):  # type: ignore[no-untyped-def]
     from conftest import base_config
 
-    from spotme_hub.config import config_from_dict
+    from spotme_hub.service import config_from_dict
 
     tmp = tmp_path_factory.mktemp("norm")
     cfg = config_from_dict(

@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 from hub_helpers import wait_until
 
-from spotme_hub.adapters import registry
-from spotme_hub.adapters.base import DeviceContext, DeviceError, Options
+from spotme_hub import registry
+from spotme_hub.contract import DeviceContext, DeviceError, Options, Polling, Streaming
+from spotme_hub.pipeline.runtime import Hub
 from spotme_hub.record import RawPunch
-from spotme_hub.runtime import Hub
+from spotme_hub.service import open_hub
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTEMPTS: dict[str, int] = defaultdict(int)
@@ -29,7 +30,7 @@ class FlakyOptions(Options):
 
 
 @registry.register
-class FlakyAdapter:
+class FlakyAdapter(Streaming):
     """Fails `fail_times` times (unreachable), then answers and submits one punch a run."""
 
     kind: ClassVar[str] = "test_flaky"
@@ -72,7 +73,7 @@ def hub_for(make_config, *devices: dict[str, Any], **hub: Any) -> Hub:  # type: 
         },
         devices=list(devices),
     )
-    return Hub(cfg)
+    return open_hub(cfg)
 
 
 async def test_down_after_failures_then_up(make_config) -> None:  # type: ignore[no-untyped-def]
@@ -176,12 +177,12 @@ def test_third_party_adapter_via_entry_point(tmp_path: Path) -> None:
     (pkg / "__init__.py").write_text(
         textwrap.dedent("""
         from typing import ClassVar
-        from spotme_hub.adapters.base import Options
+        from spotme_hub.contract import Options, Streaming
 
         class AcmeOptions(Options):
             door: str
 
-        class AcmeAdapter:
+        class AcmeAdapter(Streaming):
             kind: ClassVar[str] = "acme"
             options_model: ClassVar[type] = AcmeOptions
             def __init__(self, device, options): ...
@@ -222,7 +223,7 @@ SEEN_AT_POLL: dict[str, list[str]] = defaultdict(list)
 
 
 @registry.register
-class ScriptedPoller:
+class ScriptedPoller(Polling):
     """A polling adapter whose polls follow a script (then stay "ok"). At the start of each poll
     it notes the device's health, i.e. what the runtime made of the previous poll."""
 

@@ -20,9 +20,14 @@ from serial_helpers import (
     wait_for,
 )
 
-from spotme_hub.config import load_config
-from spotme_hub.replay import replay_item
-from spotme_hub.simulators.serial import VirtualPort, line_frame, rdm6300_frame, wiegand_line
+from spotme_hub.adapters.serial.simulator import (
+    VirtualPort,
+    line_frame,
+    rdm6300_frame,
+    wiegand_line,
+)
+from spotme_hub.pipeline.replay import replay_item
+from spotme_hub.service import load_config
 from spotme_hub.yamlsource import ConfigError
 
 FRAME = rdm6300_frame("0008844356")
@@ -326,7 +331,7 @@ def test_many_readers_in_one_hub_do_not_starve_the_commits(tmp_path: Path) -> No
     ports = [VirtualPort() for _ in range(12)]
     base = serial_config(tmp_path, port=ports[0].path)
     data = base.model_dump(mode="python", exclude={"devices"})
-    from spotme_hub.config import config_from_dict
+    from spotme_hub.service import config_from_dict
 
     devices = [
         {"id": f"door-{i}", "kind": "serial", "office": "hq", "port": p.path, "debounce": 0}

@@ -9,7 +9,7 @@ import time
 import pytest
 import serial
 
-from spotme_hub.adapters.serial_framing import CardRead, make_decoder
+from spotme_hub.adapters.serial.framing import CardRead, make_decoder
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from spotme_hub.adapters.serial import Debouncer
-from spotme_hub.adapters.serial_framing import (
+from spotme_hub.adapters.serial.adapter import Debouncer
+from spotme_hub.adapters.serial.framing import (
     BadFrame,
     CardRead,
     LineDecoder,
@@ -15,9 +15,9 @@ from spotme_hub.adapters.serial_framing import (
     wiegand_decode,
     wiegand_encode,
 )
-from spotme_hub.adapters.serial_osdp import osdp_card
+from spotme_hub.adapters.serial.osdp import osdp_card
+from spotme_hub.adapters.serial.simulator import osdp_card_event, rdm6300_frame
 from spotme_hub.normalize.cards import canonical_card, card_forms
-from spotme_hub.simulators.serial import osdp_card_event, rdm6300_frame
 
 FRAME = bytes.fromhex("02 31 30 30 30 38 36 46 34 34 34 32 36 03")  # ASCII 100086F44426
 
@@ -265,7 +265,7 @@ def test_line_numbers_wider_than_32_bits_are_refused() -> None:
 def test_example_config_readers_validate() -> None:
     from pathlib import Path
 
-    from spotme_hub.config import load_config
+    from spotme_hub.service import load_config
 
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "example.yaml")
     serial = {d.id: d.options for d in cfg.devices if d.kind == "serial"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spotme_hub.adapters.serial_framing import (
+from spotme_hub.adapters.serial.framing import (
     BadFrame,
     CardRead,
     Decoded,
@@ -14,8 +14,8 @@ from spotme_hub.adapters.serial_framing import (
     make_decoder,
     wiegand_decode,
 )
-from spotme_hub.adapters.serial_osdp import osdp_card
-from spotme_hub.simulators.serial import line_frame, rdm6300_frame, wiegand_line
+from spotme_hub.adapters.serial.osdp import osdp_card
+from spotme_hub.adapters.serial.simulator import line_frame, rdm6300_frame, wiegand_line
 
 DECODERS = {
     "rdm6300": lambda: make_decoder("rdm6300"),

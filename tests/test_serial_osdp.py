@@ -16,7 +16,7 @@ from serial_helpers import (
     wait_for,
 )
 
-from spotme_hub.simulators.serial import OsdpReaders, VirtualPort
+from spotme_hub.adapters.serial.simulator import OsdpReaders, VirtualPort
 
 
 def test_osdp_card_reads_from_two_readers_on_one_bus(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 from fileimport_helpers import make_config, open_store, run_import
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
-from spotme_hub.fileimport import sheets
-from spotme_hub.fileimport.sheets import Workbook, html_rows, sheet_xml_bytes, xml_rows
+from spotme_hub.adapters.csv import sheets
+from spotme_hub.adapters.csv.sheets import Workbook, html_rows, sheet_xml_bytes, xml_rows
 
 
 def _every_kind_of_cell(path: Path, epoch: dt.datetime | None = None) -> Path:

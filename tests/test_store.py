@@ -9,6 +9,7 @@ import pytest
 
 from spotme_hub.normalize import Normalizer
 from spotme_hub.record import RECORD_FIELDS, RawPunch, Record, Rejection
+from spotme_hub.service import tables
 from spotme_hub.store import (
     JSON_FIELDS,
     ROWS_PER_INSERT,
@@ -117,14 +118,14 @@ def test_bulk_insert_refuses_ids_a_shape_cannot_quote(store: Store, make_config)
 
 def test_an_older_database_gets_the_shape_column(store_url: str, make_config) -> None:  # type: ignore[no-untyped-def]
     old = Store(store_url)
-    old.create_all()
+    old.create_all(tables())
     recs = make_records(make_config, 3)
     old.commit(recs[:2])
     with old.engine.begin() as conn:  # the records table as it was before shapes
         conn.exec_driver_sql("ALTER TABLE records DROP COLUMN shape")
     old.close()
     again = Store(store_url)
-    again.create_all()
+    again.create_all(tables())
     again.bulk_insert(_columns(recs[2:]))
     got = [{k: v for k, v in d.items() if k != "seq"} for d in again.records(0, 10)]
     assert got == [r.to_dict() for r in recs]
@@ -211,7 +212,7 @@ def test_an_older_database_gets_the_quarantine_place(store_url: str) -> None:
     from sqlalchemy import inspect
 
     old = Store(store_url)
-    old.create_all()
+    old.create_all(tables())
     with old.engine.begin() as conn:  # the quarantine table as it was before `place`
         conn.exec_driver_sql("DROP INDEX ix_quarantine_device_place")
         conn.exec_driver_sql("ALTER TABLE quarantine DROP COLUMN place")
@@ -221,7 +222,7 @@ def test_an_older_database_gets_the_quarantine_place(store_url: str) -> None:
         )
     old.close()
     again = Store(store_url)
-    again.create_all()
+    again.create_all(tables())
     names = {i["name"] for i in inspect(again.engine).get_indexes("quarantine")}
     assert "ix_quarantine_device_place" in names
     row = Rejection(reason="bad", raw={"a": 1}, source={"file": "f.csv", "line": 2}, device_id="d")
@@ -317,7 +318,7 @@ def test_records_of_the_first_layout_are_moved_with_their_seq(store_url: str, ma
     engine.dispose()
 
     store = Store(store_url)
-    store.create_all()
+    store.create_all(tables())
     try:
         got = store.records(0, 100)
         assert [r["seq"] for r in got] == [k * 2 + 1 for k in range(12)]
@@ -327,7 +328,7 @@ def test_records_of_the_first_layout_are_moved_with_their_seq(store_url: str, ma
         more = make_records(make_config, 2, start=100)
         assert len(store.commit(more).new) == 2
         assert [r["seq"] for r in store.records(23, 10)] == [24, 25]  # after the moved ones
-        store.create_all()  # a second start changes nothing
+        store.create_all(tables())  # a second start changes nothing
         assert store.count_records() == 14
     finally:
         store.close()
@@ -359,7 +360,7 @@ def test_records_stored_with_uuid5_ids_are_given_time_ordered_ids(
         assert d["id"][14] == "5" and d["id"] != rec.id
         old.append(Record.from_dict(d))
     store = Store(store_url)
-    store.create_all()
+    store.create_all(tables())
     store.commit([*old, own])
     with store.engine.begin() as conn:  # a database of before: no checkpoint, a dead letter
         conn.execute(text("DELETE FROM checkpoints WHERE scope = 'schema'"))
@@ -373,7 +374,7 @@ def test_records_stored_with_uuid5_ids_are_given_time_ordered_ids(
     store.close()
 
     store = Store(store_url)
-    store.create_all()
+    store.create_all(tables())
     try:
         got = store.records(0, 100)
         assert [r["seq"] for r in got] == list(range(1, 8))
@@ -387,7 +388,7 @@ def test_records_stored_with_uuid5_ids_are_given_time_ordered_ids(
             )
         again = store.commit(recs)  # the same punches pulled again after the upgrade
         assert again.new == [] and len(again.duplicate) == 6
-        store.create_all()  # a second start changes nothing
+        store.create_all(tables())  # a second start changes nothing
         assert [r["id"] for r in store.records(0, 100)] == [r.id for r in [*recs, own]]
     finally:
         store.close()
@@ -401,7 +402,7 @@ def test_background_checkpoints_copy_the_wal_so_commits_do_not(tmp_path, make_co
 
     db = tmp_path / "hub.db"
     store = Store(f"sqlite:///{db}")
-    store.create_all()
+    store.create_all(tables())
     try:
         assert store.wal_autocheckpoint() == 1000
         store.background_checkpoints(True, every_s=0.05)

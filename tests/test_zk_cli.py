@@ -10,8 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from zk import ZK
 
+from spotme_hub.adapters.zkteco.simulator import ZKSimulator
 from spotme_hub.cli import cli
-from spotme_hub.simulators.zk import ZKSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 

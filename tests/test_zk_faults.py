@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
-from spotme_hub.simulators.zk import Faults, ZKSimulator
+from spotme_hub.adapters.zkteco.simulator import Faults, ZKSimulator
 from spotme_hub.store import RecordFilter
 
 N = 5000

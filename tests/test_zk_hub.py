@@ -10,8 +10,8 @@ import pytest
 from fileimport_helpers import attlog_line
 from zk_helpers import DEVICE, hub_config, running, stored, wait_for
 
-from spotme_hub.fileimport.importer import import_file, options_for
-from spotme_hub.simulators.zk import ZKSimulator
+from spotme_hub.adapters.csv.importer import import_file, options_for
+from spotme_hub.adapters.zkteco.simulator import ZKSimulator
 from spotme_hub.store import RecordFilter, Store
 
 
@@ -205,7 +205,7 @@ def test_bad_records_are_quarantined_once(tmp_path: Path) -> None:
                 assert reasons[1].startswith("undecodable device time")
                 bad = next(i for i in items if i["reason"].startswith("undecodable"))
                 assert bad["raw"]["size"] == 40 and len(bytes.fromhex(bad["raw"]["hex"])) == 40
-                from spotme_hub.adapters.zkteco import ZKTecoAdapter
+                from spotme_hub.adapters.zkteco.adapter import ZKTecoAdapter
 
                 dev = hub.cfg.device(DEVICE)
                 again = ZKTecoAdapter.replay(dev, bad["raw"], bad["source"])

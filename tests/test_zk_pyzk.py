@@ -10,10 +10,10 @@ import pytest
 from zk import ZK, const
 from zk.exception import ZKErrorResponse
 
-from spotme_hub.adapters import zk_wire as w
-from spotme_hub.adapters.base import DeviceError
-from spotme_hub.adapters.zk_client import ZKClient
-from spotme_hub.simulators.zk import ZKSimulator
+from spotme_hub.adapters.zkteco import wire as w
+from spotme_hub.adapters.zkteco.client import ZKClient
+from spotme_hub.adapters.zkteco.simulator import ZKSimulator
+from spotme_hub.contract import DeviceError
 
 N = 2500
 

@@ -1,5 +1,5 @@
 """Device adapters. See `base` for the contract and `registry` for kinds."""
 
-from .base import Adapter, DeviceContext, DeviceError, Options, SubmitResult
+from ..contract import Adapter, DeviceContext, DeviceError, Options, SubmitResult
 
 __all__ = ["Adapter", "DeviceContext", "DeviceError", "Options", "SubmitResult"]

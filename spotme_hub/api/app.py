@@ -1,30 +1,37 @@
-"""FastAPI application factory: the feed, ingest, device health, operations, the ADMS endpoints
-and the admin dashboard. Each part lives in its own module; this file only wires them."""
+"""FastAPI application factory: the feed, device health, operations and the admin dashboard,
+plus the routes each part brings (`HasRoutes`: the ingest API, the ADMS endpoints, forwarding),
+mounted generically. Each part lives in its own module; this file only wires them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from ..config import HubConfig
-from ..forward.api import forward_router
+from ..contract import HasRoutes, RouteContext
 from ..store import Store
-from .adms import adms_router
 from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
 from .dashboard import dashboard_router
 from .devices import admin_router, devices_router
 from .feed import CommitSignal, feed_router
-from .ingest import ingest_router
 from .metrics import RequestMetrics, new_registry, ops_router
 
 if TYPE_CHECKING:
-    from ..runtime import Hub
+    from ..pipeline.runtime import Hub
 
 
-def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
+def create_app(
+    cfg: HubConfig,
+    store: Store,
+    hub: Hub | None = None,
+    parts: Sequence[type[HasRoutes]] = (),
+) -> FastAPI:
+    """The hub's own routes plus those of `parts` (kinds and features with `HasRoutes`; the
+    composition root passes them)."""
     app = FastAPI(
         title="spotme-hub",
         version="1",
@@ -39,11 +46,11 @@ def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     app.include_router(ops_router(store, registry, read))
     app.state.streams = CommitSignal()  # wakes event streams on commits; closed by `serve`
     app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))
-    app.include_router(ingest_router(cfg, store, hub, write))
     app.include_router(devices_router(cfg, store, hub, read))
     app.include_router(admin_router(cfg, store, admin))
-    app.include_router(adms_router(admin_dependencies=[Depends(admin)]))
-    app.include_router(forward_router(), dependencies=[Depends(admin)])
+    ctx = RouteContext(cfg, store, hub, read, write, admin)
+    for part in parts:
+        app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))
     return app
 

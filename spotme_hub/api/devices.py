@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from ..config import DEFAULT_TZ, HubConfig
 from ..forward.outbox import forward_status
-from ..replay import replay_item
+from ..pipeline.replay import replay_item
 from ..store import Store
 from .models import DeviceOut, OfficeOut, QuarantinePage, ReplayResult
 

@@ -23,3 +23,5 @@ class DeadLetterRow(SQLModel, table=True):
 
 
 DEAD_LETTERS = DeadLetterRow.__table__  # type: ignore[attr-defined]
+# its rows name records by seq and id: the store keeps the ids in step when it moves them
+DEAD_LETTERS.info["record_ref"] = ("seq", "record_id")

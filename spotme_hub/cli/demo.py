@@ -1,0 +1,168 @@
+"""`spotme-hub demo`: a whole hub on one machine with nothing external.
+
+`configs/demo.yaml` describes the estate; each part's demo part (`HasDemo`: the device kinds'
+`adapters/<kind>/demo.py`, forwarding's `forward/demo.py`) starts the simulator it points at. The screen shows devices and punches as they commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import time
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from ..config import HubConfig
+from ..record import Record
+from ..service import demo_parts, load_config, run_hub
+from ..store import CommitResult
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Demo:
+    def __init__(self, data_dir: Path, port: int):
+        self.data_dir = data_dir
+        self.port = port
+        self.env: dict[str, str] = {"DEMO_DATA_DIR": str(data_dir), "DEMO_API_PORT": str(port)}
+        self.hub: Any = None
+        self.cfg: HubConfig | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.notes: list[str] = []
+        self.started = asyncio.Event()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.append(asyncio.create_task(coro))
+
+    def note(self, text: str) -> None:
+        """A line shown under the live view (e.g. what a simulator is doing)."""
+        self.notes.append(text)
+
+    free_port = staticmethod(free_port)
+
+
+async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None = None) -> None:
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="spotme-demo-")
+        data_dir = Path(tmp.name)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    demo = Demo(data_dir, port)
+    console = Console()
+    recent: deque[Record] = deque(maxlen=12)
+    totals = {"new": 0, "duplicate": 0}
+
+    def on_commit(records: Sequence[Record], result: CommitResult) -> None:
+        new = set(result.new)
+        totals["new"] += len(result.new)
+        totals["duplicate"] += len(result.duplicate)
+        for r in records:
+            if r.id in new:
+                recent.append(r)
+
+    async with contextlib.AsyncExitStack() as stack:
+        for part in demo_parts():
+            await stack.enter_async_context(part.demo_part(demo))  # type: ignore[attr-defined]
+        saved = {k: os.environ.get(k) for k in demo.env}
+        os.environ.update(demo.env)
+        try:
+            cfg = load_config(DEMO_CONFIG)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        demo.cfg = cfg
+        stop = asyncio.Event()
+        hub_task = asyncio.create_task(
+            run_hub(cfg, serve_api=True, stop=stop, on_hub=lambda h: _attach(demo, h, on_commit))
+        )
+        await demo.started.wait()
+        console.print(
+            f"[bold]spotme-hub demo[/bold] — dashboard and API at [link]http://127.0.0.1:{port}/[/link] "
+            f"(data in {data_dir}); Ctrl-C to stop"
+        )
+        started = time.monotonic()
+        try:
+            with Live(console=console, refresh_per_second=2, transient=False) as live:
+                while not hub_task.done():
+                    live.update(_view(demo, recent, totals))
+                    if duration and time.monotonic() - started >= duration:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(hub_task), timeout=1.0)
+                live.update(_view(demo, recent, totals))
+        finally:
+            stop.set()
+            for t in demo.tasks:
+                t.cancel()
+            await asyncio.gather(*demo.tasks, return_exceptions=True)
+            await hub_task
+    console.print(
+        f"demo stopped: {totals['new']} punches committed, {totals['duplicate']} duplicates ignored"
+    )
+    if tmp is not None:
+        tmp.cleanup()
+
+
+def _attach(demo: Demo, hub: Any, on_commit: Any) -> None:
+    demo.hub = hub
+    hub.commit_listeners.append(on_commit)
+    demo.started.set()
+
+
+def _view(demo: Demo, recent: deque[Record], totals: dict[str, int]) -> Group:
+    hub = demo.hub
+    devices = Table(title="devices", expand=True)
+    for col in ("device", "kind", "state", "new", "dup", "quarantined", "last error"):
+        devices.add_column(col)
+    colors = {"UP": "green", "DOWN": "red", "DEGRADED": "yellow"}
+    if hub is not None:
+        for h in hub.health.values():
+            c = colors.get(h.state, "white")
+            devices.add_row(
+                h.device_id, h.kind, f"[{c}]{h.state}[/{c}]", str(h.counters.get("new", 0)),
+                str(h.counters.get("duplicate", 0)), str(h.counters.get("quarantined", 0)),
+                (h.last_error or "")[:50],
+            )  # fmt: skip
+    punches = Table(title=f"recent punches ({totals['new']} committed)", expand=True)
+    for col in (
+        "local time",
+        "employee",
+        "user/card",
+        "punch",
+        "verify",
+        "device",
+        "where",
+        "flags",
+    ):
+        punches.add_column(col)
+    for r in reversed(recent):
+        where = r.location_source or ""
+        if r.distance_m is not None and r.location_source != "office":
+            where += f" {r.distance_m:.0f} m"
+        punches.add_row(
+            r.local_time[11:19], r.employee_id or "—", r.source_user_id or r.card or "", r.punch,
+            r.verify, r.device_id, where, ",".join(r.flags),
+        )  # fmt: skip
+    parts: list[Any] = [devices, punches]
+    if demo.notes:
+        parts.append(Panel("\n".join(demo.notes[-6:]), title="simulators"))
+    return Group(*parts)

@@ -1,0 +1,317 @@
+"""The `spotme-hub` command line.
+
+Core commands live here; every part (device kinds, forwarding) adds its own through the
+contract's `HasCommands`, handed the shared tools (`CommandTools`), so the CLI grows without
+this module knowing any kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..contract import CommandTools
+from ..service import command_parts, json_schema, load_config, open_hub, open_store, run_hub
+from ..store import RecordFilter, Store
+from ..yamlsource import ConfigError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default="spotme-hub.yaml", show_default=True, envvar="SPOTME_HUB_CONFIG",
+    help="Hub configuration file (YAML).",
+)  # fmt: skip
+
+
+class HubGroup(click.Group):
+    """Turns known errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                err_console.print(f"[red]error[/red] {issue}", highlight=False, soft_wrap=True)
+            err_console.print(f"{len(exc.issues)} problem(s) in the configuration", highlight=False)
+            sys.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            sys.exit(1)
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug and tracebacks).")
+@click.version_option(package_name="spotme-hub")
+def cli(verbose: int) -> None:
+    """spotme-hub: collect punches from time clocks, card readers, MQTT door devices and HR
+    exports, normalise them into one attendance record, store them durably and forward them to
+    SPOT-Me."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--no-api", is_flag=True, help="Do not serve the HTTP API.")
+def run(config_path: Path, no_api: bool) -> None:
+    """Run the hub: every configured device, the store and the API, until SIGINT/SIGTERM."""
+    cfg = load_config(config_path)
+    announce = functools.partial(click.echo, err=True)
+    asyncio.run(run_hub(cfg, serve_api=cfg.api.enabled and not no_api, announce=announce))
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Check a configuration file or print its JSON Schema."""
+
+
+@config.command("check")
+@CONFIG_OPTION
+def config_check(config_path: Path) -> None:
+    """Validate a configuration: every error with file, line and field; exit 0 when valid."""
+    cfg = load_config(config_path)
+    kinds: dict[str, int] = {}
+    for d in cfg.devices:
+        kinds[d.kind] = kinds.get(d.kind, 0) + 1
+    per_kind = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no devices"
+    click.echo(
+        f"{config_path}: OK — {len(cfg.offices)} office(s), {len(cfg.devices)} device(s) "
+        f"({per_kind}), {len(cfg.employees)} employee(s)"
+    )
+
+
+@config.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration (for editors)."""
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+# --- records / devices / quarantine -----------------------------------------------------------
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--office")
+@click.option("--employee")
+@click.option("--device")
+@click.option("--since", help="occurred_at >= this UTC time (e.g. 2026-11-23T00:00:00Z)")
+@click.option("--until", help="occurred_at < this UTC time")
+@click.option("--flag", help="only records with this flag (e.g. unmapped_employee)")
+@click.option("--limit", type=int, default=50, show_default=True, help="0 = all")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def records(
+    config_path: Path, office: str | None, employee: str | None, device: str | None,
+    since: str | None, until: str | None, flag: str | None, limit: int, fmt: str,
+) -> None:  # fmt: skip
+    """Query the local store (newest last)."""
+    cfg = load_config(config_path)
+    store = open_store(cfg)
+    flt = RecordFilter(office, employee, device, since, until, flag)
+    if limit:
+        total = store.count_records(flt)
+        rows = list(_tail(store, flt, total, limit))
+    else:
+        rows = list(store.iter_records(flt))
+    if fmt == "json":
+        for r in rows:
+            click.echo(json.dumps(r, ensure_ascii=False))
+    elif fmt == "csv":
+        if rows:
+            w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow(
+                    {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+                )
+    else:
+        t = Table(title=f"{len(rows)} record(s)")
+        for col in (
+            "local_time",
+            "employee_id",
+            "source_user_id",
+            "punch",
+            "verify",
+            "device_id",
+            "office_id",
+            "flags",
+        ):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(
+                r["local_time"], r["employee_id"] or "—", r["source_user_id"] or r["card"] or "",
+                r["punch"], r["verify"], r["device_id"], r["office_id"], ",".join(r["flags"]),
+            )  # fmt: skip
+        console.print(t)
+
+
+def _tail(store: Store, flt: RecordFilter, total: int, limit: int) -> Any:
+    skip = max(0, total - limit)
+    for i, r in enumerate(store.iter_records(flt)):
+        if i >= skip:
+            yield r
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def devices(config_path: Path, fmt: str) -> None:
+    """Device health: state, last seen, last error, counters."""
+    cfg = load_config(config_path)
+    store = open_store(cfg)
+    rows = {h["device_id"]: h for h in store.health()}
+    out = []
+    for d in cfg.devices:
+        h = rows.get(d.id) or {"state": "UNKNOWN" if d.enabled else "DISABLED", "counters": {}}
+        out.append({"device_id": d.id, "kind": d.kind, "office": d.office, **h})
+    if fmt == "json":
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    colors = {"UP": "green", "DOWN": "red", "DEGRADED": "yellow"}
+    t = Table(title="devices")
+    for col in (
+        "device",
+        "kind",
+        "office",
+        "state",
+        "last seen",
+        "new",
+        "dup",
+        "quar.",
+        "last error",
+    ):
+        t.add_column(col)
+    for h in out:
+        c = h.get("counters") or {}
+        color = colors.get(h["state"], "white")
+        t.add_row(
+            h["device_id"], h["kind"], h["office"], f"[{color}]{h['state']}[/{color}]",
+            h.get("last_seen") or "never", str(c.get("new", 0)), str(c.get("duplicate", 0)),
+            str(c.get("quarantined", 0)), h.get("last_error") or "",
+        )  # fmt: skip
+    console.print(t)
+
+
+@cli.group()
+def quarantine() -> None:
+    """Inputs that could not become records: list them, replay them after a fix."""
+
+
+@quarantine.command("list")
+@CONFIG_OPTION
+@click.option(
+    "--status", type=click.Choice(["open", "replayed", "discarded", "all"]), default="open"
+)
+@click.option("--device")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def quarantine_list(
+    config_path: Path, status: str, device: str | None, limit: int, fmt: str
+) -> None:
+    """List quarantined inputs with their source and reason."""
+    cfg = load_config(config_path)
+    store = open_store(cfg)
+    items = store.quarantine_items(None if status == "all" else status, limit, device)
+    if fmt == "json":
+        for it in items:
+            click.echo(json.dumps(it, ensure_ascii=False))
+        return
+    t = Table(title=f"{len(items)} quarantined item(s)")
+    for col in ("id", "when", "device", "source", "reason", "status"):
+        t.add_column(col)
+    for it in items:
+        src = {k: v for k, v in it["source"].items() if k != "punch"}
+        t.add_row(str(it["qid"]), it["created_at"], it["device_id"] or "", json.dumps(src)[:60],
+                  it["reason"], it["status"])  # fmt: skip
+    console.print(t)
+
+
+@quarantine.command("replay")
+@CONFIG_OPTION
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every open item.")
+def quarantine_replay(config_path: Path, ids: tuple[int, ...], replay_all: bool) -> None:
+    """Re-process quarantined inputs with the current configuration."""
+    from ..pipeline.replay import replay_item
+
+    cfg = load_config(config_path)
+    store = open_store(cfg)
+    if not ids and not replay_all:
+        raise click.UsageError("give item ids or --all")
+    items = store.quarantine_items("open", 1_000_000)
+    if not replay_all:
+        wanted = set(ids)
+        items = [it for it in items if it["qid"] in wanted]
+        missing = wanted - {it["qid"] for it in items}
+        if missing:
+            raise click.ClickException(f"not open in quarantine: {sorted(missing)}")
+    done = 0
+    for it in items:
+        outcome = replay_item(cfg, store, it)
+        done += outcome.status == "replayed"
+        click.echo(f"#{outcome.qid}: {outcome.status} — {outcome.detail}")
+    click.echo(f"{done} of {len(items)} replayed")
+    if done < len(items):
+        sys.exit(1)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--duration", type=float, default=0, help="Stop after this many seconds (0 = Ctrl-C)."
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="API/dashboard port.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the demo's data here (default: a temporary directory).")  # fmt: skip
+def demo(duration: float, port: int, data_dir: Path | None) -> None:
+    """Run a self-contained demo: simulated devices, embedded SQLite, the API — nothing external."""
+    from .demo import run_demo
+
+    asyncio.run(run_demo(duration=duration, port=port, data_dir=data_dir))
+
+
+@cli.group()
+def simulate() -> None:
+    """Simulators for rehearsal and tests (terminals, readers, the SPOT-Me core...)."""
+
+
+def _add_part_commands() -> None:
+    tools = CommandTools(CONFIG_OPTION, load_config, open_store, open_hub, simulate)
+    for part in command_parts():
+        part.commands(cli, tools)  # type: ignore[attr-defined]
+
+
+_add_part_commands()
+
+
+def main() -> None:
+    cli(prog_name="spotme-hub")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""CLI command modules: each defines `register(cli)` and is loaded by `spotme_hub.cli`."""

@@ -1,0 +1,114 @@
+"""`spotme-hub forward status|dead|retry-dead` and `spotme-hub simulate core`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..contract import CommandTools
+
+console = Console()
+
+
+def register(cli: click.Group, tools: CommandTools) -> None:
+    CONFIG_OPTION = tools.config_option  # noqa: N806
+    load_config, open_store = tools.load_config, tools.open_store
+
+    @cli.group()
+    def forward() -> None:
+        """Forwarding to the SPOT-Me core: backlog, dead letters, replay."""
+
+    @forward.command("status")
+    @CONFIG_OPTION
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def status(config_path: Path, as_json: bool) -> None:
+        """Backlog size and age, delivery counters, dead letters and alert state."""
+        from .outbox import forward_status
+
+        cfg = load_config(config_path)
+        st = forward_status(open_store(cfg), cfg)
+        if as_json:
+            click.echo(json.dumps(st, indent=2))
+            return
+        table = Table(show_header=False, box=None)
+        for key, value in st.items():
+            if key == "alerts":
+                continue
+            table.add_row(key, "" if value is None else str(value))
+        console.print(table)
+        for alert in st["alerts"]:
+            console.print(f"[red]ALERT[/red] {alert}", highlight=False)
+
+    @forward.command("dead")
+    @CONFIG_OPTION
+    @click.option("--all", "show_all", is_flag=True, help="Also delivered (replayed) ones.")
+    @click.option("--limit", default=100, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def dead(config_path: Path, show_all: bool, limit: int, as_json: bool) -> None:
+        """List dead letters: records the core refused, with its reason."""
+        from .outbox import dead_letters
+
+        cfg = load_config(config_path)
+        rows = dead_letters(open_store(cfg), None if show_all else "open", limit)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        table = Table("dlid", "seq", "record id", "status", "tries", "reason", "since")
+        for r in rows:
+            table.add_row(str(r["dlid"]), str(r["seq"]), r["record_id"], r["status"],
+                          str(r["attempts"]), r["reason"], r["created_at"])  # fmt: skip
+        console.print(table)
+
+    @forward.command("retry-dead")
+    @CONFIG_OPTION
+    @click.option("--id", "dlids", multiple=True, type=int, help="Only these dead letters.")
+    def retry_dead(config_path: Path, dlids: tuple[int, ...]) -> None:
+        """Send open dead letters to the core again; those it takes now are marked delivered."""
+        from .forwarder import Forwarder
+
+        cfg = load_config(config_path)
+        if not cfg.core.url:
+            raise click.ClickException(f"{config_path}: core.url is not set")
+        fwd = Forwarder(cfg, open_store(cfg))
+        result = asyncio.run(fwd.retry_dead(list(dlids) or None))
+        click.echo(
+            f"sent {result['sent']}: {result['delivered']} delivered, "
+            f"{result['rejected']} still rejected"
+        )
+        if result["rejected"]:
+            raise SystemExit(1)
+
+    simulate: Any = tools.simulate
+
+    @simulate.command("core")
+    @click.option("--port", type=int, default=8900, show_default=True)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--db", default=":memory:", show_default=True, help="SQLite file for records.")
+    @click.option("--token", default=None, help="Require this bearer token.")
+    @click.option("--path", default="/api/v1/attendance/batch", show_default=True)
+    @click.option("--error-rate", type=float, default=None, help="Fraction answered 503.")
+    @click.option("--latency-ms", type=float, default=None, help="Added to every batch.")
+    @click.option("--down-for", type=float, default=None, help="Answer 503 for S seconds.")
+    @click.option("--retry-after", type=float, default=None, help="Retry-After on 429/503.")
+    @click.option("--reject-ids", multiple=True, help="Reject these record ids.")
+    @click.option("--reject-mode", type=click.Choice(["list", "batch"]), default=None)
+    def core(port: int, host: str, db: str, token: str | None, path: str,
+             error_rate: float | None, latency_ms: float | None, down_for: float | None,
+             retry_after: float | None, reject_ids: tuple[str, ...],
+             reject_mode: str | None) -> None:  # fmt: skip
+        """A reference SPOT-Me core (docs/core-api.md) with failure injection; change failures at
+        runtime with POST /admin/settings, read counts at GET /admin/stats."""
+        from .core_sim import serve_core
+
+        click.echo(f"reference core on http://{host}:{port}{path} (admin: /admin/stats)", err=True)
+        serve_core(
+            port, host, db, token, path, error_rate=error_rate, latency_ms=latency_ms,
+            down_for=down_for, retry_after=retry_after, reject_ids=list(reject_ids) or None,
+            reject_mode=reject_mode,
+        )  # fmt: skip

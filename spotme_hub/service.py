@@ -1,0 +1,141 @@
+"""The composition root: the one place that knows every part and wires them.
+
+registry (device kinds) → configuration (each kind's options) → store (each part's tables) →
+hub (the runtime) → API (each part's routes) and the forwarder; the CLI asks here for commands
+and the demo for its parts. A *part* is an adapter class or a feature (`forward.Forwarding`) and
+brings what it has through the contract's abilities (`HasTables`, `HasRoutes`, `HasCommands`,
+`HasDemo`). Nothing below this module imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import config as _config
+from . import registry
+from .config import HubConfig
+from .contract import HasCommands, HasDemo, HasRoutes, HasTables, has
+from .store import Store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy import Table
+
+    from .pipeline.runtime import Hub
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """A configuration file, validated with every known kind's options."""
+    return _config.load_config(path, registry)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> HubConfig:
+    """A configuration from a dict (tests, embedding), validated as a file is."""
+    return _config.config_from_dict(data, registry, base_dir)
+
+
+def json_schema() -> dict[str, Any]:
+    """The configuration's JSON Schema, devices a union of every known kind's options."""
+    return _config.json_schema(registry)
+
+
+def parts() -> list[type]:
+    """Every part: the device kinds, then the features."""
+    from .forward import Forwarding
+
+    return [*registry.all_adapters(), Forwarding]
+
+
+def tables() -> list[Table]:
+    """The tables the parts bring (the store makes its own)."""
+    out: list[Table] = []
+    for part in parts():
+        if has(part, HasTables):
+            out.extend(part.tables())  # type: ignore[attr-defined]
+    return out
+
+
+def open_store(cfg: HubConfig) -> Store:
+    """The configured store with every part's tables created (and older layouts moved)."""
+    store = Store(cfg.database_url, cfg.hub.sqlite_synchronous, cache_mb=cfg.hub.sqlite_cache_mb)
+    store.create_all(tables())
+    return store
+
+
+def open_hub(cfg: HubConfig, store: Store | None = None) -> Hub:
+    """The runtime over the configured store (not started)."""
+    from .pipeline.runtime import Hub
+
+    return Hub(cfg, store or open_store(cfg))
+
+
+def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
+    """The HTTP API with every part's routes mounted."""
+    from .api.app import create_app as build
+
+    return build(cfg, store, hub, [p for p in parts() if has(p, HasRoutes)])
+
+
+def command_parts() -> list[type]:
+    return [p for p in parts() if has(p, HasCommands)]
+
+
+def demo_parts() -> list[type]:
+    return [p for p in parts() if has(p, HasDemo)]
+
+
+async def run_hub(
+    cfg: HubConfig,
+    serve_api: bool = True,
+    stop: asyncio.Event | None = None,
+    on_hub: Callable[[Hub], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Run the hub (devices, store, API, forwarder) until `stop` is set or SIGINT/SIGTERM."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    hub = open_hub(cfg)
+    if on_hub is not None:
+        on_hub(hub)
+    services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api)]
+    if announce is not None:
+        announce(
+            f"spotme-hub {cfg.hub.id}: {len(cfg.devices)} device(s), store {redact(cfg.database_url)}"
+            + (f", API http://{cfg.api.listen}" if serve_api else "")
+        )
+    await hub.run_until(stop)
+    await asyncio.gather(*services, return_exceptions=True)
+
+
+def start_services(
+    hub: Hub, stop: asyncio.Event, serve_api: bool
+) -> Sequence[Coroutine[Any, Any, None]]:
+    """Coroutines that run beside the devices: the API, and the forwarder when `core.url` is set."""
+    out: list[Coroutine[Any, Any, None]] = []
+    if serve_api:
+        from .api.app import serve
+
+        out.append(serve(create_app(hub.cfg, hub.store, hub), hub.cfg.api.listen, stop))
+    if hub.cfg.core.url:
+        from .forward.forwarder import run_forwarder
+
+        out.append(run_forwarder(hub, stop))
+    return out
+
+
+def redact(url: str) -> str:
+    """A database URL with its password hidden."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url

@@ -1,1 +1,0 @@
-"""Protocol-faithful device simulators for rehearsals, tests, benchmarks and the demo."""
