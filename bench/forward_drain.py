@@ -25,11 +25,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spotme_hub.config import config_from_dict  # noqa: E402
+
 from spotme_hub.forward.core_sim import free_port  # noqa: E402
 from spotme_hub.forward.forwarder import Forwarder, forward_status  # noqa: E402
 from spotme_hub.record import RECORD_FIELDS, record_id  # noqa: E402
-from spotme_hub.service import tables
+from spotme_hub.service import config_from_dict, tables  # noqa: E402
 from spotme_hub.store import Store  # noqa: E402
 
 TEMPLATE: dict[str, Any] = {

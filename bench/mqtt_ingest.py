@@ -39,8 +39,8 @@ from steal import StealMeter  # noqa: E402
 
 from spotme_hub.adapters.mqtt.demo import start_mosquitto  # noqa: E402
 from spotme_hub.cli.demo import free_port  # noqa: E402
-from spotme_hub.config import config_from_dict  # noqa: E402
-from spotme_hub.service import open_hub
+
+from spotme_hub.service import config_from_dict, open_hub  # noqa: E402
 
 BASE_EPOCH = 1_600_000_000  # every punch its own second: distinct record identities
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from .clock import DEFAULT_TZ
 from .yamlsource import ConfigError, Document, Issue, dotted, load_yaml
 
 #: Malaysian subdivisions as the `holidays` package spells them.
@@ -37,8 +38,6 @@ StateCode = Literal[
     "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
     "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
 ]  # fmt: skip
-
-DEFAULT_TZ = "Asia/Kuala_Lumpur"
 
 
 class Kinds(Protocol):
@@ -152,8 +151,15 @@ class Device(BaseModel):
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     _options: Any = PrivateAttr(default=None)
+    _office_zone: str = PrivateAttr(default=DEFAULT_TZ)
 
     _tz = field_validator("timezone")(check_timezone)
+
+    @property
+    def zone(self) -> str:
+        """The zone the device's clock keeps: its own `timezone`, else its office's. The one
+        statement of that rule (normalisation, the adapters, the API and the reports use it)."""
+        return self.timezone or self._office_zone
 
     @property
     def options(self) -> Any:
@@ -229,6 +235,13 @@ class HubConfig(Strict):
     _source: str = PrivateAttr(default="<memory>")
     _office_index: dict[str, Office] = PrivateAttr(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _device_zones(self) -> HubConfig:
+        zones = {o.id: o.timezone for o in self.offices}
+        for d in self.devices:
+            d._office_zone = zones.get(d.office, DEFAULT_TZ)
+        return self
+
     # -- derived helpers -------------------------------------------------------------------
     @property
     def base_dir(self) -> Path:
@@ -260,6 +273,18 @@ class HubConfig(Strict):
             if d.id == device_id:
                 return d
         raise KeyError(device_id)
+
+    def zone_of(self, device_id: str, office_id: str | None = None) -> str:
+        """A device's zone (`Device.zone`); for one no longer configured (a health row, a
+        stored record), its office's, else the default."""
+        try:
+            return self.device(device_id).zone
+        except KeyError:
+            pass
+        try:
+            return self.office(office_id).timezone if office_id else DEFAULT_TZ
+        except KeyError:
+            return DEFAULT_TZ
 
     def resolve_path(self, value: str) -> Path:
         p = Path(value)

@@ -10,13 +10,13 @@ so there is no CSRF surface).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
+from ..clock import now_z
 from ..config import HubConfig
 from ..store import Store
 from .devices import device_rows, forwarding_status, live_health
@@ -31,7 +31,7 @@ def overview(cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None) ->
     recent = store.records(max(0, top - RECENT), RECENT)
     return {
         "hub_id": cfg.hub.id,
-        "now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "now": now_z(),
         "devices": device_rows(cfg, store, live),
         "recent": list(reversed(recent)),
         "quarantine_open": store.quarantine_count("open"),

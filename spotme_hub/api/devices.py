@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from ..config import DEFAULT_TZ, HubConfig
+from ..clock import local_midnight_utc
+from ..config import HubConfig
 from ..forward.outbox import forward_status
 from ..pipeline.replay import replay_item
 from ..store import Store
 from .models import DeviceOut, OfficeOut, QuarantinePage, ReplayResult
-
-
-def local_midnight_utc(tz: str, now: datetime | None = None) -> str:
-    """Today's local midnight in `tz`, as the store's UTC text (for 'punches today')."""
-    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def device_zone(cfg: HubConfig, device_id: str, office_id: str | None) -> str:
-    try:
-        dev = cfg.device(device_id)
-        if dev.timezone:
-            return dev.timezone
-        office_id = dev.office
-    except KeyError:
-        pass
-    for office in cfg.offices:
-        if office.id == office_id:
-            return office.timezone
-    return DEFAULT_TZ
 
 
 def live_health(hub: Any, device_id: str | None = None) -> list[dict[str, Any]] | None:
@@ -54,7 +32,7 @@ def device_rows(
 ) -> list[Any]:
     """Health rows + punches today + open quarantine per device (runs in a worker thread)."""
     rows = live if live is not None else store.health(device_id)
-    zones = {r["device_id"]: device_zone(cfg, r["device_id"], r.get("office_id")) for r in rows}
+    zones = {r["device_id"]: cfg.zone_of(r["device_id"], r.get("office_id")) for r in rows}
     today: dict[str, dict[str, int]] = {
         tz: store.punches_since(local_midnight_utc(tz)) for tz in set(zones.values())
     }

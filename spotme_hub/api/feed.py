@@ -10,12 +10,13 @@ that lands while a client is being served is never skipped.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ..clock import utc_z_ms
 from ..store import RecordFilter, Store
 from .models import RecordsPage
 
@@ -61,7 +62,7 @@ def _time(value: str | None, name: str) -> str | None:
     if when.tzinfo is None:
         raise HTTPException(422, f"{name}: give a UTC offset or Z, e.g. 2026-11-20T00:00:00Z")
     try:
-        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return utc_z_ms(when)
     except (OverflowError, ValueError) as exc:
         raise HTTPException(422, f"{name}: out of range: {value!r}") from exc
 

@@ -26,6 +26,7 @@ from sqlalchemy import and_, select
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_base, stop_never
 
+from ..clock import now_z_ms
 from ..config import HubConfig
 from ..store import RECORDS, Store
 from .outbox import (
@@ -38,7 +39,6 @@ from .outbox import (
     forward_status,
     insert_dead,
     items_from_rows,
-    now,
     read_batch,
     upsert_state,
 )
@@ -202,7 +202,7 @@ class Forwarder:
         s["duplicates"] = s.get("duplicates", 0) + outcome.duplicates
         s["dead_lettered"] = s.get("dead_lettered", 0) + len(dead)
         s["batches"] = s.get("batches", 0) + 1
-        s["last_delivery_at"] = now()
+        s["last_delivery_at"] = now_z_ms()
         s["state"] = "ok"
         if dead:
             log.warning("core rejected %d record(s); moving them to dead letters", len(dead))
@@ -326,7 +326,7 @@ class Forwarder:
         await asyncio.sleep(seconds)
 
     def _note_error(self, message: str) -> None:
-        self.stats.update(state="retrying", last_error=message, last_error_at=now())
+        self.stats.update(state="retrying", last_error=message, last_error_at=now_z_ms())
         self._error_dirty = True
 
     async def _persist_error(self) -> None:
@@ -378,7 +378,7 @@ class Forwarder:
             return list(conn.execute(stmt).all())
 
     def _resolve_dead(self, by_id: dict[str, tuple[int, int]], rejected: dict[str, str]) -> None:
-        stamp = now()
+        stamp = now_z_ms()
         dl = DEAD_LETTERS.c
         with self.store.write() as conn:
             for rid, (dlid, tries) in by_id.items():

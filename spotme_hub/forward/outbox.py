@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..clock import now_z_ms
 from ..config import HubConfig
 from ..store import CHECKPOINTS, RECORDS, Store
 from .tables import DEAD_LETTERS
@@ -23,10 +24,6 @@ from .tables import DEAD_LETTERS
 SCOPE = "forwarder"
 #: What a dead letter's record is read back as (its seq, id, stored JSON and shape).
 COLUMNS = [RECORDS.c.seq, RECORDS.c.id, RECORDS.c.doc, RECORDS.c.shape]
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 #: One record on the wire: its id and its JSON text.
@@ -73,7 +70,7 @@ def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | Non
 
 
 def upsert_state(store: Store, conn: Connection, key: str, value: Any) -> None:
-    stamp = now()
+    stamp = now_z_ms()
     ins = (sqlite_insert if store.is_sqlite else pg_insert)(CHECKPOINTS)
     stmt = ins.values(scope=SCOPE, key=key, value=orjson.dumps(value).decode(), updated_at=stamp)
     conn.execute(
@@ -86,7 +83,7 @@ def upsert_state(store: Store, conn: Connection, key: str, value: Any) -> None:
 
 def insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:
     if items:
-        stamp = now()
+        stamp = now_z_ms()
         conn.execute(
             DEAD_LETTERS.insert(),
             [

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import to_aware, utc_z, utc_z_ms, zone
 from ..config import Device, HubConfig, Office
 from ..record import (
     Flag,
@@ -23,7 +24,7 @@ from ..record import (
 from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
-from .timefix import implausible, to_aware, utc_z, utc_z_ms, zone
+from .timefix import implausible
 
 __all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
 
@@ -54,9 +55,6 @@ class Normalizer:
         self._last_received: tuple[datetime | None, str] = (None, "")
 
     # -- lookups ---------------------------------------------------------------------------
-    def timezone_of(self, device: Device) -> str:
-        return device.timezone or self.offices[device.office].timezone
-
     def employee_for(self, device_id: str, user_id: str | None, card: str | None) -> str | None:
         if user_id is not None:
             emp = self.by_device_pin.get((device_id, user_id)) or self.by_pin.get(user_id)
@@ -80,7 +78,7 @@ class Normalizer:
     ) -> Record | Rejection:
         now = now or datetime.now(UTC)
         received = raw.received_at or now
-        tz_name = self.timezone_of(device)
+        tz_name = device.zone
         office = self.offices[device.office]
         flags = set(raw.flags)
 

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ..clock import utc_z_ms, zone
 from ..config import Device
 from ..record import (
     RECORD_FIELDS,
@@ -37,7 +38,7 @@ from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .mapping import FieldSpec, Ignored, Mapping, MappingError, card_value
 from .texts import code_points_to_str, iso_seconds
-from .timefix import EARLIEST, FUTURE_LIMIT, utc_z_ms, zone
+from .timefix import EARLIEST, FUTURE_LIMIT
 
 _EPOCH = datetime(1970, 1, 1)
 _JSON = ("flags", "source", "raw")
@@ -58,7 +59,7 @@ def row_path(
         raw = mapping.apply(
             doc,
             received_at=received_at,
-            default_timezone=normalizer.timezone_of(device),
+            default_timezone=device.zone,
             source=source,
         )
     except Ignored:
@@ -250,7 +251,7 @@ def normalize_frame(
         if time_key is not None:
             docs = docs.assign(**{time_key: _iso(times)})
         return _all_rows(normalizer, device, mapping, docs, origin, lines, received_at, punch_map)
-    tz_dev = normalizer.timezone_of(device)
+    tz_dev = device.zone
     tz_map = mapping.timezone or tz_dev
     bad = np.zeros(n, dtype=bool)
 

@@ -33,8 +33,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..clock import DEFAULT_TZ, zone
 from ..record import Flag, RawPunch, credential
-from .timefix import EARLIEST, FUTURE_LIMIT, zone
+from .timefix import EARLIEST, FUTURE_LIMIT
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 _TOPIC = re.compile(r"^topic\[(-?\d+)\]$")
@@ -160,7 +161,7 @@ class Mapping(BaseModel):
         payload: Any,
         topic: str | None = None,
         received_at: datetime | None = None,
-        default_timezone: str = "Asia/Kuala_Lumpur",
+        default_timezone: str = DEFAULT_TZ,
         source: dict[str, Any] | None = None,
     ) -> RawPunch:
         """Map one payload. Raises `Ignored` (skip) or `MappingError` (quarantine)."""

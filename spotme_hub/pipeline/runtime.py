@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from .. import registry
+from ..clock import now_z_ms
 from ..config import Device, HubConfig
 from ..contract import DeviceError, Polling, Streaming, SubmitResult, has
 from ..normalize import Normalizer
@@ -36,10 +37,6 @@ T = TypeVar("T")
 # Batches this large are normalised on the adapter pool: at ~30 µs a punch, 1,000 would hold the
 # event loop (every other device's session, the ADMS server, the API) for about 30 ms.
 OFF_LOOP_BATCH = 1_000
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
@@ -105,7 +102,7 @@ class Context:
         c["duplicate"] += len(result.duplicate)
         c["quarantined"] += len(result.quarantined)
         if result.new:
-            self.health.detail["last_punch_at"] = _now_iso()
+            self.health.detail["last_punch_at"] = now_z_ms()
         self.health.dirty = True
         return SubmitResult(records, result.new, result.duplicate, result.quarantined)
 
@@ -144,7 +141,7 @@ class Context:
         return value
 
     def mark_seen(self) -> None:
-        self.health.last_seen = _now_iso()
+        self.health.last_seen = now_z_ms()
         self.health.dirty = True
 
     def mark_up(self, **detail: Any) -> None:
@@ -162,7 +159,7 @@ class Context:
         h.state = "DEGRADED"
         h.degradations += 1
         h.last_error = reason
-        h.last_error_at = _now_iso()
+        h.last_error_at = now_z_ms()
         h.detail.update(detail, degraded_reason=reason)
         h.dirty = True
         log.warning("device %s degraded: %s", self.device.id, reason)
@@ -318,7 +315,7 @@ class Hub:
         h.consecutive_failures += 1
         h.counters["failures"] += 1
         h.last_error = _describe(exc)
-        h.last_error_at = _now_iso()
+        h.last_error_at = now_z_ms()
         if h.consecutive_failures >= self.cfg.hub.failures_to_down:
             if h.state != "DOWN":
                 log.error("device %s is DOWN: %s", ctx.device.id, h.last_error)

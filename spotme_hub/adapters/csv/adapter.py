@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ...clock import now_z
 from ...config import Device
 from ...contract import (
     CommandTools,
@@ -198,7 +199,7 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
 
     @staticmethod
     def _checkpoint(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
-        return {"file": path.name, "at": _now(), "rows": summary["rows"]}
+        return {"file": path.name, "at": now_z(), "rows": summary["rows"]}
 
     def _rows(
         self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime
@@ -215,7 +216,7 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
             punches, rejections = out.setdefault(dev, ([], []))
             if dev not in zones:
                 device = ctx.config.device(dev)
-                zones[dev] = device.timezone or ctx.config.office(device.office).timezone
+                zones[dev] = device.zone
             source = {**export.where, "line": line}
             try:
                 punches.append(
@@ -262,7 +263,3 @@ async def _read(ctx: DeviceContext, fn: Callable[..., T], /, *args: Any) -> T:
         raise Unreadable(str(exc)) from exc
     except Exception as exc:
         raise Unreadable(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ...clock import now_z
 from ...config import Device, HubConfig
 from ...normalize import Normalizer
 from ...normalize.frame import FrameResult, normalize_frame
@@ -141,7 +142,7 @@ def import_file(
     )
 
     def finished() -> dict[tuple[str, str], Any]:  # the checkpoint, with the file's last chunk
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = now_z()
         return {(device.id, key): {"file": path.name, "at": at, "rows": summary.rows_read}}
 
     with ChunkWriter(store, use_process=use_process) as chunks:

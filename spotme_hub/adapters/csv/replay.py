@@ -43,7 +43,7 @@ def reread_row(device: Device, raw: Any, source: dict[str, Any]) -> list[RawPunc
     if pd.isna(when):
         return reject(f"cannot read time {text.iloc[0]!r}")
     doc[TIME_KEY] = str(when.astype("datetime64[s]"))
-    tz = opts.timezone or device.timezone or "Asia/Kuala_Lumpur"
+    tz = opts.timezone or device.zone
     try:
         punch = plan.mapping.apply(
             doc, received_at=datetime.now(UTC), default_timezone=tz, source=source

@@ -98,6 +98,6 @@ def map_item(
         item,
         topic=None,
         received_at=received_at,
-        default_timezone=timezone or device.timezone or "Asia/Kuala_Lumpur",
+        default_timezone=timezone or device.zone,
         source=source,
     )

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from ...api.auth import Principal
-from ...api.devices import device_zone
 from ...api.models import PunchBatch, PunchBatchResult
 from ...config import HubConfig
 from ...contract import RouteContext
@@ -54,7 +53,7 @@ def ingest_router(cfg: HubConfig, store: Store, hub: Any, write: Any) -> APIRout
         if ctx is None or not device.enabled:
             raise HTTPException(503, f"device {batch.device!r} is not running")
         now = datetime.now(UTC)
-        tz = device_zone(cfg, device.id, device.office)
+        tz = device.zone
         raws: list[RawPunch] = []
         raw_index: list[int] = []
         rejections: list[Rejection] = []

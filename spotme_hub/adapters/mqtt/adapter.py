@@ -157,7 +157,7 @@ class MqttAdapter(Streaming, Replayable, HasDemo):
         opts = self.opts
         client_id = opts.client_id or f"spotme-{ctx.config.hub.id}-{self.device.id}"
         self.untimed = OrderedDict((k, v) for k, v in (ctx.checkpoint("untimed", []) or []))
-        self.zone = self._zone(ctx)  # once per session, not per message
+        self.zone = self.device.zone
         filters = [
             f"$share/{opts.shared_group}/{t}" if opts.shared_group else t for t in opts.topics
         ]
@@ -304,9 +304,6 @@ class MqttAdapter(Streaming, Replayable, HasDemo):
             raw.punch = self.opts.punch
         return raw
 
-    def _zone(self, ctx: DeviceContext) -> str:
-        return self.device.timezone or ctx.config.office(self.device.office).timezone
-
     def _identity(self, raw: RawPunch, m: _Msg) -> bool:
         """Give punches without a trustworthy device time an identity that survives redelivery.
         Returns True when the remembered set changed."""
@@ -333,7 +330,7 @@ class MqttAdapter(Streaming, Replayable, HasDemo):
         payload = bytes.fromhex(raw) if source.get("payload_encoding") == "hex" else str(raw)
         try:
             punch = apply_first(mappings_for(opts.preset, opts.mapping), payload,
-                                source.get("topic"), None, device.timezone or "Asia/Kuala_Lumpur",
+                                source.get("topic"), None, device.zone,
                                 source)  # fmt: skip
         except (Ignored, MappingError) as exc:
             return Rejection(str(exc), raw, source, device.id)

@@ -22,9 +22,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
+
+from ...clock import DEFAULT_TZ, zone
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -68,7 +69,7 @@ def start_mosquitto(workdir: Path, port: int, persistence: bool = False) -> subp
 
 def _payloads(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
     now = time.time()
-    local = datetime.now(ZoneInfo("Asia/Kuala_Lumpur")).replace(tzinfo=None, microsecond=0)
+    local = datetime.now(zone(DEFAULT_TZ)).replace(tzinfo=None, microsecond=0)
     tasmota_time = local.isoformat()
     card = rng.choice(["86F444", "E9F35959", "94D8FC5F"])  # 86F444 = Siti's 0008844356
     return [

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ...clock import DEFAULT_TZ
 from ...normalize.mapping import Ignored, Mapping, MappingError
 from ...record import RawPunch
 
@@ -105,7 +106,7 @@ def apply_first(
     payload: Any,
     topic: str | None = None,
     received_at: datetime | None = None,
-    default_timezone: str = "Asia/Kuala_Lumpur",
+    default_timezone: str = DEFAULT_TZ,
     source: dict[str, Any] | None = None,
 ) -> RawPunch:
     """Apply the first mapping that accepts `payload` (JSON is parsed once for all of them).

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ...clock import zone
 from ...config import Device
 from ...contract import (
     CommandTools,
@@ -31,7 +32,6 @@ from ...contract import (
     Replayable,
     Streaming,
 )
-from ...normalize.timefix import zone
 from ...record import RawPunch, Rejection
 from . import wire as w
 from .client import Progress, ZKClient
@@ -110,7 +110,7 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
         self.users_due = 0.0
         self.info: dict[str, Any] = {}
         self.left_disabled = False
-        self.tz = zone(device.timezone or "Asia/Kuala_Lumpur")
+        self.tz = zone(device.zone)
         self.skew: float | None = None
 
     # -- the runtime's entry point ---------------------------------------------------------
@@ -126,7 +126,6 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
         self, ctx: DeviceContext, progress: Progress | None = None, client: ZKClient | None = None
     ) -> PullStats:
         """One full pull; raises DeviceError on failure (the runtime counts it)."""
-        self._zone(ctx)
         c: ZKClient = client if client is not None else await ctx.to_thread(self._open)
         try:
             stats = await self._pull(ctx, c, progress)
@@ -138,9 +137,6 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
         return stats
 
     # -- pulling ---------------------------------------------------------------------------
-    def _zone(self, ctx: DeviceContext) -> None:
-        self.tz = zone(self.device.timezone or ctx.config.office(self.device.office).timezone)
-
     def _open(self) -> ZKClient:
         o = self.opts
         c = ZKClient(o.host, o.port, o.timeout, o.comm_key, o.transport == "udp", o.retries)

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from ...clock import DEFAULT_TZ, zone
 from . import wire as w
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class ZKSimulator:
         start_time: datetime | None = None,
         faults: Faults | None = None,
         seed: int = 1,
-        timezone: str = "Asia/Kuala_Lumpur",
+        timezone: str = DEFAULT_TZ,
     ):
         if record_size not in (8, 16) and record_size < 40:
             raise ValueError("record size must be 8, 16 or ≥40 (e.g. 40, 49)")
@@ -102,7 +102,7 @@ class ZKSimulator:
         self.clock_offset_s = clock_offset_s
         self.punch_every = punch_every
         self.faults = faults or Faults()
-        self.tz = ZoneInfo(timezone)
+        self.tz = zone(timezone)
         self.rng = random.Random(seed)
         self.users = [(i, str(i), NAMES[(i - 1) % len(NAMES)]) for i in range(1, users + 1)]
         self.punches: list[Punch] = []

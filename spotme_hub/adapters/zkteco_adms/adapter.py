@@ -26,6 +26,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field as Col
 from sqlmodel import SQLModel
 
+from ...clock import zone
 from ...config import Device
 from ...contract import (
     CommandTools,
@@ -41,7 +42,6 @@ from ...contract import (
     RouteContext,
     Streaming,
 )
-from ...normalize.timefix import zone
 from ...record import RawPunch, Rejection
 
 if TYPE_CHECKING:

@@ -43,7 +43,7 @@ def _queue(tools: CommandTools, config_path: Path, device_id: str, kind: str, st
     try:
         window: tuple[str | None, str | None] = (None, None)
         if kind != "info":
-            tz = db.device_tz(cfg, device)
+            tz = device.zone
             window = db.resolve_window(tz, start, end, hours, device.options.verify_window_h)
         row = db.enqueue(store, device.id, kind, *window)
     except ValueError as exc:

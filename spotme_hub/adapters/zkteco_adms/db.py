@@ -17,8 +17,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ...config import Device, HubConfig
-from ...normalize.timefix import to_aware, utc_z, zone
+from ...clock import now_z_ms, to_aware, utc_z, zone
+from ...config import Device
 from ...store import RecordFilter, Store, dumps
 from .adapter import (
     COMMANDS,
@@ -33,10 +33,6 @@ from .adapter import (
 MAX_ATTEMPTS = 3
 SECRET_KEYS = ("passwd", "password")  # never stored from USER lines
 KINDS = ("backfill", "verify", "info")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _insert(store: Store, table: Any) -> Any:
@@ -65,7 +61,7 @@ def note_pending(
     store: Store, sn: str, remote: str | None, path: str, detail: dict[str, Any]
 ) -> bool:
     """Remember an unknown serial; False when the list is full and `sn` is not on it."""
-    now = _now()
+    now = now_z_ms()
     with store.write() as conn:
         old = conn.execute(select(PENDING.c.detail).where(PENDING.c.serial == sn)).scalar()
         if old is None:
@@ -108,10 +104,6 @@ def local_window(
     return start.strftime(TIME_FORMAT), end.strftime(TIME_FORMAT)
 
 
-def device_tz(cfg: HubConfig, device: Device) -> str:
-    return device.timezone or cfg.office(device.office).timezone
-
-
 def resolve_window(
     tz_name: str, start: str | None, end: str | None, hours: float | None, default_hours: float
 ) -> tuple[str, str]:
@@ -138,7 +130,7 @@ def enqueue(
     values = {
         "device_id": device_id, "kind": kind, "command": command_text(kind, start, end),
         "origin": origin, "window_start": start, "window_end": end, "status": "queued",
-        "created_at": _now(),
+        "created_at": now_z_ms(),
     }  # fmt: skip
     with store.write() as conn:
         pk = conn.execute(COMMANDS.insert().values(**values)).inserted_primary_key
@@ -156,7 +148,7 @@ def take_commands(
     stale = (datetime.now(UTC) - timedelta(seconds=timeout_s)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
         :-3
     ] + "Z"
-    now = _now()
+    now = now_z_ms()
     mine = COMMANDS.c.device_id == device_id
     with store.write() as conn:
         conn.execute(
@@ -197,7 +189,7 @@ def complete(store: Store, device_id: str, result: dict[str, str]) -> dict[str, 
     with store.write() as conn:
         n = conn.execute(
             COMMANDS.update().where(where).values(
-                status="done" if code == 0 else "failed", done_at=_now(), return_code=code,
+                status="done" if code == 0 else "failed", done_at=now_z_ms(), return_code=code,
                 result=dumps(result),
             )
         ).rowcount  # fmt: skip
@@ -282,7 +274,7 @@ def attlog_sum(result: dict[str, str]) -> int | None:
 def save_users(store: Store, device_id: str, users: list[dict[str, str]]) -> None:
     if not users:
         return
-    now = _now()
+    now = now_z_ms()
     with store.write() as conn:
         for u in users:
             stmt = _insert(store, USERS).values(
@@ -313,7 +305,7 @@ def save_events(store: Store, device_id: str, events: list[dict[str, Any]]) -> i
     """Insert OPLOG events once (a re-sent line is ignored); returns how many were new."""
     if not events:
         return 0
-    now = _now()
+    now = now_z_ms()
     rows = [
         {"device_id": device_id, "op_code": e["op_code"], "operator": e["operator"] or None,
          "op_time": e["op_time"], "fields": dumps(e["values"]), "raw": e["raw"], "received_at": now}

@@ -50,7 +50,7 @@ class Terminal:
 
     @property
     def tz(self) -> str:
-        return self.hub.normalizer.timezone_of(self.device)
+        return self.device.zone
 
 
 def serials(cfg: HubConfig) -> dict[str, Device]:
@@ -308,7 +308,7 @@ def _admin_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Queue DATA QUERY (backfill), VERIFY SUM (verify) or INFO for the terminal's next poll."""
         device = _adms_device(request, device_id)
-        tz = db.device_tz(request.app.state.cfg, device)
+        tz = device.zone
         try:
             start, end = (None, None)
             if body.kind != "info":

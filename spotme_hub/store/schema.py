@@ -1,0 +1,137 @@
+"""The store's tables and the one JSON text of a record.
+
+The records table keeps the columns the feed filters on next to `doc`: a live record's canonical
+JSON text, rendered once when it is committed, or a bulk record's own fields for its shape
+(`shapes.py`). Pages, streams and forwarded batches are spliced from stored text, never encoded
+again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
+from sqlalchemy.engine import make_url
+from sqlmodel import Field, SQLModel
+
+from ..record import RECORD_FIELDS, Record
+from .shapes import SHAPES
+
+INSERT_COLUMNS: tuple[str, ...] = (
+    "id", "employee_id", "device_id", "office_id", "occurred_at", "flags", "committed_at", "doc",
+)  # fmt: skip
+
+#: The bulk path's: `doc` holds the varying fields of the record's shape (`shapes.py`).
+BULK_INSERT_COLUMNS: tuple[str, ...] = (*INSERT_COLUMNS, "shape")
+#: Columns `Store.bulk_insert` accepts.
+BULK_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "committed_at")
+
+
+def in_process_memory(url: str) -> bool:
+    """An SQLite database only this process can see."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return False
+    return u.database in (None, "", ":memory:") or "mode=memory" in str(u)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class RecordRow(SQLModel, table=True):
+    __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_occurred_at", "occurred_at"),
+        {"sqlite_autoincrement": True},
+    )
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    employee_id: str | None = None
+    device_id: str
+    office_id: str
+    occurred_at: str
+    flags: str = "[]"
+    committed_at: str
+    doc: str = Field(sa_column=Column(Text, nullable=False))
+    # NULL: `doc` is the whole JSON; else the id of the record's shape (see `shapes.py`)
+    shape: int | None = None
+
+
+class QuarantineRow(SQLModel, table=True):
+    __tablename__ = "quarantine"
+    # finds the item a file row's rejection repeats (see Store._quarantine); column and index
+    # are added to databases created before them too (`create_all`)
+    __table_args__ = (Index("ix_quarantine_device_place", "device_id", "place"),)
+    qid: int | None = Field(default=None, primary_key=True)
+    created_at: str
+    device_id: str | None = Field(default=None, index=True)
+    source: str = "{}"
+    reason: str
+    raw: str = "null"
+    status: str = Field(default="open", index=True)  # open | replayed | discarded
+    resolved_at: str | None = None
+    resolution: str | None = None
+    place: str | None = None  # a file row's file, sheet and line (None for live input)
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    scope: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: str
+
+
+class DeviceHealthRow(SQLModel, table=True):
+    __tablename__ = "device_health"
+    device_id: str = Field(primary_key=True)
+    kind: str
+    office_id: str | None = None
+    state: str = "UNKNOWN"  # UNKNOWN | UP | DEGRADED | DOWN | DISABLED
+    last_seen: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    consecutive_failures: int = 0
+    counters: str = "{}"
+    detail: str = "{}"
+    updated_at: str
+
+
+RECORDS: Table = RecordRow.__table__  # type: ignore[attr-defined]
+QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[attr-defined]
+CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
+HEALTH: Table = DeviceHealthRow.__table__  # type: ignore[attr-defined]
+#: The store's own tables (the other parts' come through `create_all`).
+OWN_TABLES = (RECORDS, QUARANTINE, CHECKPOINTS, HEALTH, SHAPES)
+
+
+def record_doc(rec: Record) -> str:
+    """The record's canonical JSON text (fields in `RECORD_FIELDS` order), as stored and served
+    (orjson serialises the dataclass itself, in field order)."""
+    return dumps(rec)
+
+
+def record_to_tuple(rec: Record, committed_at: str) -> tuple[Any, ...]:
+    """A record as the INSERT's parameter tuple (columns in INSERT_COLUMNS order)."""
+    return (
+        rec.id, rec.employee_id, rec.device_id, rec.office_id, rec.occurred_at, dumps(rec.flags),
+        committed_at, record_doc(rec),
+    )  # fmt: skip
+
+
+def row_to_dict(seq: int, doc: str | bytes) -> dict[str, Any]:
+    """A stored (seq, doc) → the canonical record dict plus `seq`."""
+    return {"seq": int(seq), **orjson.loads(doc)}
