@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotme_hub.adapters.serial.adapter import Debouncer
+from spotme_hub.adapters.serial.port import Debouncer
 from spotme_hub.adapters.serial.framing import (
     BadFrame,
     CardRead,

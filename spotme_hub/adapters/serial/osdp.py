@@ -14,17 +14,14 @@ import contextlib
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import osdp
 import serial
 
 from ...contract import DeviceContext, DeviceError
 from .framing import BadFrame, CardRead, Decoded, clean_text, em_card, wiegand_decode
-
-if TYPE_CHECKING:
-    from .adapter import SerialAdapter
-
+from .port import Batch, FrameSink, SerialOptions, open_port
 
 OSDP_RAW_UNSPECIFIED = osdp.CardFormat.Unspecified
 OSDP_RAW_WIEGAND = osdp.CardFormat.Wiegand
@@ -106,10 +103,7 @@ def _reader_states(cp: osdp.ControlPanel, addresses: list[int]) -> dict[int, boo
     return {a: bool(mask & (1 << i)) for i, a in enumerate(addresses)}
 
 
-async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
-    from .adapter import Batch, open_port
-
-    opts = adapter.opts
+async def run_osdp(opts: SerialOptions, sink: FrameSink, ctx: DeviceContext) -> None:
     addresses = opts.addresses
     port = await ctx.to_thread(open_port, opts.port, opts.baudrate, 0)
     channel = PortChannel(port)
@@ -125,7 +119,7 @@ async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
         return 0
 
     scbk = bytes.fromhex(opts.scbk) if opts.scbk else None
-    infos = [osdp.PDInfo(a, channel, scbk=scbk, name=f"{adapter.device.id}:{a}") for a in addresses]
+    infos = [osdp.PDInfo(a, channel, scbk=scbk, name=f"{ctx.device.id}:{a}") for a in addresses]
     cp = osdp.ControlPanel(infos, log_level=osdp.LogLevel.Error, event_handler=on_event)
     cp.start()
     started = time.monotonic()
@@ -149,7 +143,7 @@ async def run_osdp(adapter: SerialAdapter, ctx: DeviceContext) -> None:
             for address, event, at, mono in items:
                 seq += 1
                 decoded = osdp_card(event, offset=seq)
-                await adapter.handle(ctx, Batch(at, mono, [decoded]), reader=address)
+                await sink.handle(ctx, Batch(at, mono, [decoded]), reader=address)
             # reader health
             now = time.monotonic()
             states = _reader_states(cp, addresses)
