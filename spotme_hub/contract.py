@@ -197,6 +197,13 @@ class HasTables(Protocol):
     def tables(cls) -> Sequence[Table]: ...
 
 
+class Caller(Protocol):
+    """Who made an API call (what the scope dependencies of `RouteContext` return)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RouteContext:
     """What a kind's routes are built with: the hub's parts and its three scopes (FastAPI

@@ -89,29 +89,6 @@ class ReplayResult(BaseModel):
     records: int
 
 
-class PunchBatch(BaseModel):
-    device: str = Field(description="An `http` device id from the configuration.")
-    punches: list[Any] = Field(
-        min_length=1, max_length=10_000, description="JSON items, read by the device's mapping."
-    )
-
-
-class PunchResult(BaseModel):
-    index: int
-    status: Literal["created", "duplicate", "quarantined", "ignored"]
-    record_id: str | None = None
-    quarantine_id: int | None = None
-    reason: str | None = None
-
-
-class PunchBatchResult(BaseModel):
-    created: int
-    duplicate: int
-    quarantined: int
-    ignored: int
-    results: list[PunchResult]
-
-
 class Status(BaseModel):
     status: str
 

@@ -13,14 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from ...api.auth import Principal
-from ...api.models import PunchBatch, PunchBatchResult
 from ...config import HubConfig
-from ...contract import RouteContext
+from ...contract import Caller, RouteContext
 from ...normalize.mapping import Ignored, MappingError
 from ...record import RawPunch, Rejection
 from ...store import Store
 from .adapter import map_item
+from .models import PunchBatch, PunchBatchResult
 
 
 def router(ctx: RouteContext) -> APIRouter:
@@ -40,9 +39,7 @@ def ingest_router(cfg: HubConfig, store: Store, hub: Any, write: Any) -> APIRout
             503: {"description": "The hub is not running devices"},
         },
     )
-    async def punches(
-        batch: PunchBatch, who: Annotated[Principal, Depends(write)]
-    ) -> dict[str, Any]:
+    async def punches(batch: PunchBatch, who: Annotated[Caller, Depends(write)]) -> dict[str, Any]:
         ctx = hub.contexts.get(batch.device) if hub is not None else None
         try:
             device = cfg.device(batch.device)
