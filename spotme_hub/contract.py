@@ -211,7 +211,9 @@ class RouteContext:
 
     cfg: HubConfig
     store: Store
-    hub: Any  # the running `pipeline.runtime.Hub`, or None when the API serves a stopped hub
+    #: The context of a device the hub is running (None when it is not running it, or when the
+    #: API serves a stopped hub).
+    running: Callable[[str], DeviceContext | None]
     read: Callable[..., Any]
     write: Callable[..., Any]
     admin: Callable[..., Any]

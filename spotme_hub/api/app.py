@@ -38,7 +38,6 @@ def create_app(
         description="Device and system integration hub for SPOT-Me attendance. "
         "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, admin.",
     )
-    app.state.cfg, app.state.store, app.state.hub = cfg, store, hub
     auth = TokenAuth(cfg)
     read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
     registry, latency = new_registry(cfg, store, hub)
@@ -48,7 +47,8 @@ def create_app(
     app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))
     app.include_router(devices_router(cfg, store, hub, read))
     app.include_router(admin_router(cfg, store, admin))
-    ctx = RouteContext(cfg, store, hub, read, write, admin)
+    contexts = hub.contexts if hub is not None else {}
+    ctx = RouteContext(cfg, store, contexts.get, read, write, admin)
     for part in parts:
         app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))

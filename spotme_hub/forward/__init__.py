@@ -31,7 +31,7 @@ class Forwarding(HasTables, HasRoutes, HasCommands, HasDemo):
     def routes(cls, ctx: RouteContext) -> APIRouter:
         from .routes import forward_router
 
-        return forward_router(ctx.admin)
+        return forward_router(ctx)
 
     @classmethod
     def commands(cls, cli: click.Group, tools: CommandTools) -> None:

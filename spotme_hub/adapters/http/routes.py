@@ -8,13 +8,14 @@ reason; nothing is lost) or ignored (the mapping says the item is not a punch).
 """
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
 from ...config import HubConfig
-from ...contract import Caller, RouteContext
+from ...contract import Caller, DeviceContext, RouteContext
 from ...normalize.mapping import Ignored, MappingError
 from ...record import RawPunch, Rejection
 from ...store import Store
@@ -24,10 +25,12 @@ from .models import PunchBatch, PunchBatchResult
 
 def router(ctx: RouteContext) -> APIRouter:
     """The http kind's routes (mounted by the API through `HasRoutes`)."""
-    return ingest_router(ctx.cfg, ctx.store, ctx.hub, ctx.write)
+    return ingest_router(ctx.cfg, ctx.store, ctx.running, ctx.write)
 
 
-def ingest_router(cfg: HubConfig, store: Store, hub: Any, write: Any) -> APIRouter:
+def ingest_router(
+    cfg: HubConfig, store: Store, running: Callable[[str], DeviceContext | None], write: Any
+) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["ingest"])
 
     @r.post(
@@ -40,7 +43,7 @@ def ingest_router(cfg: HubConfig, store: Store, hub: Any, write: Any) -> APIRout
         },
     )
     async def punches(batch: PunchBatch, who: Annotated[Caller, Depends(write)]) -> dict[str, Any]:
-        ctx = hub.contexts.get(batch.device) if hub is not None else None
+        ctx = running(batch.device)
         try:
             device = cfg.device(batch.device)
         except KeyError:

@@ -12,22 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from ...config import Device, HubConfig
-from ...contract import RouteContext
+from ...contract import DeviceContext, RouteContext
 from ...store import Store
 from . import adapter as wire
 from . import db
-
-if TYPE_CHECKING:
-    from ...pipeline.runtime import Context, Hub
 
 log = logging.getLogger(__name__)
 SN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -43,10 +40,10 @@ class Terminal:
     sn: str
     device: Device
     opts: wire.AdmsOptions
-    ctx: Context
+    ctx: DeviceContext
     state: wire.AdmsState
-    hub: Hub
     store: Store
+    max_body: int
 
     @property
     def tz(self) -> str:
@@ -70,20 +67,19 @@ def serials(cfg: HubConfig) -> dict[str, Device]:
     return out
 
 
-async def terminal(request: Request) -> Terminal | Response:
+async def terminal(
+    rc: RouteContext, known: dict[str, Device], request: Request
+) -> Terminal | Response:
     """The configured terminal behind `SN=`, or the plain-text error reply."""
     q = request.query_params
     sn = q.get("SN") or q.get("sn") or ""
     if not SN_RE.match(sn):
         return text("ERROR: missing or invalid SN= parameter", 400)
-    state = request.app.state
-    if getattr(state, "adms_serials", None) is None:
-        state.adms_serials = serials(state.cfg)
-    device = state.adms_serials.get(sn)
+    device = known.get(sn)
     if device is None:
         seen = {k: v for k, v in q.items() if k in ("pushver", "DeviceType", "language", "INFO")}
         client = request.client.host if request.client else None
-        await asyncio.to_thread(db.note_pending, state.store, sn, client, request.url.path, seen)
+        await asyncio.to_thread(db.note_pending, rc.store, sn, client, request.url.path, seen)
         log.warning(
             "ADMS request from unknown terminal SN=%s (%s): refused, listed as pending", sn, client
         )
@@ -92,18 +88,17 @@ async def terminal(request: Request) -> Terminal | Response:
         )
     if not device.enabled:
         return text(f"ERROR: device {device.id} (SN={sn}) is disabled on this hub", 403)
-    hub = state.hub
-    if hub is None or device.id not in hub.contexts:
+    ctx = rc.running(device.id)
+    if ctx is None:
         return text("ERROR: hub is not running; try again later", 503)
-    ctx = hub.contexts[device.id]
     st = wire.state_of(ctx)
     if not st.restored:  # a mismatch found before a restart stays visible until a match
         st.restored = True
-        verdict = await asyncio.to_thread(db.last_verdict, state.store, device.id)
+        verdict = await asyncio.to_thread(db.last_verdict, rc.store, device.id)
         if verdict and verdict.startswith("mismatch"):
             st.degraded_reason = f"last reconciliation: {verdict}"
             ctx.mark_degraded(st.degraded_reason)
-    return Terminal(sn, device, device.options, ctx, st, hub, state.store)
+    return Terminal(sn, device, device.options, ctx, st, rc.store, rc.cfg.api.max_body_bytes)
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -128,10 +123,7 @@ def not_stored(t: Terminal, exc: Exception) -> Response:
 # --- /iclock: what terminals call ------------------------------------------------------------
 
 
-async def handshake(request: Request) -> Response:
-    t = await terminal(request)
-    if not isinstance(t, Terminal):
-        return t
+async def handshake(t: Terminal, request: Request) -> Response:
     q = request.query_params
     stamps = {
         k: await asyncio.to_thread(t.ctx.checkpoint, k) for k in ("ATTLOGStamp", "OPERLOGStamp")
@@ -140,11 +132,8 @@ async def handshake(request: Request) -> Response:
     return text(wire.handshake_text(t.sn, t.opts, t.tz, stamps))
 
 
-async def upload(request: Request) -> Response:
-    t = await terminal(request)
-    if not isinstance(t, Terminal):
-        return t
-    limit = request.app.state.cfg.api.max_body_bytes
+async def upload(t: Terminal, request: Request) -> Response:
+    limit = t.max_body
     body = await read_body(request, limit)
     if body is None:
         return text(f"ERROR: body larger than {limit} bytes; send fewer records per post", 413)
@@ -180,10 +169,7 @@ async def upload(request: Request) -> Response:
     return text(f"OK:{len(wire.split_lines(body))}")
 
 
-async def getrequest(request: Request) -> Response:
-    t = await terminal(request)
-    if not isinstance(t, Terminal):
-        return t
+async def getrequest(t: Terminal, request: Request) -> Response:
     info = request.query_params.get("INFO")
     t.state.contact(t.ctx, **(wire.parse_info(info) if info else {}))
     t.ctx.count("polls")
@@ -198,11 +184,8 @@ async def getrequest(request: Request) -> Response:
     return text("".join(f"C:{r['cmd_id']}:{r['command']}\n" for r in rows))
 
 
-async def devicecmd(request: Request) -> Response:
-    t = await terminal(request)
-    if not isinstance(t, Terminal):
-        return t
-    body = await read_body(request, request.app.state.cfg.api.max_body_bytes)
+async def devicecmd(t: Terminal, request: Request) -> Response:
+    body = await read_body(request, t.max_body)
     if body is None:
         return text("ERROR: body too large", 413)
     t.state.contact(t.ctx)
@@ -258,10 +241,7 @@ async def reconcile(t: Terminal, row: dict[str, Any]) -> None:
     await asyncio.to_thread(db.set_verdict, t.store, row["id"], verdict)
 
 
-async def ping(request: Request) -> Response:
-    t = await terminal(request)
-    if not isinstance(t, Terminal):
-        return t
+async def ping(t: Terminal, request: Request) -> Response:
     t.state.contact(t.ctx)
     return text("OK")
 
@@ -276,9 +256,9 @@ class CommandRequest(BaseModel):
     hours: float | None = Field(None, gt=0, description="Instead of start/end: the last N hours.")
 
 
-def _adms_device(request: Request, device_id: str) -> Device:
+def _adms_device(rc: RouteContext, device_id: str) -> Device:
     try:
-        device = request.app.state.cfg.device(device_id)
+        device = rc.cfg.device(device_id)
     except KeyError:
         raise HTTPException(404, f"no device {device_id!r}") from None
     if device.kind != wire.KIND:
@@ -286,28 +266,24 @@ def _adms_device(request: Request, device_id: str) -> Device:
     return device
 
 
-def _admin_router() -> APIRouter:
+def _admin_router(rc: RouteContext) -> APIRouter:
     r = APIRouter(prefix="/api/v1/adms", tags=["adms"])
 
     @r.get("/pending")
-    async def list_pending(request: Request) -> list[dict[str, Any]]:
+    async def list_pending() -> list[dict[str, Any]]:
         """Terminals that called with a serial number the configuration does not know."""
-        return await asyncio.to_thread(db.pending, request.app.state.store)
+        return await asyncio.to_thread(db.pending, rc.store)
 
     @r.get("/{device_id}/commands")
-    async def list_commands(request: Request, device_id: str, status: str | None = None,
+    async def list_commands(device_id: str, status: str | None = None,
                             limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
-        _adms_device(request, device_id)
-        return await asyncio.to_thread(
-            db.commands, request.app.state.store, device_id, status, limit
-        )
+        _adms_device(rc, device_id)
+        return await asyncio.to_thread(db.commands, rc.store, device_id, status, limit)
 
     @r.post("/{device_id}/commands", status_code=201)
-    async def queue_command(
-        request: Request, device_id: str, body: CommandRequest
-    ) -> dict[str, Any]:
+    async def queue_command(device_id: str, body: CommandRequest) -> dict[str, Any]:
         """Queue DATA QUERY (backfill), VERIFY SUM (verify) or INFO for the terminal's next poll."""
-        device = _adms_device(request, device_id)
+        device = _adms_device(rc, device_id)
         tz = device.zone
         try:
             start, end = (None, None)
@@ -315,49 +291,54 @@ def _admin_router() -> APIRouter:
                 start, end = db.resolve_window(
                     tz, body.start, body.end, body.hours, device.options.verify_window_h
                 )
-            return await asyncio.to_thread(
-                db.enqueue, request.app.state.store, device_id, body.kind, start, end
-            )
+            return await asyncio.to_thread(db.enqueue, rc.store, device_id, body.kind, start, end)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @r.get("/{device_id}/users")
-    async def list_users(request: Request, device_id: str) -> list[dict[str, Any]]:
+    async def list_users(device_id: str) -> list[dict[str, Any]]:
         """The terminal's user directory (from OPERLOG USER lines)."""
-        _adms_device(request, device_id)
-        return await asyncio.to_thread(db.users, request.app.state.store, device_id)
+        _adms_device(rc, device_id)
+        return await asyncio.to_thread(db.users, rc.store, device_id)
 
     @r.get("/{device_id}/events")
-    async def list_events(
-        request: Request, device_id: str, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def list_events(device_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """OPLOG events the terminal reported."""
-        _adms_device(request, device_id)
-        return await asyncio.to_thread(db.events, request.app.state.store, device_id, limit)
+        _adms_device(rc, device_id)
+        return await asyncio.to_thread(db.events, rc.store, device_id, limit)
 
     return r
 
 
-def _iclock_router() -> APIRouter:
+Handler = Callable[[Terminal, Request], Awaitable[Response]]
+
+
+def _iclock_router(rc: RouteContext) -> APIRouter:
+    known = serials(rc.cfg)
+
+    def route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            t = await terminal(rc, known, request)
+            return await handler(t, request) if isinstance(t, Terminal) else t
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
     r = APIRouter(tags=["zkteco-adms"], include_in_schema=True)
     for suffix in ("", ".aspx"):  # some firmware appends .aspx
-        r.add_api_route(f"/iclock/cdata{suffix}", handshake, methods=["GET"])
-        r.add_api_route(f"/iclock/cdata{suffix}", upload, methods=["POST"])
-        r.add_api_route(f"/iclock/getrequest{suffix}", getrequest, methods=["GET"])
-        r.add_api_route(f"/iclock/devicecmd{suffix}", devicecmd, methods=["POST"])
-        r.add_api_route(f"/iclock/ping{suffix}", ping, methods=["GET"])
+        r.add_api_route(f"/iclock/cdata{suffix}", route(handshake), methods=["GET"])
+        r.add_api_route(f"/iclock/cdata{suffix}", route(upload), methods=["POST"])
+        r.add_api_route(f"/iclock/getrequest{suffix}", route(getrequest), methods=["GET"])
+        r.add_api_route(f"/iclock/devicecmd{suffix}", route(devicecmd), methods=["POST"])
+        r.add_api_route(f"/iclock/ping{suffix}", route(ping), methods=["GET"])
     return r
 
 
 def router(ctx: RouteContext) -> APIRouter:
-    """The zkteco_adms kind's routes (mounted by the API through `HasRoutes`)."""
-    return adms_router(admin_dependencies=[Depends(ctx.admin)])
-
-
-def adms_router(admin_dependencies: Sequence[Any] = ()) -> APIRouter:
-    """`/iclock/*` for terminals plus `/api/v1/adms/*` for admins; pass e.g.
-    `[Depends(require_admin)]` to protect the admin routes (terminals cannot send tokens)."""
+    """The zkteco_adms kind's routes (mounted by the API through `HasRoutes`):
+    `/iclock/*` for terminals (which cannot send tokens: a terminal is known by its serial
+    number) plus `/api/v1/adms/*` for admins."""
     router = APIRouter()
-    router.include_router(_iclock_router())
-    router.include_router(_admin_router(), dependencies=list(admin_dependencies))
+    router.include_router(_iclock_router(ctx))
+    router.include_router(_admin_router(ctx), dependencies=[Depends(ctx.admin)])
     return router
