@@ -39,7 +39,6 @@ from steal import StealMeter  # noqa: E402
 
 from spotme_hub.adapters.mqtt.demo import start_mosquitto  # noqa: E402
 from spotme_hub.cli.demo import free_port  # noqa: E402
-
 from spotme_hub.service import config_from_dict, open_hub  # noqa: E402
 
 BASE_EPOCH = 1_600_000_000  # every punch its own second: distinct record identities

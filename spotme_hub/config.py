@@ -351,7 +351,7 @@ def _check_references(
             issues.append(
                 doc.issue(["devices", i, "office"], f"unknown office {dev['office']!r} ({known})")
             )
-    from .normalize.cards import canonical_card  # local: normalize imports config types
+    from .cards import canonical_card
 
     emp_ids: set[str] = set()
     card_owner: dict[str, str] = {}

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spotme_hub.cards import canonical_card
 from spotme_hub.normalize import Normalizer
-from spotme_hub.normalize.cards import canonical_card
 from spotme_hub.normalize.codes import to_punch, to_verify
 from spotme_hub.normalize.geo import haversine_m
 from spotme_hub.record import (

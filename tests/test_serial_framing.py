@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from spotme_hub.adapters.serial.port import Debouncer
 from spotme_hub.adapters.serial.framing import (
     BadFrame,
     CardRead,
@@ -16,8 +15,9 @@ from spotme_hub.adapters.serial.framing import (
     wiegand_encode,
 )
 from spotme_hub.adapters.serial.osdp import osdp_card
+from spotme_hub.adapters.serial.port import Debouncer
 from spotme_hub.adapters.serial.simulator import osdp_card_event, rdm6300_frame
-from spotme_hub.normalize.cards import canonical_card, card_forms
+from spotme_hub.cards import canonical_card, card_forms
 
 FRAME = bytes.fromhex("02 31 30 30 30 38 36 46 34 34 34 32 36 03")  # ASCII 100086F44426
 

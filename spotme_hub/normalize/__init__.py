@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cards import canonical_card
 from ..clock import to_aware, utc_z, utc_z_ms, zone
 from ..config import Device, HubConfig, Office
 from ..record import (
@@ -21,7 +22,6 @@ from ..record import (
     identity_key,
     record_id,
 )
-from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
 from .timefix import implausible

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ..cards import canonical_card
 from ..clock import utc_z_ms, zone
 from ..config import Device
 from ..record import (
@@ -34,7 +35,6 @@ from ..record import (
     sha1,
 )
 from . import Normalizer
-from .cards import canonical_card
 from .codes import to_punch, to_verify
 from .mapping import FieldSpec, Ignored, Mapping, MappingError, card_value
 from .texts import code_points_to_str, iso_seconds

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import serial
 
+from ...cards import card_forms
 from ...config import Device
 from ...contract import (
     CommandTools,
@@ -34,7 +35,6 @@ from ...contract import (
     Replayable,
     Streaming,
 )
-from ...normalize.cards import card_forms
 from ...record import RawPunch, Rejection
 from .framing import BadFrame, CardRead
 from .port import Batch, Debouncer, SerialOptions, open_port

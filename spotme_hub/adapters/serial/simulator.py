@@ -22,7 +22,7 @@ from typing import Any
 
 import osdp
 
-from ...normalize.cards import canonical_card
+from ...cards import canonical_card
 from .framing import wiegand_encode
 from .osdp import OSDP_RAW_WIEGAND
 
