@@ -212,7 +212,8 @@ def _per_value(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
     results[:-1] = [fn(u) for u in uniques.tolist()]
     if len(codes) and codes.min() < 0:
         results[-1] = fn(None)
-    return results[codes]
+    out: np.ndarray = results[codes]
+    return out
 
 
 _BAD = object()

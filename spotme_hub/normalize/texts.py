@@ -18,7 +18,8 @@ def code_points_to_str(codes: np.ndarray) -> list[str]:
     """An (n, width) array of code points (any integer dtype) → n str of that width."""
     n, width = codes.shape
     points = np.ascontiguousarray(codes, dtype=np.uint32)
-    return points.view(f"U{width}").reshape(n).tolist()
+    out: list[str] = points.view(f"U{width}").reshape(n).tolist()
+    return out
 
 
 def iso_seconds(seconds: np.ndarray, suffix: str = "") -> list[str]:
