@@ -36,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -327,6 +329,19 @@ def check_adapter(cls: type) -> None:
                 )
             if member in ("run", "poll") and not asyncio.iscoroutinefunction(found_fn):
                 raise ContractError(f"{name} ({kind}): `{member}` must be `async def`")
+
+
+def sibling(module: str, name: str) -> Any:
+    """An ability's classmethod that hands its arguments to `name` in the kind's own `module`
+    (``commands = sibling("commands", "register")``), imported on the first call: a kind's
+    routes, commands and demo cost nothing until the hub uses them."""
+
+    def call(cls: type, *args: Any) -> Any:
+        package = sys.modules[cls.__module__].__package__
+        return getattr(importlib.import_module(f"{package}.{module}"), name)(*args)
+
+    call.__name__ = call.__qualname__ = f"{module}.{name}"
+    return classmethod(call)
 
 
 # --- the test double --------------------------------------------------------------------------

@@ -6,18 +6,13 @@ demo part, through the same abilities a device kind has.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..contract import CommandTools, DemoStage, HasCommands, HasDemo, HasRoutes, HasTables
+from ..contract import HasCommands, HasDemo, HasRoutes, HasTables, sibling
 
 if TYPE_CHECKING:
-    import click
-    from fastapi import APIRouter
     from sqlalchemy import Table
-
-    from ..contract import RouteContext
 
 
 class Forwarding(HasTables, HasRoutes, HasCommands, HasDemo):
@@ -27,20 +22,6 @@ class Forwarding(HasTables, HasRoutes, HasCommands, HasDemo):
 
         return [DEAD_LETTERS]
 
-    @classmethod
-    def routes(cls, ctx: RouteContext) -> APIRouter:
-        from .routes import forward_router
-
-        return forward_router(ctx)
-
-    @classmethod
-    def commands(cls, cli: click.Group, tools: CommandTools) -> None:
-        from .commands import register
-
-        register(cli, tools)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    routes = sibling("routes", "forward_router")
+    commands = sibling("commands", "register")
+    demo_part = sibling("demo", "part")

@@ -11,7 +11,6 @@ that idempotent. `path` (a glob) imports each matching file once (by content), n
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import shutil
 import time
@@ -23,8 +22,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from ...clock import now_z
 from ...config import Device
 from ...contract import (
-    CommandTools,
-    DemoStage,
     DeviceContext,
     DeviceError,
     HasCommands,
@@ -32,6 +29,7 @@ from ...contract import (
     HasPunchWords,
     Polling,
     Replayable,
+    sibling,
 )
 from ...normalize.mapping import Ignored, MappingError
 from ...record import RawPunch, Rejection
@@ -41,7 +39,7 @@ from .reader import FileRefused
 from .source import ExportFile, Prepared, export_files, fingerprint
 
 if TYPE_CHECKING:
-    import click
+    pass
 
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".error.txt")
@@ -53,17 +51,8 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
     kind: ClassVar[str] = "csv"
     options_model: ClassVar[type[CsvOptions]] = CsvOptions
 
-    @classmethod
-    def commands(cls, cli: click.Group, tools: CommandTools) -> None:
-        from .commands import register
-
-        register(cli, tools)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    commands = sibling("commands", "register")
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: CsvOptions):
         self.device = device

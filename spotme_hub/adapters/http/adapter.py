@@ -7,7 +7,6 @@ session just keeps the device UP while the hub runs.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,20 +14,19 @@ from pydantic import Field
 
 from ...config import Device
 from ...contract import (
-    DemoStage,
     DeviceContext,
     HasDemo,
     HasRoutes,
     Options,
     Replayable,
-    RouteContext,
     Streaming,
+    sibling,
 )
 from ...normalize.mapping import Ignored, Mapping, MappingError
 from ...record import RawPunch, Rejection
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
+    pass
 
 
 #: Items that use the canonical field names need no mapping at all.
@@ -55,17 +53,8 @@ class HttpIngestAdapter(Streaming, Replayable, HasRoutes, HasDemo):
     kind: ClassVar[str] = "http"
     options_model: ClassVar[type[Options]] = HttpIngestOptions
 
-    @classmethod
-    def routes(cls, ctx: RouteContext) -> APIRouter:
-        from .routes import router
-
-        return router(ctx)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    routes = sibling("routes", "router")
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: HttpIngestOptions):
         self.device = device

@@ -27,13 +27,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ...config import Device
 from ...contract import (
-    DemoStage,
     DeviceContext,
     DeviceError,
     HasDemo,
     Options,
     Replayable,
     Streaming,
+    sibling,
 )
 from ...normalize.mapping import Ignored, Mapping, MappingError
 from ...record import Flag, RawPunch, Rejection
@@ -134,11 +134,7 @@ class MqttAdapter(Streaming, Replayable, HasDemo):
     kind: ClassVar[str] = "mqtt"
     options_model: ClassVar[type[Options]] = MqttOptions
 
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: MqttOptions):
         self.device = device

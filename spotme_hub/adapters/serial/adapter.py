@@ -25,8 +25,6 @@ import serial
 from ...cards import card_forms
 from ...config import Device
 from ...contract import (
-    CommandTools,
-    DemoStage,
     DeviceContext,
     DeviceError,
     HasCommands,
@@ -34,13 +32,14 @@ from ...contract import (
     Options,
     Replayable,
     Streaming,
+    sibling,
 )
 from ...record import RawPunch, Rejection
 from .framing import BadFrame, CardRead
 from .port import Batch, Debouncer, SerialOptions, open_port
 
 if TYPE_CHECKING:
-    import click
+    pass
 
 
 _OPENED = object()
@@ -50,17 +49,8 @@ class SerialAdapter(Streaming, Replayable, HasCommands, HasDemo):
     kind: ClassVar[str] = "serial"
     options_model: ClassVar[type[Options]] = SerialOptions
 
-    @classmethod
-    def commands(cls, cli: click.Group, tools: CommandTools) -> None:
-        from .commands import register
-
-        register(cli, tools)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    commands = sibling("commands", "register")
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: SerialOptions):
         self.device = device

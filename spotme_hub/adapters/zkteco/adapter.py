@@ -10,7 +10,6 @@ for anything missed while disconnected. See docs/zkteco.md.
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import time
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from pydantic import Field
 from ...clock import zone
 from ...config import Device
 from ...contract import (
-    CommandTools,
-    DemoStage,
     DeviceContext,
     DeviceError,
     HasCommands,
@@ -31,13 +28,14 @@ from ...contract import (
     Options,
     Replayable,
     Streaming,
+    sibling,
 )
 from ...record import RawPunch, Rejection
 from . import wire as w
 from .client import Progress, ZKClient
 
 if TYPE_CHECKING:
-    import click
+    pass
 
 
 BATCH = 5000
@@ -90,17 +88,8 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
     kind: ClassVar[str] = "zkteco"
     options_model: ClassVar[type[Options]] = ZKTecoOptions
 
-    @classmethod
-    def commands(cls, cli: click.Group, tools: CommandTools) -> None:
-        from .commands import register
-
-        register(cli, tools)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    commands = sibling("commands", "register")
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: ZKTecoOptions):
         self.device = device

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ from sqlmodel import SQLModel
 from ...clock import zone
 from ...config import Device
 from ...contract import (
-    CommandTools,
-    DemoStage,
     DeviceContext,
     DeviceError,
     HasCommands,
@@ -39,14 +36,12 @@ from ...contract import (
     HasTables,
     Options,
     Replayable,
-    RouteContext,
     Streaming,
+    sibling,
 )
 from ...record import RawPunch, Rejection
 
 if TYPE_CHECKING:
-    import click
-    from fastapi import APIRouter
     from sqlalchemy import Table
 
 
@@ -444,23 +439,9 @@ class ZktecoAdmsAdapter(Streaming, Replayable, HasTables, HasRoutes, HasCommands
         """The command queue, the unknown serials, the user directory and device events."""
         return [COMMANDS, PENDING, USERS, EVENTS]
 
-    @classmethod
-    def routes(cls, ctx: RouteContext) -> APIRouter:
-        from .routes import router
-
-        return router(ctx)
-
-    @classmethod
-    def commands(cls, cli: click.Group, tools: CommandTools) -> None:
-        from .commands import register
-
-        register(cli, tools)
-
-    @classmethod
-    def demo_part(cls, demo: DemoStage) -> contextlib.AbstractAsyncContextManager[None]:
-        from .demo import part
-
-        return part(demo)
+    routes = sibling("routes", "router")
+    commands = sibling("commands", "register")
+    demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: AdmsOptions):
         self.device = device
