@@ -43,7 +43,11 @@ def test_a_kind_that_keeps_the_contract_passes() -> None:
         ((Streaming, Polling), {"run": "async", "poll": "async"}, "Streaming, Polling"),
         ((Streaming,), {}, "does not define `run`"),
         ((Polling,), {"poll": "sync"}, "must be `async def`"),
-        ((Streaming, Replayable), {"run": "async"}, "names Replayable but does not define `replay`"),
+        (
+            (Streaming, Replayable),
+            {"run": "async"},
+            "names Replayable but does not define `replay`",
+        ),
         ((Streaming, HasRoutes), {"run": "async"}, "names HasRoutes but does not define `routes`"),
     ],
 )
