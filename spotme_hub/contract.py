@@ -80,6 +80,16 @@ class SubmitResult:
     quarantined: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class BulkCounts:
+    """What a bulk import committed: rows read, new records, duplicates, quarantined rows."""
+
+    rows: int = 0
+    new: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+
+
 class Options(BaseModel):
     """Base for kind-specific options: unknown keys are errors."""
 
@@ -146,6 +156,13 @@ class DeviceContext(Protocol):
 
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking library code (pyzk, pyserial) in a worker thread."""
+        ...
+
+    async def submit_bulk(self, work: Callable[[Store], BulkCounts]) -> BulkCounts:
+        """The bulk path, for input that comes as files: `work(store)` runs on a worker thread
+        and commits through `Store.bulk_insert` (serialised with the live writer, each chunk in
+        one transaction with its quarantine and checkpoints), as `spotme-hub import` does; the
+        runtime then counts what it committed and wakes the feed and the forwarder."""
         ...
 
 
@@ -370,6 +387,7 @@ class FakeContext:
         self.sleeps = 0
         self._states: dict[Callable[[], object], object] = {}
         self._others: dict[str, FakeContext] = {}
+        self._store: Store | None = None
 
     async def submit(
         self,
@@ -444,6 +462,22 @@ class FakeContext:
 
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    async def submit_bulk(self, work: Callable[[Store], BulkCounts]) -> BulkCounts:
+        """Into an in-memory store of this context's own (`self.store`)."""
+        if self._store is None:
+            from .store import Store
+
+            self._store = Store("sqlite://")
+            self._store.create_all()
+        counts = await asyncio.to_thread(work, self._store)
+        self.counters["new"] = self.counters.get("new", 0) + counts.new
+        return counts
+
+    @property
+    def store(self) -> Store | None:
+        """The store `submit_bulk` wrote to (None before the first bulk import)."""
+        return self._store
 
 
 @contextlib.asynccontextmanager

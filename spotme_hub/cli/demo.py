@@ -23,6 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..config import HubConfig
+from ..contract import BulkCounts
 from ..record import Record
 from ..service import demo_parts, load_config, run_hub
 from ..store import CommitResult
@@ -68,7 +69,11 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
     recent: deque[Record] = deque(maxlen=12)
     totals = {"new": 0, "duplicate": 0}
 
-    def on_commit(records: Sequence[Record], result: CommitResult) -> None:
+    def on_commit(records: Sequence[Record], result: CommitResult | BulkCounts) -> None:
+        if isinstance(result, BulkCounts):  # a file's chunk: counted, not listed
+            totals["new"] += result.new
+            totals["duplicate"] += result.duplicate
+            return
         new = set(result.new)
         totals["new"] += len(result.new)
         totals["duplicate"] += len(result.duplicate)

@@ -24,7 +24,7 @@ from tenacity import RetryCallState, wait_exponential_jitter
 from .. import registry
 from ..clock import now_z_ms
 from ..config import Device, HubConfig
-from ..contract import DeviceError, Polling, Streaming, SubmitResult, has
+from ..contract import BulkCounts, DeviceError, Polling, Streaming, SubmitResult, has
 from ..normalize import Normalizer
 from ..record import RawPunch, Record, Rejection
 from ..store import CommitResult, Store
@@ -177,6 +177,19 @@ class Context:
             self.hub.adapter_pool, functools.partial(fn, *args, **kwargs)
         )
 
+    async def submit_bulk(self, work: Callable[[Store], BulkCounts]) -> BulkCounts:
+        counts = await self.to_thread(work, self.hub.store)
+        c = self.health.counters
+        c["received"] += counts.rows
+        c["new"] += counts.new
+        c["duplicate"] += counts.duplicate
+        c["quarantined"] += counts.quarantined
+        if counts.new:
+            self.health.detail["last_punch_at"] = now_z_ms()
+            self.hub.committed_in_bulk(self.device, counts)
+        self.health.dirty = True
+        return counts
+
 
 class Hub:
     """Owns the store, the writer, the normaliser and one task per enabled device."""
@@ -193,7 +206,11 @@ class Hub:
         self.contexts: dict[str, Context] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.metrics: Counter[tuple[str, str]] = Counter()
-        self.commit_listeners: list[Callable[[Sequence[Record], CommitResult], None]] = []
+        #: Called after each commit with its records and result; a bulk import's commit comes
+        #: with no records and its `BulkCounts`.
+        self.commit_listeners: list[
+            Callable[[Sequence[Record], CommitResult | BulkCounts], None]
+        ] = []
         self.started_at = time.time()
         # Blocking adapter work (pyzk, pyserial) gets its own pool, sized to the estate, apart
         # from asyncio's default executor and from the writer's thread.
@@ -208,6 +225,13 @@ class Hub:
                 h.state = "DISABLED"
             self.health[dev.id] = h
             self.contexts[dev.id] = Context(self, dev, h)
+
+    def committed_in_bulk(self, device: Device, counts: BulkCounts) -> None:
+        """A bulk import committed `counts.new` records of `device`'s: the listeners hear of it
+        as a commit without records (a feed stream and the forwarder just look again)."""
+        self.metrics[(device.id, device.kind)] += counts.new
+        for listener in self.commit_listeners:
+            listener((), counts)
 
     def _committed(self, records: Sequence[Record], result: CommitResult) -> None:
         new = set(result.new)

@@ -11,6 +11,7 @@ composition root.
 
 from __future__ import annotations
 
+from .base import DATABASE_ERRORS
 from .health import HealthStore
 from .migrations import Migrations
 from .pages import RecordFilter, RecordPages
@@ -36,6 +37,7 @@ class Store(Migrations, RecordWrites, RecordPages, HealthStore):
 __all__ = [
     "BULK_COLUMNS",
     "CHECKPOINTS",
+    "DATABASE_ERRORS",
     "HEALTH",
     "JSON_FIELDS",
     "QUARANTINE",

@@ -19,11 +19,22 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from .schema import in_process_memory
 from .shapes import Shapes
 
 log = logging.getLogger("spotme_hub.store")
+
+#: What a failing database raises, through SQLAlchemy or (the bulk and page paths) from the
+#: driver itself: the store's trouble, never the input's.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error)
+try:
+    import psycopg
+
+    DATABASE_ERRORS += (psycopg.Error,)
+except ImportError:  # pragma: no cover - psycopg is a dependency
+    pass
 
 
 class StoreBase:

@@ -1,10 +1,10 @@
 """`kind: csv` — exports from HR and time-attendance software, from a watch folder or a glob.
 
-Watch folder: each new file (quiet for `settle_s`) is read chunk by chunk through the shared
-engine (`Mapping.apply` → `ctx.submit`, which normalises and commits, 5,000 rows at a time), each
-row as its device's punch (a device column; a subfolder named after a device holds that
-device's exports), the file's content hash is committed with its last rows, and only then is the
-file moved to ``processed/`` (or to ``failed/`` with a ``.error.txt`` when the file is refused or
+Watch folder: each new file (quiet for `settle_s`) goes through `importer.import_file`, the code
+path of `spotme-hub import` (vectorised normalisation, the store's bulk path, 5,000 rows a commit
+unless `chunk_rows` says), each row as its device's punch (a device column; a subfolder named
+after a device holds that device's exports); the file's content hash is committed with its last
+rows, and only then is the file moved to ``processed/`` (or to ``failed/`` with a ``.error.txt`` when the file is refused or
 cannot be read). A file interrupted half-way is imported again from the start: record ids make
 that idempotent. `path` (a glob) imports each matching file once (by content), never moving it.
 """
@@ -14,14 +14,14 @@ from __future__ import annotations
 import glob
 import shutil
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ...clock import now_z
 from ...config import Device
 from ...contract import (
+    BulkCounts,
     DeviceContext,
     DeviceError,
     HasCommands,
@@ -31,12 +31,12 @@ from ...contract import (
     Replayable,
     sibling,
 )
-from ...normalize.mapping import Ignored, MappingError
 from ...record import RawPunch, Rejection
-from .importer import checkpoint_key
+from ...store import DATABASE_ERRORS, Store
+from .importer import ImportSummary, import_file
 from .options import CsvOptions
 from .reader import FileRefused
-from .source import ExportFile, Prepared, export_files, fingerprint
+from .source import fingerprint
 
 if TYPE_CHECKING:
     pass
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".error.txt")
 T = TypeVar("T")
-SUBMIT_ROWS = 5_000  # rows per commit (a file chunk is read and mapped whole, then committed so)
+WATCH_CHUNK_ROWS = 5_000  # rows a commit from a watch folder (unless `chunk_rows` says)
 
 
 class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
@@ -119,105 +119,45 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
 
     # -- one file ------------------------------------------------------------------------------
     async def import_one(self, ctx: DeviceContext, path: Path) -> dict[str, Any]:
+        """The file through `import_file`, the same code path as `spotme-hub import` (its chunks
+        commit through the store's bulk path, each with its quarantine; the file's fingerprint
+        with its last chunk), then moved to processed/ — or to failed/ when it is refused."""
         owner = self._owner(ctx, path)
         digest = await ctx.to_thread(fingerprint, path)
-        key = checkpoint_key(digest) + ("" if owner is self.device else f"@{owner.id}")
-        summary: dict[str, Any] = {
-            "file": path.name, "rows": 0, "new": 0, "duplicate": 0, "quarantined": 0,
-        }  # fmt: skip
+        summary: dict[str, Any] = {"file": path.name}
         if owner is not self.device:
             summary["device"] = owner.id
         if digest in self.refused:
             return summary
-        if ctx.checkpoint(key) is not None:
-            summary["already_imported"] = True
-            ctx.log.debug("%s was already imported (same content)", path.name)
-            self._done(path, "processed")
-            return summary
+        opts = self.opts
+        if "chunk_rows" not in opts.model_fields_set:  # a live punch waits for one such commit
+            opts = opts.model_copy(update={"chunk_rows": WATCH_CHUNK_ROWS})
+        done: list[ImportSummary] = []
+
+        def work(store: Store) -> BulkCounts:
+            s = import_file(ctx.config, store, path, owner, opts, writer="thread")
+            done.append(s)
+            return BulkCounts(s.rows_read, s.imported, s.duplicates, s.quarantined)
+
         try:
-            exports = await _read(ctx, export_files, ctx.config, owner, self.opts, path)
-            for export in exports:
-                await _read(ctx, export.resolve_time_format)
-            for n, export in enumerate(exports):  # a workbook's sheets, or just the file
-                last = n == len(exports) - 1
-                await self._chunks(ctx, export, path, key if last else None, summary)
+            target = ctx if owner is self.device else ctx.for_device(owner.id)
+            counts = await _guarded(target.submit_bulk(work))
         except Unreadable as exc:  # the file, not the hub: it goes to failed/ with the reason
             ctx.log.error("refused %s: %s", path.name, exc)
             ctx.count("files_failed")
             self._done(path, "failed", str(exc))
             summary["refused"] = str(exc)
             return summary
-        ctx.count("files_imported")
-        ctx.mark_up(last_file=path.name, last_import=summary)
+        if done[0].already_imported:
+            summary["already_imported"] = True
+            ctx.log.debug("%s was already imported (same content)", path.name)
+        else:
+            summary.update(rows=counts.rows, new=counts.new, duplicate=counts.duplicate,
+                           quarantined=counts.quarantined)  # fmt: skip
+            ctx.count("files_imported")
+            ctx.mark_up(last_file=path.name, last_import=summary)
         self._done(path, "processed")  # only now: everything above has committed
         return summary
-
-    async def _chunks(
-        self, ctx: DeviceContext, export: ExportFile, path: Path, key: str | None,
-        summary: dict[str, Any],
-    ) -> None:  # fmt: skip
-        """Commit one export (a file, or a sheet of it), each row as its device's punch; with
-        `key`, the file's checkpoint goes with its last rows (this device's own commit)."""
-        received_at = datetime.now(UTC)
-        chunks = iter(export.prepared())
-        while True:
-            prepared = await _read(ctx, next, chunks, None)
-            if prepared is None:
-                break
-            by_device = await _read(ctx, self._rows, ctx, export, prepared, received_at)
-            summary["rows"] += prepared.read
-            # commits of at most SUBMIT_ROWS: a live punch of another device waits for one
-            # of these, not for a whole chunk of the file
-            batches = [
-                (dev, punches[i : i + SUBMIT_ROWS], rejections[i : i + SUBMIT_ROWS])
-                for dev, (punches, rejections) in by_device.items()
-                for i in range(0, max(len(punches), len(rejections), 1), SUBMIT_ROWS)
-            ]
-            for n, (dev, punches, rejections) in enumerate(batches):
-                target = ctx if dev == self.device.id else ctx.for_device(dev)
-                final = key is not None and prepared.last and n == len(batches) - 1
-                checkpoint = {key: self._checkpoint(path, summary)} if final and key else None
-                res = await target.submit(
-                    punches, rejections, checkpoint if target is ctx else None, self.opts.punch
-                )
-                if checkpoint and target is not ctx:  # the last rows were another device's
-                    await ctx.submit([], [], checkpoint)
-                summary["new"] += len(res.new)
-                summary["duplicate"] += len(res.duplicate)
-                summary["quarantined"] += len(res.quarantined)
-
-    @staticmethod
-    def _checkpoint(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
-        return {"file": path.name, "at": now_z(), "rows": summary["rows"]}
-
-    def _rows(
-        self, ctx: DeviceContext, export: ExportFile, prepared: Prepared, received_at: datetime
-    ) -> dict[str, tuple[list[RawPunch], list[Rejection]]]:
-        """One chunk's rows through the shared mapping, by device (on a worker thread: a chunk
-        of 50,000 rows is about a second of work). Each row is read in its device's zone."""
-        mapping = export.plan.mapping
-        out: dict[str, tuple[list[RawPunch], list[Rejection]]] = {}
-        for rej in prepared.rejections:
-            out.setdefault(rej.device_id or export.device.id, ([], []))[1].append(rej)
-        zones: dict[str, str] = {}
-        docs = prepared.documents()
-        for doc, line, dev in zip(docs, prepared.lines, prepared.devices, strict=True):
-            punches, rejections = out.setdefault(dev, ([], []))
-            if dev not in zones:
-                device = ctx.config.device(dev)
-                zones[dev] = device.zone
-            source = {**export.where, "line": line}
-            try:
-                punches.append(
-                    mapping.apply(
-                        doc, received_at=received_at, default_timezone=zones[dev], source=source
-                    )
-                )
-            except Ignored:
-                continue
-            except MappingError as exc:
-                rejections.append(Rejection(reason=str(exc), raw=doc, source=source, device_id=dev))
-        return out or {export.device.id: ([], [])}
 
     def _done(self, path: Path, where: str, error: str | None = None) -> None:
         if not self.opts.watch:
@@ -239,14 +179,16 @@ class Unreadable(Exception):
     """A file that cannot be read as an export (refused, malformed, not what its name says)."""
 
 
-async def _read(ctx: DeviceContext, fn: Callable[..., T], /, *args: Any) -> T:
-    """`fn(*args)` on a worker thread, where any failure but an I/O error is the file's:
-    parsers and workbook libraries raise errors of their own kinds (a truncated `.xlsx`, XML
-    that is not well-formed), and one bad file must not hold up the folder. Commits are not
-    made in here: a store that fails propagates, and the file stays for the next scan."""
+async def _guarded(work: Awaitable[T]) -> T:
+    """Any failure of the import but an I/O error or the database's is the file's: parsers and
+    workbook libraries raise errors of their own kinds (a truncated `.xlsx`, XML that is not
+    well-formed), and one bad file must not hold up the folder. A store that fails propagates,
+    and the file stays for the next scan."""
     try:
-        return await ctx.to_thread(fn, *args)
+        return await work
     except OSError:
+        raise
+    except DATABASE_ERRORS:
         raise
     except FileRefused as exc:
         raise Unreadable(str(exc)) from exc

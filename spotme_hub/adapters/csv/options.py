@@ -45,7 +45,7 @@ class CsvOptions(Options):
     )
     chunk_rows: int = Field(
         50_000, ge=100, le=1_000_000,
-        description="Rows read at a time (`spotme-hub import` commits each; a watch folder 5,000).",
+        description="Rows read and committed at a time (default 50,000 for `spotme-hub import`, 5,000 for a watch folder).",
     )  # fmt: skip
     poll_every: float = Field(10.0, gt=0, description="Seconds between folder scans.")
     settle_s: float = Field(2.0, ge=0, description="Skip files modified more recently than this.")
