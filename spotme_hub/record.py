@@ -112,6 +112,13 @@ def plain_strings(values: Sequence[Any]) -> bool:
     return joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN)
 
 
+def user_text(value: Any) -> str | None:
+    """A user id as the hub keeps it: its text without surrounding blanks; None when blank."""
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
 def credential(user_id: Any, card: Any) -> str:
     """Who punched, as identity keys spell it: the user id when there is one, else the card."""
     return f"u:{user_id}" if user_id is not None else f"c:{card}"

@@ -6,6 +6,7 @@ Pure functions of the configuration and the input: no I/O, no clock except `now`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,12 +22,36 @@ from ..record import (
     credential,
     identity_key,
     record_id,
+    user_text,
 )
 from .codes import to_punch, to_verify
 from .geo import haversine_m, valid_coordinates
 from .timefix import implausible
 
-__all__ = ["Normalizer", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
+__all__ = ["Normalizer", "Place", "canonical_card", "punch_snapshot", "punch_from_snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a punch was: the office it counts for, its coordinates and where they came from,
+    the distance to the office and the geofence verdict (None: no coordinates or no fence)."""
+
+    office_id: str
+    office_state: str | None
+    latitude: float | None
+    longitude: float | None
+    location_source: str | None
+    distance_m: float | None
+    within_geofence: bool | None
+
+    @property
+    def flags(self) -> frozenset[Flag]:
+        """The flags the place alone gives a punch."""
+        return _OUTSIDE if self.within_geofence is False else _INSIDE
+
+
+_OUTSIDE: frozenset[Flag] = frozenset({Flag.OUTSIDE_GEOFENCE})
+_INSIDE: frozenset[Flag] = frozenset()
 
 
 class Normalizer:
@@ -50,8 +75,8 @@ class Normalizer:
                 if key:
                     self.by_card[key] = emp.id
         self.max_skew = cfg.hub.max_clock_skew_s
-        self.punch_map: dict[str, str] = dict(cfg.hub.punch_map)
-        self._fixed: dict[str, tuple[Any, ...]] = {}
+        self._punch_map: dict[str, str] = dict(cfg.hub.punch_map)
+        self._places: dict[str, Place] = {}
         self._last_received: tuple[datetime | None, str] = (None, "")
 
     # -- lookups ---------------------------------------------------------------------------
@@ -67,6 +92,43 @@ class Normalizer:
             return self.by_card.get(card)
         return None
 
+    def punch_map_for(self, device_words: Mapping[str, str] | None) -> Mapping[str, str]:
+        """The punch words in force for a device: the hub's `punch_map` under the device's own."""
+        return {**self._punch_map, **device_words} if device_words else self._punch_map
+
+    def place(self, device: Device, lat: float | None = None, lon: float | None = None) -> Place:
+        """Where a punch of `device` was: the coordinates it carried when they are valid, else
+        the device's, else the office's (the last two the same for every punch of a device)."""
+        office = self.offices[device.office]
+        if valid_coordinates(lat, lon):
+            assert lat is not None and lon is not None
+            return self._place(office, lat, lon, LocationSource.PAYLOAD.value)
+        cached = self._places.get(device.id)
+        if cached is None:
+            if valid_coordinates(device.latitude, device.longitude):
+                assert device.latitude is not None and device.longitude is not None
+                cached = self._place(
+                    office, device.latitude, device.longitude, LocationSource.DEVICE.value
+                )
+            elif valid_coordinates(office.latitude, office.longitude):
+                assert office.latitude is not None and office.longitude is not None
+                cached = self._place(
+                    office, office.latitude, office.longitude, LocationSource.OFFICE.value
+                )
+            else:
+                cached = Place(office.id, office.state, None, None, None, None, None)
+            self._places[device.id] = cached
+        return cached
+
+    @staticmethod
+    def _place(office: Office, lat: float, lon: float, source: str) -> Place:
+        distance: float | None = None
+        within: bool | None = None
+        if office.latitude is not None and office.longitude is not None:
+            distance = round(haversine_m(office.latitude, office.longitude, lat, lon), 1)
+            within = None if office.geofence_m is None else distance <= office.geofence_m
+        return Place(office.id, office.state, lat, lon, source, distance, within)
+
     # -- the transformation -------------------------------------------------------------------
     def normalize(
         self,
@@ -79,7 +141,6 @@ class Normalizer:
         now = now or datetime.now(UTC)
         received = raw.received_at or now
         tz_name = device.zone
-        office = self.offices[device.office]
         flags = set(raw.flags)
 
         def reject(reason: str) -> Rejection:
@@ -89,8 +150,7 @@ class Normalizer:
             )
 
         # who
-        user_id = str(raw.user_id).strip() if raw.user_id is not None else None
-        user_id = user_id or None
+        user_id = user_text(raw.user_id)
         card: str | None = None
         if raw.card is not None and str(raw.card).strip():
             card = canonical_card(raw.card)
@@ -120,9 +180,7 @@ class Normalizer:
             flags.add(Flag.CLOCK_SKEW)
 
         # what
-        punch = to_punch(
-            raw.punch, {**self.punch_map, **punch_map} if punch_map else self.punch_map
-        )
+        punch = to_punch(raw.punch, self.punch_map_for(punch_map))
         if punch is None:
             return reject(f"unknown punch type {raw.punch!r}")
         verify = to_verify(raw.verify, verify_map)
@@ -141,17 +199,8 @@ class Normalizer:
             flags.add(Flag.UNMAPPED_EMPLOYEE)
 
         # where
-        lat: float | None
-        lon: float | None
-        loc_source: str | None
-        if valid_coordinates(raw.latitude, raw.longitude):
-            assert raw.latitude is not None and raw.longitude is not None
-            lat, lon, loc_source = raw.latitude, raw.longitude, LocationSource.PAYLOAD.value
-            distance, within = self._distance(office, lat, lon)
-        else:
-            lat, lon, loc_source, distance, within = self._fixed_location(device, office)
-        if within is False:
-            flags.add(Flag.OUTSIDE_GEOFENCE)
+        place = self.place(device, raw.latitude, raw.longitude)
+        flags |= place.flags
 
         return Record(
             id=rid,
@@ -168,13 +217,13 @@ class Normalizer:
             device_id=device.id,
             device_kind=device.kind,
             device_serial=raw.device_serial,
-            office_id=office.id,
-            office_state=office.state,
-            latitude=lat,
-            longitude=lon,
-            location_source=loc_source,
-            distance_m=distance,
-            within_geofence=within,
+            office_id=place.office_id,
+            office_state=place.office_state,
+            latitude=place.latitude,
+            longitude=place.longitude,
+            location_source=place.location_source,
+            distance_m=place.distance_m,
+            within_geofence=place.within_geofence,
             flags=sorted(str(f) for f in flags) if flags else [],
             source=raw.source,
             raw=_jsonable(raw.raw),
@@ -187,33 +236,6 @@ class Normalizer:
             last = (received, utc_z_ms(received))
             self._last_received = last
         return last[1]
-
-    @staticmethod
-    def _distance(office: Office, lat: float, lon: float) -> tuple[float | None, bool | None]:
-        if office.latitude is None or office.longitude is None:
-            return None, None
-        distance = round(haversine_m(office.latitude, office.longitude, lat, lon), 1)
-        within = None if office.geofence_m is None else distance <= office.geofence_m
-        return distance, within
-
-    def _fixed_location(
-        self, device: Device, office: Office
-    ) -> tuple[float | None, float | None, str | None, float | None, bool | None]:
-        """Device coordinates, else the office's: the same for every punch of a device."""
-        cached = self._fixed.get(device.id)
-        if cached is None:
-            if valid_coordinates(device.latitude, device.longitude):
-                assert device.latitude is not None and device.longitude is not None
-                lat, lon = device.latitude, device.longitude
-                cached = (lat, lon, LocationSource.DEVICE.value, *self._distance(office, lat, lon))
-            elif valid_coordinates(office.latitude, office.longitude):
-                assert office.latitude is not None and office.longitude is not None
-                lat, lon = office.latitude, office.longitude
-                cached = (lat, lon, LocationSource.OFFICE.value, *self._distance(office, lat, lon))
-            else:
-                cached = (None, None, None, None, None)
-            self._fixed[device.id] = cached
-        return cached
 
 
 def punch_snapshot(raw: RawPunch) -> dict[str, Any]:

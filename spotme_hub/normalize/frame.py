@@ -1,9 +1,11 @@
 """The vectorised twin of `Mapping.apply` + `Normalizer.normalize` for a pandas chunk of rows.
 
-Same `Mapping`, same helpers, same records: every per-value rule (value maps, `card_value`,
-`canonical_card`, `to_punch`, `to_verify`, employee lookup) is the row-wise function itself,
-evaluated once per distinct value; times use zoneinfo offsets per hour bucket; ids are
-`record_id(identity_key(...), wall second)` computed over all rows at once. A row the fast path
+Same `Mapping`, same rules, same records: every per-value rule (`FieldSpec.resolve`,
+`card_value`, `canonical_card`, `user_text`, `to_punch` with `Normalizer.punch_map_for`,
+`to_verify`, `Normalizer.employee_for`) is the row-wise function itself, evaluated once per
+distinct value; office, location and geofence verdict are `Normalizer.place` of the device; times
+use zoneinfo offsets per hour bucket and the plausibility bounds of `timefix`; ids are
+`record_id(identity_key(...), wall second)`, the hashing done over all rows at once. A row the fast path
 cannot prove good (a bad card, an unknown punch, an implausible time...) is handed to the
 row-wise path, so rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
 checks both paths against each other on generated rows.
@@ -27,12 +29,14 @@ from ..config import Device
 from ..record import (
     RECORD_FIELDS,
     RECORD_NAMESPACE,
+    SCHEMA_VERSION,
     Flag,
-    RawPunch,
     Record,
     Rejection,
     credentials,
+    identity_key,
     sha1,
+    user_text,
 )
 from . import Normalizer
 from .codes import to_punch, to_verify
@@ -260,13 +264,13 @@ def normalize_frame(
         if spec is None:
             return np.full(n, fn(None), dtype=object)
         if spec.path is None:
-            return np.full(n, fn(_get(spec, spec.const)), dtype=object)
+            return np.full(n, fn(spec.resolve(spec.const)), dtype=object)
         if spec.path not in docs.columns:
-            return np.full(n, fn(_get(spec, None)), dtype=object)
-        return _per_value(docs[spec.path], lambda v: fn(_get(spec, v)))
+            return np.full(n, fn(spec.resolve(None)), dtype=object)
+        return _per_value(docs[spec.path], lambda v: fn(spec.resolve(v)))
 
     # who
-    users = column(mapping.user_id, lambda v: None if v is None else (str(v).strip() or None))
+    users = column(mapping.user_id, user_text)
     card_fmt = mapping.card.format if mapping.card is not None else "auto"
     cards_raw = column(
         mapping.card, lambda v: _safe(card_value, v, card_fmt) if v is not None else None
@@ -280,11 +284,8 @@ def normalize_frame(
     )  # fmt: skip
     bad |= no_who
     # what
-    # the normaliser's own hub-wide punch map (where it has one) under the caller's, as
-    # `Normalizer.normalize` merges them
-    hub_map = dict(getattr(normalizer, "punch_map", None) or {})
-    effective_map = {**hub_map, **punch_map} if punch_map else hub_map
-    punches = column(mapping.punch, lambda v: _punch_text(v, effective_map or None))
+    words = normalizer.punch_map_for(punch_map)
+    punches = column(mapping.punch, lambda v: _punch_text(v, words or None))
     bad |= _is_bad(punches)
 
     def how_and_serial() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -356,10 +357,11 @@ def _fill(
     users, cards, punches = users[good], cards[good], punches[good]
     wall = local_wall[good]
     local_text = iso_seconds(wall)
-    prefix = f"{device.id}|"
     creds = credentials(users.tolist(), cards.tolist())
+    dev = device.id
     keys = [
-        f"{prefix}{c}|{t}|{p}" for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
+        identity_key(dev, c, t, p)
+        for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
     ]
     ids = record_ids(keys, wall)
     if known_ids is not None:
@@ -390,8 +392,8 @@ def _fill(
         pairs = pd.Series([f"{u}\0{c}" for u, c in zip(users, cards, strict=True)])
         lookup = {f"{u}\0{c}": (u, c) for u, c in zip(users, cards, strict=True)}
         employees = _per_value(pairs, lambda k: normalizer.employee_for(device.id, *lookup[k]))
-    template = _template(normalizer, device, received_at)
-    base_flags = set(template.flags) - {Flag.UNMAPPED_EMPLOYEE.value}
+    place = normalizer.place(device)  # the rows carry no coordinates on this path
+    base_flags = {str(f) for f in place.flags}
     flag_json = {
         False: orjson.dumps(sorted(base_flags)).decode(),
         True: orjson.dumps(sorted(base_flags | {Flag.UNMAPPED_EMPLOYEE.value})).decode(),
@@ -422,8 +424,9 @@ def _fill(
     cols["device_kind"] += [device.kind] * m
     cols["device_serial"] += serials[good].tolist()
     for name in ("office_id", "office_state", "latitude", "longitude", "location_source",
-                 "distance_m", "within_geofence", "schema_version"):  # fmt: skip
-        cols[name] += [getattr(template, name)] * m
+                 "distance_m", "within_geofence"):  # fmt: skip
+        cols[name] += [getattr(place, name)] * m
+    cols["schema_version"] += [SCHEMA_VERSION] * m
     cols["flags"] += [flag_json[e is None] for e in employees.tolist()]
     cols["source"] += sources
     cols["raw"] = raw_members(good, wall, local_text)  # member by member (the store's shapes)
@@ -436,15 +439,6 @@ def _iso(times: np.ndarray) -> list[str]:
 def _raw_members(docs: pd.DataFrame, good: np.ndarray) -> dict[str, list[Any]]:
     """The row documents of `good`, member by member (a row's `raw` is {member: its value})."""
     return {str(name): docs[name].to_numpy(dtype=object)[good].tolist() for name in docs.columns}
-
-
-def _template(normalizer: Normalizer, device: Device, received_at: datetime) -> Record:
-    """The device/office-constant fields (office, location, geofence), as `normalize` makes them."""
-    out = normalizer.normalize(
-        device, RawPunch(device_time=received_at, user_id="template"), now=received_at
-    )
-    assert isinstance(out, Record)
-    return out
 
 
 def _append(result: FrameResult, rec: Record) -> None:
@@ -490,15 +484,6 @@ def _all_rows(
 
 def _doc(docs: pd.DataFrame, i: int) -> dict[str, Any]:
     return {str(k): v for k, v in docs.iloc[i].items()}
-
-
-def _get(spec: FieldSpec, value: Any) -> Any:
-    """`Mapping.apply`'s get() for one value."""
-    if value is None or value == "":
-        value = spec.default
-    if spec.map is not None and value is not None:
-        value = spec.map.get(str(value), value)
-    return value
 
 
 def _is_bad(values: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..clock import DEFAULT_TZ, zone
-from ..record import Flag, RawPunch, credential
+from ..record import Flag, RawPunch, credential, user_text
 from .timefix import EARLIEST, FUTURE_LIMIT
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
@@ -67,6 +67,14 @@ class FieldSpec(BaseModel):
         if self.path is None and self.const is None and self.default is None:
             raise ValueError("give path, const or default")
         return self
+
+    def resolve(self, found: Any) -> Any:
+        """The field's value from what its path found (or its constant): the default when that
+        is absent or empty, then the value map."""
+        value = self.default if found is None or found == "" else found
+        if self.map is not None and value is not None:
+            value = self.map.get(str(value), value)
+        return value
 
 
 def _spec(value: Any) -> Any:
@@ -181,19 +189,15 @@ class Mapping(BaseModel):
         def get(spec: FieldSpec | None) -> Any:
             if spec is None:
                 return None
-            value = spec.const if spec.path is None else lookup(doc, spec.path, segments)
-            if value is None or value == "":
-                value = spec.default
-            if spec.map is not None and value is not None:
-                value = spec.map.get(str(value), value)
-            return value
+            return spec.resolve(
+                spec.const if spec.path is None else lookup(doc, spec.path, segments)
+            )
 
         user = get(self.user_id)
         card = get(self.card)
         if card is not None and self.card is not None:
             card = card_value(card, self.card.format)
-        if user is not None:
-            user = str(user).strip() or None
+        user = user_text(user)
         if user is None and card in (None, ""):
             raise MappingError("no user id or card in the payload")
         flags: set[str] = set()
