@@ -27,6 +27,14 @@ from pydantic import (
 )
 
 from .clock import DEFAULT_TZ
+from .schedule import (
+    DEFAULT_SCHEME,
+    SCHEME_KINDS,
+    CalendarSection,
+    Fact,
+    Scheme,
+    default_schemes,
+)
 from .yamlsource import ConfigError, Document, Issue, dotted, load_yaml
 
 #: Malaysian subdivisions as the `holidays` package spells them.
@@ -178,6 +186,10 @@ class Employee(Strict):
         description="Device user ids / PINs. 'PIN' matches on any device, 'DEVICE:PIN' on one.",
     )
     cards: list[str] = Field(default_factory=list)
+    office: str | None = Field(
+        None, description="Home office: its state's calendar and rules apply wherever one punches."
+    )
+    scheme: str = Field(DEFAULT_SCHEME, description="Working-time scheme (see `schemes`).")
 
     _lists = field_validator("user_ids", "cards", mode="before")(_as_str_list)
 
@@ -230,10 +242,20 @@ class HubConfig(Strict):
     )
     core: CoreSection = Field(default_factory=CoreSection)
     api: ApiSection = Field(default_factory=ApiSection)
+    calendar: CalendarSection = Field(default_factory=CalendarSection)
+    schemes: dict[str, Scheme] = Field(
+        default_factory=default_schemes, description="Working-time schemes by name (WBF built in)."
+    )
+    facts: list[Fact] = Field(default_factory=list, description="Officer facts (leave, BDR…).")
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")
     _office_index: dict[str, Office] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _wbf_built_in(self) -> HubConfig:
+        self.schemes = {**default_schemes(), **self.schemes}
+        return self
 
     @model_validator(mode="after")
     def _device_zones(self) -> HubConfig:
@@ -376,6 +398,12 @@ def _check_references(
                     )
                 )
             card_owner[key] = emp.id
+        if emp.office is not None and emp.office not in office_ids:
+            known = ", ".join(sorted(office_ids)) or "none defined"
+            issues.append(doc.issue([*loc, "office"], f"unknown office {emp.office!r} ({known})"))
+        if emp.scheme not in cfg.schemes:
+            known = ", ".join(sorted(cfg.schemes))
+            issues.append(doc.issue([*loc, "scheme"], f"unknown scheme {emp.scheme!r} ({known})"))
         for j, pin in enumerate(emp.user_ids):
             other = pin_owner.get(pin)
             if other is not None and other != emp.id:
@@ -386,6 +414,14 @@ def _check_references(
                     )
                 )
             pin_owner[pin] = emp.id
+    fact_ids: set[str] = set()
+    for i, fact in _raw_items(data, "facts"):  # as written: an invalid fact keeps its index
+        fid, owner = str(fact.get("id")), str(fact.get("employee"))
+        if fid in fact_ids:
+            issues.append(doc.issue(["facts", i, "id"], f"duplicate fact id {fid!r}"))
+        fact_ids.add(fid)
+        if "employee" in fact and owner not in emp_ids:
+            issues.append(doc.issue(["facts", i, "employee"], f"unknown employee {owner!r}"))
 
 
 def _validate_device_options(
@@ -416,6 +452,8 @@ def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int
         clean = [
             p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
         ]
+        if len(clean) > 2 and clean[0] == "schemes" and clean[2] in SCHEME_KINDS:
+            del clean[2]  # the scheme's kind, a union tag, not a key in the file
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
@@ -432,7 +470,7 @@ def _partial(data: dict[str, Any]) -> HubConfig:
     for key, value in data.items():
         if key not in HubConfig.model_fields:
             continue
-        if key in ("offices", "devices", "employees") and isinstance(value, list):
+        if key in ("offices", "devices", "employees", "facts") and isinstance(value, list):
             good = []
             for item in value:
                 try:

@@ -46,9 +46,10 @@ def json_schema() -> dict[str, Any]:
 
 def parts() -> list[type]:
     """Every part: the device kinds, then the features."""
+    from .attendance import Attendance
     from .forward import Forwarding
 
-    return [*registry.all_adapters(), Forwarding]
+    return [*registry.all_adapters(), Forwarding, Attendance]
 
 
 def tables() -> list[Table]:

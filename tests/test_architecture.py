@@ -16,8 +16,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "spotme_hub"
 
 #: The lower layers: they import nothing above them.
-LOWER = ("clock", "cards", "record", "config", "yamlsource", "normalize", "store")
-ABOVE = ("adapters", "api", "forward", "pipeline", "cli", "service", "registry", "contract")
+LOWER = ("clock", "cards", "record", "schedule", "config", "yamlsource", "normalize", "store")
+ABOVE = (
+    "adapters",
+    "api",
+    "forward",
+    "attendance",
+    "pipeline",
+    "cli",
+    "service",
+    "registry",
+    "contract",
+)
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,114 @@
+"""`spotme-hub days`: officers' days as a table, JSON or CSV; `spotme-hub days explain`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..contract import CommandTools
+from .book import DayBook
+from .calendar import HOLIDAYS_VERSION
+from .rules import Day
+
+_COLOURS = {"complete": "green", "incomplete": "yellow", "absent": "red", "leave": "cyan",
+            "off": "dim"}  # fmt: skip
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date YYYY-MM-DD: {value!r}") from None
+
+
+def register(cli: click.Group, tools: CommandTools) -> None:
+    @cli.group(invoke_without_command=True)
+    @tools.config_option
+    @click.option("--date", "first", callback=_date, help="YYYY-MM-DD (default: today)")
+    @click.option("--to", "last", callback=_date, help="last date, YYYY-MM-DD (default: --date)")
+    @click.option("--office", help="only officers of this home office")
+    @click.option("--employee", help="only this officer")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+    @click.pass_context
+    def days(
+        ctx: click.Context, config_path: Path, first: dt.date | None, last: dt.date | None,
+        office: str | None, employee: str | None, fmt: str,
+    ) -> None:  # fmt: skip
+        """Each officer's attendance day for a date or a range (every officer, every date)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        cfg = tools.load_config(config_path)
+        book = DayBook(cfg, tools.open_store(cfg))
+        first = first or dt.date.today()
+        last = last or first
+        if last < first:
+            raise click.BadParameter(f"--to {last} is before --date {first}")
+        if office is not None and office not in {o.id for o in cfg.offices}:
+            raise click.BadParameter(f"unknown office {office!r}", param_hint="--office")
+        if employee is not None and employee not in {e.id for e in cfg.employees}:
+            raise click.BadParameter(f"unknown employee {employee!r}", param_hint="--employee")
+        rows = list(book.days(first, last, office, employee))
+        if fmt == "json":
+            click.echo(json.dumps([d.to_dict() for d in rows], ensure_ascii=False, indent=1))
+        elif fmt == "csv":
+            _csv(rows)
+        else:
+            _table(rows, f"{len(rows)} day(s), {first}" + (f" to {last}" if last != first else ""))
+
+    @days.command("explain")
+    @tools.config_option
+    @click.argument("employee")
+    @click.argument("date", callback=_date)
+    def explain(config_path: Path, employee: str, date: dt.date) -> None:
+        """Why an officer's day is what it is: the punches, facts and rules, in words."""
+        cfg = tools.load_config(config_path)
+        if employee not in {e.id for e in cfg.employees}:
+            raise click.BadParameter(f"unknown employee {employee!r}", param_hint="EMPLOYEE")
+        (day,) = DayBook(cfg, tools.open_store(cfg)).days(date, date, employee=employee)
+        out = Console()
+        status = f"[{_COLOURS.get(day.status, 'white')}]{day.status}[/]"
+        flags = [f for f, on in (("late", day.late), ("early out", day.early_out)) if on]
+        out.print(f"{day.employee_id} on {day.date} ({day.office_id}, {day.scheme}): {status}"
+                  + (f", {', '.join(flags)}" if flags else ""), highlight=False)  # fmt: skip
+        for line in day.explain:
+            out.print(f"  - {line}", highlight=False, soft_wrap=True)
+        if day.punches:
+            out.print(f"  records: {', '.join(day.punches)}", highlight=False, soft_wrap=True)
+        out.print(f"  (public holidays: holidays {HOLIDAYS_VERSION})", style="dim")
+
+
+def _csv(rows: list[Day]) -> None:
+    fields = list(Day.__dataclass_fields__)
+    w = csv.DictWriter(sys.stdout, fieldnames=fields)
+    w.writeheader()
+    for d in rows:
+        row = d.to_dict()
+        for key in ("tags", "punches", "sources"):
+            row[key] = ";".join(row[key])
+        row["explain"] = " ".join(row["explain"])
+        w.writerow(row)
+
+
+def _table(rows: list[Day], title: str) -> None:
+    t = Table(title=title)
+    for col in ("date", "employee", "office", "kind", "status", "in", "out", "due", "late",
+                "early", "tags"):  # fmt: skip
+        t.add_column(col)
+    for d in rows:
+        t.add_row(
+            d.date, d.employee_id, d.office_id, d.holiday or d.day_kind,
+            f"[{_COLOURS.get(d.status, 'white')}]{d.status}[/]",
+            (d.first_in or "")[11:16], (d.last_out or "")[11:16], d.due_out or "",
+            f"{d.late_min} min" if d.late else "", f"{d.early_min} min" if d.early_out else "",
+            ", ".join(d.tags),
+        )  # fmt: skip
+    Console().print(t)

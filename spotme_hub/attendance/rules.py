@@ -1,0 +1,441 @@
+"""One officer's day from the punches of every source, by the rules of the officer's scheme.
+
+Pure: the punches, the calendar day, the facts and `now` in; a `Day` out, with the rule trace in
+words (`explain`). Times are worked in minutes (or seconds) after the local midnight of the day,
+in the zone of the officer's home office; a cross-midnight shift's morning is past 24:00.
+
+The order of the rules (WBF, `docs/days.md` has the worked examples):
+1. the day's kind from the calendar: a rest day or holiday is `off` (tagged if worked);
+2. the punches sorted by time, near-duplicates (any source, within `merge_window_s`) collapsed;
+3. in = the first punch not marked out, out = the last later punch not marked in;
+4. effective in = in, but not before `count_from`; late when in is after `late_after`;
+5. required = the span (short day: `short_span`) less early-leave facts; due out = effective in +
+   required, or for a late officer office end less the same facts;
+6. approved time-off excuses lateness and early leaving up to min(4 h, half the day's work);
+7. status: `leave` (a leave fact), else `complete` (in and out), `incomplete` (one of them, or
+   today's day before it has settled), `absent` (nothing, once the day has settled).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ..config import Office
+from ..normalize.geo import haversine_m
+from ..record import Punch as PunchType
+from ..schedule import (
+    SPAN_REDUCTION,
+    WEEKDAYS,
+    Fact,
+    FixedScheme,
+    RosterScheme,
+    WbfScheme,
+    hhmm,
+)
+from .calendar import CalendarDay
+
+Status = Literal["complete", "incomplete", "absent", "leave", "off"]
+AnyScheme = WbfScheme | FixedScheme | RosterScheme
+
+_INWARD = {PunchType.IN.value, PunchType.OVERTIME_IN.value}
+_OUTWARD = {PunchType.OUT.value, PunchType.OVERTIME_OUT.value}
+#: SR.4.2.2: time off within working hours, at most 4 h and half the day's working time.
+TIME_OFF_CAP_MIN = 240
+REST_MIN = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Punch:
+    """A stored record as the day rules see it."""
+
+    id: str
+    at: dt.datetime  # aware
+    punch: str
+    device_kind: str
+    device_id: str
+    within_geofence: bool | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Punch:
+        at = dt.datetime.fromisoformat(str(rec["occurred_at"]).replace("Z", "+00:00"))
+        return cls(
+            id=str(rec["id"]),
+            at=at,
+            punch=str(rec.get("punch") or PunchType.UNKNOWN.value),
+            device_kind=str(rec.get("device_kind") or ""),
+            device_id=str(rec.get("device_id") or ""),
+            within_geofence=rec.get("within_geofence"),
+            latitude=rec.get("latitude"),
+            longitude=rec.get("longitude"),
+        )
+
+
+@dataclass(slots=True)
+class Day:
+    """One officer's status on one date (the stable shape of `docs/days.md`)."""
+
+    employee_id: str
+    date: str
+    office_id: str
+    state: str | None
+    scheme: str
+    day_kind: str
+    holiday: str | None
+    status: Status
+    late: bool = False
+    late_min: int = 0
+    early_out: bool = False
+    early_min: int = 0
+    first_in: str | None = None
+    last_out: str | None = None
+    effective_in: str | None = None
+    due_out: str | None = None
+    span_min: int | None = None
+    required_min: int | None = None
+    tags: list[str] = field(default_factory=list)
+    punches: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    explain: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    #: The fields that say what the day is (not which records or words said it).
+    VERDICT = (
+        "status", "day_kind", "holiday", "late", "late_min", "early_out", "early_min",
+        "first_in", "last_out", "effective_in", "due_out", "span_min", "required_min", "tags",
+    )  # fmt: skip
+
+    def verdict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.VERDICT}
+
+
+@dataclass(frozen=True, slots=True)
+class Hours:
+    """What a scheme expects on one date, in minutes after the local midnight."""
+
+    start: int | None  # a fixed start (fixed, roster); None under WBF
+    count_from: int | None  # WBF: earlier punches count from here
+    late_after: int
+    span: int
+    office_end: int  # when a late officer is due out (fixed, roster: the end)
+    flexible: bool  # WBF: due out = effective in + span
+    granularity: Literal["minute", "second"]
+    settle: int
+    label: str
+    cross_midnight: bool = False
+
+
+def hours_for(scheme: AnyScheme, cal: CalendarDay) -> Hours | None:
+    """The expected hours of `scheme` on `cal`'s date (None: no shift that day)."""
+    if isinstance(scheme, WbfScheme):
+        span = scheme.short_span if cal.short else scheme.span
+        end = scheme.short_office_end if cal.short else scheme.office_end
+        label = "WBF short day" if cal.short else "WBF"
+        return Hours(None, scheme.count_from, scheme.late_after, span, end, True,
+                     scheme.late_granularity, scheme.settle, label)  # fmt: skip
+    if isinstance(scheme, FixedScheme):
+        return Hours(scheme.start, None, scheme.start + scheme.grace, scheme.end - scheme.start,
+                     scheme.end, False, scheme.late_granularity, scheme.settle, "fixed hours")  # fmt: skip
+    shift = scheme.shift_on(WEEKDAYS[cal.date.weekday()])
+    if shift is None:
+        return None
+    end = shift.end if shift.end > shift.start else shift.end + 24 * 60
+    return Hours(shift.start, None, shift.start + shift.grace, end - shift.start, end, False,
+                 scheme.late_granularity, scheme.settle,
+                 f"shift {hhmm(shift.start)}–{hhmm(shift.end)}", end > 24 * 60)  # fmt: skip
+
+
+def assign_days(
+    punches: Iterable[Punch], scheme: AnyScheme, zone: ZoneInfo
+) -> dict[dt.date, list[Punch]]:
+    """Each punch's working date: its local date, or under a roster the date of the shift whose
+    window (`before` its start to `after` its end) holds it — so the morning half of a night
+    shift belongs to the evening it started."""
+    out: dict[dt.date, list[Punch]] = {}
+    for p in punches:
+        local = p.at.astimezone(zone)
+        day = local.date()
+        if isinstance(scheme, RosterScheme):
+            minute = local.hour * 60 + local.minute
+            prev = day - dt.timedelta(days=1)
+            shift = scheme.shift_on(WEEKDAYS[prev.weekday()])
+            if (
+                shift is not None
+                and shift.end < shift.start  # yesterday's shift ran past midnight
+                and minute <= shift.end + scheme.after
+            ):
+                today = scheme.shift_on(WEEKDAYS[day.weekday()])
+                # the earlier shift keeps it unless today's window has opened
+                if today is None or minute < today.start - scheme.before:
+                    day = prev
+        out.setdefault(day, []).append(p)
+    return out
+
+
+def merge(punches: Sequence[Punch], window_s: float) -> tuple[list[Punch], int]:
+    """Sorted punches with near-duplicates collapsed into the first of each run (a later punch
+    within `window_s` of the run's first). The kept punch takes the first direction any of the
+    run gives. Returns (kept, how many were collapsed)."""
+    ordered = sorted(punches, key=lambda p: (p.at, p.id))
+    kept: list[Punch] = []
+    runs: list[list[Punch]] = []
+    for p in ordered:
+        if runs and (p.at - runs[-1][0].at).total_seconds() <= window_s:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    for run in runs:
+        first = run[0]
+        direction = next(
+            (q.punch for q in run if q.punch in _INWARD or q.punch in _OUTWARD), first.punch
+        )
+        kept.append(first if direction == first.punch else _with_punch(first, direction))
+    return kept, len(ordered) - len(kept)
+
+
+def _with_punch(p: Punch, punch: str) -> Punch:
+    return Punch(p.id, p.at, punch, p.device_kind, p.device_id, p.within_geofence,
+                 p.latitude, p.longitude)  # fmt: skip
+
+
+def compute_day(
+    employee_id: str,
+    office: Office,
+    scheme_name: str,
+    scheme: AnyScheme,
+    cal: CalendarDay,
+    facts: Sequence[Fact],
+    punches: Sequence[Punch],
+    now: dt.datetime,
+    merge_window_s: float = 120,
+) -> Day:
+    """The day of `employee_id` on `cal.date` from its punches (those `assign_days` gave it)."""
+    zone = ZoneInfo(office.timezone)
+    midnight = dt.datetime.combine(cal.date, dt.time(), zone)
+    day = Day(employee_id, cal.date.isoformat(), office.id, office.state, scheme_name,
+              cal.kind, cal.holiday, "absent")  # fmt: skip
+    why = day.explain
+    tags: set[str] = set()
+    why.append(cal.why + ".")
+    active = [f for f in facts if f.employee == employee_id and f.covers(cal.date)]
+    for f in active:
+        why.append(f"Fact {f.id}: {_fact_words(f)}.")
+
+    kept, collapsed = merge(punches, merge_window_s)
+    day.punches = [p.id for p in sorted(punches, key=lambda p: (p.at, p.id))]
+    day.sources = sorted({p.device_kind for p in punches if p.device_kind})
+    if punches:
+        listed = ", ".join(f"{_clock(p.at, zone)} {p.punch} ({p.device_id})" for p in kept)
+        why.append(f"Punches: {listed}.")
+        if collapsed:
+            why.append(
+                f"{collapsed} punch(es) within {merge_window_s:g} s of another were taken as one."
+            )
+
+    # where: the office geofence, or the home of a BDR day
+    bdr = [f for f in active if f.kind == "bdr"]
+    if bdr:
+        tags.add("bdr")
+    for p in kept:
+        home = next((f for f in bdr if _at_home(f, p)), None)
+        if home is not None and home.latitude is not None:
+            why.append(f"{_clock(p.at, zone)} is inside the BDR home geofence ({home.id}).")
+        elif p.within_geofence is False:
+            tags.add("external")
+            why.append(f"{_clock(p.at, zone)} is outside the office geofence: external.")
+
+    # directions
+    first = next((p for p in kept if p.punch not in _OUTWARD), None)
+    last: Punch | None = None
+    for p in reversed(kept):
+        if p is first:
+            break
+        if p.punch not in _INWARD and (first is None or p.at > first.at):
+            last = p
+            break
+    if first is not None:
+        day.first_in = first.at.astimezone(zone).isoformat()
+    if last is not None:
+        day.last_out = last.at.astimezone(zone).isoformat()
+
+    hours = hours_for(scheme, cal) if cal.kind == "working" else None
+    if cal.kind != "working" or hours is None:
+        day.status = "off"
+        if kept:
+            tags.add("worked_holiday" if cal.kind == "holiday" else "worked_rest_day")
+            why.append("Worked on a day off.")
+        elif cal.kind == "working":
+            why.append("No shift on this day.")
+        day.tags = sorted(tags)
+        return day
+
+    second = hours.granularity == "second"
+    if hours.cross_midnight:
+        tags.add("cross_midnight")
+
+    def minute_of(t: dt.datetime) -> int:
+        return int((t - midnight).total_seconds() // 60)
+
+    def second_of(t: dt.datetime) -> float:
+        return (t - midnight).total_seconds()
+
+    # deemed times of official duty
+    in_min = minute_of(first.at) if first is not None else None
+    out_min = minute_of(last.at) if last is not None else None
+    in_s = second_of(first.at) if first is not None else None
+    out_s = second_of(last.at) if last is not None else None
+    duty_all_day = False
+    for f in active:
+        if f.kind != "official_duty":
+            continue
+        tags.add("official_duty")
+        if f.start is None and f.end is None:
+            duty_all_day = True
+            continue
+        if f.start is not None and (in_min is None or f.start < in_min):
+            in_min, in_s = f.start, f.start * 60.0
+            why.append(f"Official duty {f.id}: in deemed at {hhmm(f.start)}.")
+        if f.end is not None and (out_min is None or f.end > out_min):
+            out_min, out_s = f.end, f.end * 60.0
+            why.append(f"Official duty {f.id}: out deemed at {hhmm(f.end)}.")
+
+    # what is due
+    reduction = 0
+    for f in active:
+        cut = SPAN_REDUCTION.get(f.kind)
+        if cut:
+            reduction += cut
+            tags.add(f.kind)
+            why.append(f"{f.kind.replace('_', ' ').capitalize()}: {cut} min less.")
+    leave = [f for f in active if f.kind == "leave"]
+    half_leave = next((f for f in leave if f.part != "full"), None)
+    full_leave = next((f for f in leave if f.part == "full"), None)
+    required = max(hours.span - reduction, 0)
+    if half_leave is not None:
+        required //= 2
+        why.append(f"Half-day leave ({half_leave.part}): {required} min required.")
+    day.span_min = hours.span
+    day.required_min = required
+    why.append(f"{hours.label}: span {_dur(hours.span)}, required {_dur(required)}.")
+
+    if full_leave is not None:
+        day.status = "leave"
+        why.append(f"On leave ({full_leave.type or 'leave'}): not absent, nothing due.")
+        day.tags = sorted(tags)
+        return day
+    if duty_all_day:
+        day.status = "complete"
+        why.append("On official duty all day: present.")
+        day.tags = sorted(tags)
+        return day
+
+    credit = min(TIME_OFF_CAP_MIN, max(hours.span - REST_MIN, 0) // 2)
+    time_off = [(f.start, f.end) for f in active if f.kind == "time_off"]
+    if time_off:
+        tags.add("time_off")
+
+    def excuse(a: int, b: int) -> int:
+        """Minutes of [a, b) covered by approved time-off, within what is left of the credit."""
+        nonlocal credit
+        covered = sum(
+            max(0, min(b, e) - max(a, s)) for s, e in time_off if s is not None and e is not None
+        )
+        used = min(covered, credit)
+        credit -= used
+        return used
+
+    late_min = 0
+    if in_min is not None and in_s is not None:
+        start = hours.count_from if hours.flexible else hours.start
+        assert start is not None
+        effective = max(in_min, start) if hours.flexible else in_min
+        if hours.flexible and in_min < start:
+            why.append(f"In at {hhmm(in_min)} counts from {hhmm(start)}.")
+        day.effective_in = hhmm(effective)
+        if second:
+            over = in_s - hours.late_after * 60
+            late_min = math.ceil(over / 60) if over > 0 else 0
+        else:
+            late_min = max(in_min - hours.late_after, 0)
+        if late_min:
+            excused = excuse(hours.late_after, hours.late_after + late_min)
+            if excused:
+                why.append(f"{excused} min of the lateness is approved time-off.")
+                late_min -= excused
+        if late_min > 0:
+            day.late, day.late_min = True, late_min
+            due = hours.office_end - reduction
+            if half_leave is not None and half_leave.part == "pm":
+                due = effective + required
+            why.append(
+                f"Late: in {hhmm(in_min)} is after {hhmm(hours.late_after)} by {late_min} min; "
+                f"due out at {hhmm(due)} (office end)."
+            )
+        else:
+            due = effective + required if hours.flexible else hours.office_end - reduction
+            if half_leave is not None:
+                due = effective + required
+            why.append(f"On time; due out at {hhmm(due)}.")
+        day.due_out = hhmm(due)
+        if out_min is not None and out_s is not None:
+            short_by = (
+                max(math.ceil((due * 60 - out_s) / 60), 0) if second else max(due - out_min, 0)
+            )
+            if short_by:
+                excused = excuse(due - short_by, due)
+                if excused:
+                    why.append(f"{excused} min of the early leaving is approved time-off.")
+                    short_by -= excused
+            if short_by > 0:
+                day.early_out, day.early_min = True, short_by
+                why.append(f"Early out: out {hhmm(out_min)} is {short_by} min before {hhmm(due)}.")
+
+    closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
+    settled = now >= closes
+    if in_min is not None and out_min is not None:
+        day.status = "complete"
+    elif in_min is None and out_min is None:
+        day.status = "absent" if settled else "incomplete"
+        why.append("No punches." if settled else "No punches yet.")
+    else:
+        day.status = "incomplete"
+        why.append("Only an in punch." if out_min is None else "Only an out punch.")
+    if not settled:
+        tags.add("provisional")
+        why.append(f"Provisional until {closes.isoformat()}.")
+    day.tags = sorted(tags)
+    return day
+
+
+def _at_home(fact: Fact, p: Punch) -> bool:
+    """A BDR punch counts at home when it carries coordinates inside the home radius (or the
+    fact names no home)."""
+    if fact.latitude is None or fact.longitude is None:
+        return True
+    if p.latitude is None or p.longitude is None:
+        return False
+    return haversine_m(fact.latitude, fact.longitude, p.latitude, p.longitude) <= fact.radius_m
+
+
+def _clock(t: dt.datetime, zone: ZoneInfo) -> str:
+    return t.astimezone(zone).strftime("%H:%M:%S")
+
+
+def _dur(minutes: int) -> str:
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m:02d} min" if m else f"{h} h"
+
+
+def _fact_words(f: Fact) -> str:
+    when = f"{f.first}" if f.date else f"{f.first} to {f.last or 'open'}"
+    extra = f", {hhmm(f.start)}–{hhmm(f.end)}" if f.start is not None and f.end is not None else ""
+    ref = f", ref {f.ref}" if f.ref else ""
+    return f"{f.kind.replace('_', ' ')} ({when}{extra}{ref})"

@@ -1,0 +1,312 @@
+"""Working-time settings: the calendar overrides, the schemes and the officer facts of a config.
+
+Plain pydantic models (the `calendar:`, `schemes:` and `facts:` sections and a facts file), so the
+configuration can validate them with file, line and field; the rules that use them live in
+`spotme_hub/attendance/`. Times of day are ``HH:MM`` texts kept as minutes after midnight;
+durations are ``9h``, ``7h30m``, ``45m`` or a number of minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+Weekday = Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+#: Weekday names in `date.weekday()` order.
+WEEKDAYS: tuple[Weekday, ...] = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def _minute_of_day(value: Any) -> Any:
+    if isinstance(value, str):
+        m = _HHMM.match(value.strip())
+        if m is None:
+            raise ValueError(f"not a time of day HH:MM: {value!r}")
+        return int(m[1]) * 60 + int(m[2])
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return value  # already minutes (a model built in code)
+    raise ValueError(f"not a time of day HH:MM: {value!r}")
+
+
+def _minutes(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text.isdigit():
+            return int(text)
+        m = _DURATION.match(text)
+        if m is not None and (m[1] or m[2]):
+            return int(m[1] or 0) * 60 + int(m[2] or 0)
+    raise ValueError(f"not a duration (e.g. 9h, 7h30m, 45m or minutes): {value!r}")
+
+
+def _upper(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().upper()
+    if isinstance(value, list):
+        return [v.strip().upper() if isinstance(v, str) else v for v in value]
+    return value
+
+
+#: A time of day, as minutes after midnight (written ``HH:MM``).
+TimeOfDay = Annotated[int, BeforeValidator(_minute_of_day)]
+#: A duration in minutes (written ``9h``, ``7h30m``, ``45m`` or minutes).
+Minutes = Annotated[int, BeforeValidator(_minutes), Field(ge=0, le=24 * 60)]
+Days = Annotated[list[Weekday], BeforeValidator(_upper)]
+
+
+def hhmm(minute: int) -> str:
+    """Minutes after midnight as ``HH:MM`` (24:00 and later wrap to the next day's time)."""
+    minute %= 24 * 60
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+
+# -- the calendar ----------------------------------------------------------------------------
+class HolidayChange(_Strict):
+    """A date added to (or removed from) the public holidays of some states or offices; both
+    unset: everywhere."""
+
+    date: dt.date
+    name: str | None = Field(None, description="Shown in days and reports (added dates).")
+    states: list[str] | None = Field(None, description="State codes, e.g. [JHR].")
+    offices: list[str] | None = Field(None, description="Office ids.")
+
+    _states = field_validator("states", mode="before")(_upper)
+
+    def applies(self, state: str | None, office_id: str) -> bool:
+        if self.states is None and self.offices is None:
+            return True
+        return (state is not None and state in (self.states or ())) or office_id in (
+            self.offices or ()
+        )
+
+
+class HolidayChanges(_Strict):
+    add: list[HolidayChange] = Field(default_factory=list)
+    remove: list[HolidayChange] = Field(default_factory=list)
+
+
+class WeekendRule(_Strict):
+    """From `from` on, these are the rest days of the named states or offices (or everywhere)."""
+
+    from_: dt.date = Field(alias="from")
+    days: Days = Field(min_length=1, max_length=6)
+    states: list[str] | None = None
+    offices: list[str] | None = None
+
+    _states = field_validator("states", mode="before")(_upper)
+
+    def applies(self, state: str | None, office_id: str) -> bool:
+        if self.states is None and self.offices is None:
+            return True
+        return (state is not None and state in (self.states or ())) or office_id in (
+            self.offices or ()
+        )
+
+
+class CalendarSection(_Strict):
+    holidays: HolidayChanges = Field(default_factory=HolidayChanges)
+    weekends: list[WeekendRule] = Field(
+        default_factory=list,
+        description="Weekend overrides, effective-dated; the built-in state table otherwise.",
+    )
+    public_holidays: bool = Field(
+        True, description="Take public holidays from the `holidays` package (MY, office state)."
+    )
+
+
+# -- schemes ---------------------------------------------------------------------------------
+class WbfScheme(_Strict):
+    """Waktu Bekerja Fleksi (PP 5/2019, MyPPSM SR.4.1.1)."""
+
+    kind: Literal["wbf"] = "wbf"
+    ref: str | None = "PP 5/2019; MyPPSM SR.4.1.1"
+    count_from: TimeOfDay = Field(7 * 60 + 30, description="Earlier punches count from here.")
+    late_after: TimeOfDay = Field(9 * 60, description="A first punch after this is late.")
+    span: Minutes = Field(9 * 60, description="In to out, rest included.")
+    office_end: TimeOfDay = Field(18 * 60, description="When a late officer is due out.")
+    short_span: Minutes = Field(7 * 60 + 30, description="Span on the short day.")
+    short_office_end: TimeOfDay = Field(16 * 60 + 30)
+    late_granularity: Literal["minute", "second"] = Field(
+        "minute", description="minute: 09:00:59 is on time; second: 09:00:01 is late."
+    )
+    settle: Minutes = Field(
+        60, description="After office end, this long before today's day stops being provisional."
+    )
+
+
+class FixedScheme(_Strict):
+    """Fixed hours: in by `start` (+ grace), out at `end`."""
+
+    kind: Literal["fixed"]
+    ref: str | None = None
+    start: TimeOfDay
+    end: TimeOfDay
+    grace: Minutes = 0
+    late_granularity: Literal["minute", "second"] = "minute"
+    settle: Minutes = 60
+
+
+class Shift(_Strict):
+    start: TimeOfDay
+    end: TimeOfDay = Field(description="Before `start`: the shift ends the next day.")
+    grace: Minutes = 0
+
+
+class RosterScheme(_Strict):
+    """Named shifts by weekday; a shift that ends before it starts crosses midnight and belongs
+    to the day it starts. Punches belong to a shift from `before` its start to `after` its end."""
+
+    kind: Literal["roster"]
+    ref: str | None = None
+    shifts: dict[str, Shift] = Field(min_length=1)
+    week: dict[Weekday, str | None] = Field(
+        default_factory=dict, description="Weekday → shift name (none: the first shift daily)."
+    )
+    before: Minutes = Field(3 * 60, description="How early a punch may still open a shift.")
+    after: Minutes = Field(4 * 60, description="How late a punch may still close a shift.")
+    late_granularity: Literal["minute", "second"] = "minute"
+    settle: Minutes = 60
+
+    @model_validator(mode="before")
+    @classmethod
+    def _week_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("week"), dict):
+            value = {**value, "week": {_upper(k): v for k, v in value["week"].items()}}
+        return value
+
+    @model_validator(mode="after")
+    def _known_shifts(self) -> RosterScheme:
+        for day, name in self.week.items():
+            if name is not None and name not in self.shifts:
+                known = ", ".join(self.shifts)
+                raise ValueError(f"week.{day}: unknown shift {name!r} ({known})")
+        return self
+
+    def shift_on(self, weekday: Weekday) -> Shift | None:
+        if not self.week:
+            return next(iter(self.shifts.values()))
+        name = self.week.get(weekday)
+        return None if name is None else self.shifts[name]
+
+
+SCHEME_KINDS = ("wbf", "fixed", "roster")
+
+
+def _scheme_kind(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("kind", "wbf")  # WBF unless said otherwise
+    return getattr(value, "kind", None)
+
+
+Scheme = Annotated[
+    Annotated[WbfScheme, Tag("wbf")]
+    | Annotated[FixedScheme, Tag("fixed")]
+    | Annotated[RosterScheme, Tag("roster")],
+    Discriminator(_scheme_kind),
+]
+
+#: The scheme every officer has unless the config says otherwise.
+DEFAULT_SCHEME = "WBF"
+
+
+def default_schemes() -> dict[str, WbfScheme | FixedScheme | RosterScheme]:
+    return {DEFAULT_SCHEME: WbfScheme()}
+
+
+# -- officer facts ---------------------------------------------------------------------------
+FactKind = Literal[
+    "pregnancy_early_leave", "ramadan_early_leave", "bdr", "time_off", "official_duty", "leave"
+]
+#: How much each early-leave fact takes off the span, in minutes.
+SPAN_REDUCTION: dict[str, int] = {"pregnancy_early_leave": 60, "ramadan_early_leave": 30}
+
+
+class Fact(_Strict):
+    """Something known about an officer on some dates that changes what is due (or explains it)."""
+
+    id: str = Field(min_length=1)
+    employee: str = Field(min_length=1)
+    kind: FactKind
+    from_: dt.date | None = Field(None, alias="from")
+    to: dt.date | None = None
+    date: dt.date | None = None
+    weekdays: Days | None = Field(None, description="Only on these weekdays of the range.")
+    part: Literal["full", "am", "pm"] = Field("full", description="BDR and leave: a half day.")
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    radius_m: float = Field(200, gt=0, description="BDR: the home geofence.")
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+    type: str | None = Field(None, description="Leave type (annual, medical…), duty place…")
+    ref: str | None = Field(None, description="The approval's reference.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {
+                k: str(v) if k in ("id", "employee") and isinstance(v, int) else v
+                for k, v in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Fact:
+        if self.date is not None and (self.from_ is not None or self.to is not None):
+            raise ValueError("give `date` or `from`/`to`, not both")
+        if self.date is None and self.from_ is None:
+            raise ValueError("give `date` or `from` (and `to`)")
+        if self.from_ is not None and self.to is not None and self.to < self.from_:
+            raise ValueError(f"`to` {self.to} is before `from` {self.from_}")
+        if self.kind == "time_off" and (self.start is None or self.end is None):
+            raise ValueError("time_off needs `start` and `end`")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("`end` must be after `start`")
+        if self.kind == "bdr" and (self.latitude is None) != (self.longitude is None):
+            raise ValueError("bdr: give both `latitude` and `longitude` (the home), or neither")
+        return self
+
+    @property
+    def first(self) -> dt.date:
+        d = self.date or self.from_
+        assert d is not None
+        return d
+
+    @property
+    def last(self) -> dt.date | None:
+        """The last date covered; None: open-ended."""
+        return self.date or self.to
+
+    def covers(self, day: dt.date) -> bool:
+        if day < self.first:
+            return False
+        last = self.last
+        if last is not None and day > last:
+            return False
+        return self.weekdays is None or WEEKDAYS[day.weekday()] in self.weekdays
+
+
+class FactsFile(_Strict):
+    """A facts file in YAML: `facts: [...]` (or the list itself)."""
+
+    facts: list[Fact] = Field(default_factory=list)
