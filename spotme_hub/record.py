@@ -134,7 +134,17 @@ def credentials(user_ids: list[Any], cards: list[Any]) -> list[str]:
 def identity_key(device_id: str, credential: str, local_second: str, punch: str) -> str:
     """The source identity of a punch: device, user id or card, device-local time to the second,
     punch type. `local_second` is ``YYYY-MM-DDTHH:MM:SS`` in the device's wall-clock time."""
-    return f"{device_id}|{credential}|{local_second}|{punch}"
+    return identity_keys(device_id, [credential], [local_second], [punch])[0]
+
+
+def identity_keys(
+    device_id: str, credentials: list[str], local_seconds: list[str], punches: list[str]
+) -> list[str]:
+    """`identity_key` of many punches of one device (a file's chunk), without a call per punch."""
+    prefix = f"{device_id}|"
+    return [
+        f"{prefix}{c}|{t}|{p}" for c, t, p in zip(credentials, local_seconds, punches, strict=True)
+    ]
 
 
 @dataclass(slots=True)

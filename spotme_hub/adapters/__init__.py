@@ -1,5 +1,2 @@
-"""Device adapters. See `base` for the contract and `registry` for kinds."""
-
-from ..contract import Adapter, DeviceContext, DeviceError, Options, SubmitResult
-
-__all__ = ["Adapter", "DeviceContext", "DeviceError", "Options", "SubmitResult"]
+"""Device adapters: one folder per kind (`adapters/<kind>/`), each met through `contract.py`
+and named in `registry.py`."""

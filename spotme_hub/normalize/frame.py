@@ -5,7 +5,7 @@ Same `Mapping`, same rules, same records: every per-value rule (`FieldSpec.resol
 `to_verify`, `Normalizer.employee_for`) is the row-wise function itself, evaluated once per
 distinct value; office, location and geofence verdict are `Normalizer.place` of the device; times
 use zoneinfo offsets per hour bucket and the plausibility bounds of `timefix`; ids are
-`record_id(identity_key(...), wall second)`, the hashing done over all rows at once. A row the fast path
+`record_id(identity_keys(...), wall second)`, the hashing done over all rows at once. A row the fast path
 cannot prove good (a bad card, an unknown punch, an implausible time...) is handed to the
 row-wise path, so rejections carry exactly the reasons the row-wise path gives. `tests/test_frame_equivalence.py`
 checks both paths against each other on generated rows.
@@ -34,7 +34,7 @@ from ..record import (
     Record,
     Rejection,
     credentials,
-    identity_key,
+    identity_keys,
     sha1,
     user_text,
 )
@@ -358,11 +358,7 @@ def _fill(
     wall = local_wall[good]
     local_text = iso_seconds(wall)
     creds = credentials(users.tolist(), cards.tolist())
-    dev = device.id
-    keys = [
-        identity_key(dev, c, t, p)
-        for c, t, p in zip(creds, local_text, punches.tolist(), strict=True)
-    ]
+    keys = identity_keys(device.id, creds, local_text, punches.tolist())
     ids = record_ids(keys, wall)
     if known_ids is not None:
         known = known_ids(ids)

@@ -11,7 +11,7 @@ composition root.
 
 from __future__ import annotations
 
-from .base import DATABASE_ERRORS
+from .base import is_database_error
 from .health import HealthStore
 from .migrations import Migrations
 from .pages import RecordFilter, RecordPages
@@ -37,7 +37,7 @@ class Store(Migrations, RecordWrites, RecordPages, HealthStore):
 __all__ = [
     "BULK_COLUMNS",
     "CHECKPOINTS",
-    "DATABASE_ERRORS",
+    "is_database_error",
     "HEALTH",
     "JSON_FIELDS",
     "QUARANTINE",

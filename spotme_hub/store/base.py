@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,15 +27,16 @@ from .shapes import Shapes
 
 log = logging.getLogger("spotme_hub.store")
 
-#: What a failing database raises, through SQLAlchemy or (the bulk and page paths) from the
-#: driver itself: the store's trouble, never the input's.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error)
-try:
-    import psycopg
 
-    DATABASE_ERRORS += (psycopg.Error,)
-except ImportError:  # pragma: no cover - psycopg is a dependency
-    pass
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` is a failing database's, raised through SQLAlchemy or (the bulk and page
+    paths) by the driver itself: the store's trouble, never the input's. psycopg is looked up
+    only where it is loaded (no PostgreSQL store, no psycopg error), so an SQLite hub never
+    imports it."""
+    if isinstance(exc, SQLAlchemyError | sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 class StoreBase:

@@ -32,7 +32,7 @@ from ...contract import (
     sibling,
 )
 from ...record import RawPunch, Rejection
-from ...store import DATABASE_ERRORS, Store
+from ...store import Store, is_database_error
 from .importer import ImportSummary, import_file
 from .options import CsvOptions
 from .reader import FileRefused
@@ -188,9 +188,9 @@ async def _guarded(work: Awaitable[T]) -> T:
         return await work
     except OSError:
         raise
-    except DATABASE_ERRORS:
-        raise
     except FileRefused as exc:
         raise Unreadable(str(exc)) from exc
     except Exception as exc:
+        if is_database_error(exc):
+            raise
         raise Unreadable(f"{type(exc).__name__}: {exc}") from exc
