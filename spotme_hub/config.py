@@ -33,19 +33,10 @@ from .schedule import (
     CalendarSection,
     Fact,
     Scheme,
+    StateCode,
     default_schemes,
 )
 from .yamlsource import ConfigError, Document, Issue, dotted, load_yaml
-
-#: Malaysian subdivisions as the `holidays` package spells them.
-MY_STATES = (
-    "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
-    "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
-)  # fmt: skip
-StateCode = Literal[
-    "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
-    "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
-]  # fmt: skip
 
 
 class Kinds(Protocol):
@@ -351,6 +342,11 @@ def _raw_items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, 
     return [(i, it) for i, it in enumerate(items) if isinstance(it, dict)]
 
 
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _check_references(
     cfg: HubConfig, doc: Document, data: dict[str, Any], issues: list[Issue]
 ) -> None:
@@ -414,6 +410,16 @@ def _check_references(
                     )
                 )
             pin_owner[pin] = emp.id
+    calendar = _section(data, "calendar")
+    holidays = _section(calendar, "holidays")
+    scoped = [(["calendar", "holidays", k], holidays.get(k)) for k in ("add", "remove")]
+    scoped.append((["calendar", "weekends"], calendar.get("weekends")))
+    for where, items in scoped:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            named = item.get("offices") if isinstance(item, dict) else None
+            for j, oid in enumerate(named if isinstance(named, list) else []):
+                if str(oid) not in office_ids:
+                    issues.append(doc.issue([*where, i, "offices", j], f"unknown office {oid!r}"))
     fact_ids: set[str] = set()
     for i, fact in _raw_items(data, "facts"):  # as written: an invalid fact keeps its index
         fid, owner = str(fact.get("id")), str(fact.get("employee"))

@@ -23,6 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+#: Malaysian states and federal territories as the `holidays` package spells them (MY subdiv).
+StateCode = Literal[
+    "JHR", "KDH", "KTN", "MLK", "NSN", "PHG", "PNG", "PRK",
+    "PLS", "SGR", "TRG", "SBH", "SWK", "KUL", "LBN", "PJY",
+]  # fmt: skip
+
 Weekday = Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
 #: Weekday names in `date.weekday()` order.
 WEEKDAYS: tuple[Weekday, ...] = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -81,13 +87,10 @@ class _Strict(BaseModel):
 
 
 # -- the calendar ----------------------------------------------------------------------------
-class HolidayChange(_Strict):
-    """A date added to (or removed from) the public holidays of some states or offices; both
-    unset: everywhere."""
+class _Scoped(_Strict):
+    """Applies to the named states and offices; naming neither: everywhere."""
 
-    date: dt.date
-    name: str | None = Field(None, description="Shown in days and reports (added dates).")
-    states: list[str] | None = Field(None, description="State codes, e.g. [JHR].")
+    states: list[StateCode] | None = Field(None, description="State codes, e.g. [JHR].")
     offices: list[str] | None = Field(None, description="Office ids.")
 
     _states = field_validator("states", mode="before")(_upper)
@@ -100,27 +103,23 @@ class HolidayChange(_Strict):
         )
 
 
+class HolidayChange(_Scoped):
+    """A date added to (or removed from) the public holidays."""
+
+    date: dt.date
+    name: str | None = Field(None, description="Shown in days and reports (added dates).")
+
+
 class HolidayChanges(_Strict):
     add: list[HolidayChange] = Field(default_factory=list)
     remove: list[HolidayChange] = Field(default_factory=list)
 
 
-class WeekendRule(_Strict):
-    """From `from` on, these are the rest days of the named states or offices (or everywhere)."""
+class WeekendRule(_Scoped):
+    """From `from` on, these are the rest days."""
 
     from_: dt.date = Field(alias="from")
     days: Days = Field(min_length=1, max_length=6)
-    states: list[str] | None = None
-    offices: list[str] | None = None
-
-    _states = field_validator("states", mode="before")(_upper)
-
-    def applies(self, state: str | None, office_id: str) -> bool:
-        if self.states is None and self.offices is None:
-            return True
-        return (state is not None and state in (self.states or ())) or office_id in (
-            self.offices or ()
-        )
 
 
 class CalendarSection(_Strict):

@@ -416,7 +416,8 @@ def test_bad_facts_and_schemes_are_named_by_file_line_and_field(tmp_path: Path) 
     data = settings(tmp_path, facts=[
         {"id": "x", "employee": "S-pjy", "kind": "time_off", "date": "2025-07-16"},
         {"id": "y", "employee": "nobody", "kind": "leave", "date": "2025-07-16"},
-    ], employees=[{"id": "Z", "scheme": "SHIFTY"}])  # fmt: skip
+    ], employees=[{"id": "Z", "scheme": "SHIFTY"}],
+       calendar={"weekends": [{"from": "2026-01-01", "days": ["FRI"], "offices": ["nowhere"]}]})  # fmt: skip
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     out = subprocess.run([sys.executable, "-m", "spotme_hub.cli", "config", "check", "-c", str(path)],
@@ -426,6 +427,7 @@ def test_bad_facts_and_schemes_are_named_by_file_line_and_field(tmp_path: Path) 
     assert "facts[0]" in text and "time_off needs `start` and `end`" in text
     assert "facts[1].employee: unknown employee 'nobody'" in text
     assert "scheme: unknown scheme 'SHIFTY'" in text
+    assert "calendar.weekends[0].offices[0]: unknown office 'nowhere'" in text
     assert "hub.yaml:" in text
 
 

@@ -182,8 +182,8 @@ def assign_days(
 
 def merge(punches: Sequence[Punch], window_s: float) -> tuple[list[Punch], int]:
     """Sorted punches with near-duplicates collapsed into the first of each run (a later punch
-    within `window_s` of the run's first). The kept punch takes the first direction any of the
-    run gives. Returns (kept, how many were collapsed)."""
+    within `window_s` of the run's first). The kept punch takes the direction the run gives;
+    a run that gives both in and out gives none. Returns (kept, how many were collapsed)."""
     ordered = sorted(punches, key=lambda p: (p.at, p.id))
     kept: list[Punch] = []
     runs: list[list[Punch]] = []
@@ -194,9 +194,13 @@ def merge(punches: Sequence[Punch], window_s: float) -> tuple[list[Punch], int]:
             runs.append([p])
     for run in runs:
         first = run[0]
-        direction = next(
-            (q.punch for q in run if q.punch in _INWARD or q.punch in _OUTWARD), first.punch
-        )
+        given = {
+            "in" if q.punch in _INWARD else "out" for q in run if q.punch in _INWARD | _OUTWARD
+        }
+        if len(given) == 1:  # the run says which way: the first punch that says so
+            direction = next(q.punch for q in run if q.punch in _INWARD | _OUTWARD)
+        else:  # silent, or in and out at once: neither is believed
+            direction = first.punch if not given else PunchType.UNKNOWN.value
         kept.append(first if direction == first.punch else _with_punch(first, direction))
     return kept, len(ordered) - len(kept)
 
