@@ -31,6 +31,7 @@ from .schedule import (
     DEFAULT_SCHEME,
     SCHEME_KINDS,
     CalendarSection,
+    DaysSettings,
     Fact,
     Scheme,
     StateCode,
@@ -206,7 +207,7 @@ class CoreSection(Strict):
     retry_max_s: float = Field(60, gt=0, description="Longest delay between retries.")
 
 
-Scope = Literal["feed:read", "punches:write", "admin"]
+Scope = Literal["feed:read", "punches:write", "facts:write", "admin"]
 
 
 class ApiToken(Strict):
@@ -238,10 +239,17 @@ class HubConfig(Strict):
         default_factory=default_schemes, description="Working-time schemes by name (WBF built in)."
     )
     facts: list[Fact] = Field(default_factory=list, description="Officer facts (leave, BDR…).")
+    facts_file: str | None = Field(
+        None,
+        description="More facts: YAML (`facts: [...]`) or CSV (a column per key, weekdays "
+        "split on ';'); re-read when it changes.",
+    )
+    attendance: DaysSettings = Field(default_factory=DaysSettings)
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")
     _office_index: dict[str, Office] = PrivateAttr(default_factory=dict)
+    _file_facts: list[Fact] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _wbf_built_in(self) -> HubConfig:
@@ -302,6 +310,74 @@ class HubConfig(Strict):
     def resolve_path(self, value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else self._base_dir / p
+
+    @property
+    def file_facts(self) -> list[Fact]:
+        """The facts of `facts_file`, as read with the configuration."""
+        return self._file_facts
+
+
+def load_facts_file(cfg: HubConfig) -> tuple[list[Fact], list[Issue]]:
+    """The facts of `cfg.facts_file` (none without one), each checked as the configuration's own
+    are: valid keys, a known employee, an id no other fact has. Problems name file, line, field."""
+    if not cfg.facts_file:
+        return [], []
+    path = cfg.resolve_path(cfg.facts_file)
+    label = str(path)
+    issues: list[Issue] = []
+    #: (the fact's line, its place in the file, its keys)
+    placed: list[tuple[int | None, list[str | int], Any]] = []
+    doc: Document | None = None  # a YAML file's positions (a CSV row has only its line)
+    if path.suffix.lower() == ".csv":
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                for lineno, row in enumerate(csv.DictReader(fh), start=2):
+                    item = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
+                    if "weekdays" in item:
+                        item["weekdays"] = [d.strip() for d in item["weekdays"].split(";") if d]
+                    placed.append((lineno, [], item))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            return [], [Issue(label, None, "", f"cannot read the facts file: {exc}")]
+    else:
+        try:
+            doc = load_yaml(path)
+        except ConfigError as exc:
+            return [], exc.issues
+        except OSError as exc:
+            return [], [Issue(label, None, "", f"cannot read the facts file: {exc}")]
+        data = doc.data
+        prefix: list[str | int] = []
+        if isinstance(data, dict):
+            data, prefix = data.get("facts"), ["facts"]
+        if not isinstance(data, list):
+            return [], [Issue(label, 1, "", "a facts file is a list of facts, or `facts: [...]`")]
+        placed = [(doc.line_of([*prefix, i]), [*prefix, i], it) for i, it in enumerate(data)]
+    emp_ids = {e.id for e in cfg.employees}
+    seen = {f.id for f in cfg.facts}
+    facts: list[Fact] = []
+    for line, loc, item in placed:
+        if not isinstance(item, dict):
+            issues.append(Issue(label, line, dotted(loc), "a fact is a mapping of keys"))
+            continue
+        try:
+            fact = Fact.model_validate(item)
+        except ValidationError as exc:
+            for err in exc.errors():
+                sub = [*loc, *err["loc"]]
+                at = (doc.line_of(sub) if doc is not None else None) or line
+                issues.append(Issue(label, at, dotted(sub), err["msg"]))
+            continue
+        if fact.id in seen:
+            issues.append(
+                Issue(label, line, dotted([*loc, "id"]), f"duplicate fact id {fact.id!r}")
+            )
+        elif fact.employee not in emp_ids:
+            where = dotted([*loc, "employee"])
+            issues.append(Issue(label, line, where, f"unknown employee {fact.employee!r}"))
+        else:
+            seen.add(fact.id)
+            facts.append(fact)
+    return facts, issues
 
 
 def _employees_from_csv(path: Path, file_label: str) -> tuple[list[dict[str, Any]], list[Issue]]:
@@ -525,6 +601,9 @@ def parse_config(doc: Document, kinds: Kinds) -> HubConfig:
                             err["msg"],
                         )
                     )
+    file_facts, fact_issues = load_facts_file(cfg)
+    cfg._file_facts = file_facts
+    issues.extend(fact_issues)
     _check_references(cfg, doc, data, issues)
     _validate_device_options(cfg, doc, issues, kinds)
     if issues:

@@ -236,6 +236,8 @@ class RouteContext:
     read: Callable[..., Any]
     write: Callable[..., Any]
     admin: Callable[..., Any]
+    #: the dependency for any other scope (``Depends(ctx.scope("facts:write"))``)
+    scope: Callable[[str], Callable[..., Any]]
 
 
 class HasRoutes(Protocol):

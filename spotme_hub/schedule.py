@@ -305,7 +305,15 @@ class Fact(_Strict):
         return self.weekdays is None or WEEKDAYS[day.weekday()] in self.weekdays
 
 
-class FactsFile(_Strict):
-    """A facts file in YAML: `facts: [...]` (or the list itself)."""
+class DaysSettings(_Strict):
+    """How the hub keeps attendance days (`attendance:` in the configuration)."""
 
-    facts: list[Fact] = Field(default_factory=list)
+    enabled: bool = Field(
+        True, description="Keep every configured officer's days in the store as punches commit."
+    )
+    merge_window_s: float = Field(
+        120, ge=0, description="Punches of one officer this close (any source) are taken as one."
+    )
+    poll_s: float = Field(
+        0.5, gt=0, description="Look for new records, facts and settled days this often."
+    )

@@ -119,7 +119,8 @@ async def run_hub(
 def start_services(
     hub: Hub, stop: asyncio.Event, serve_api: bool
 ) -> Sequence[Coroutine[Any, Any, None]]:
-    """Coroutines that run beside the devices: the API, and the forwarder when `core.url` is set."""
+    """Coroutines that run beside the devices: the API, the forwarder when `core.url` is set,
+    and the attendance days when officers are configured."""
     out: list[Coroutine[Any, Any, None]] = []
     if serve_api:
         from .api.app import serve
@@ -129,6 +130,10 @@ def start_services(
         from .forward.forwarder import run_forwarder
 
         out.append(run_forwarder(hub, stop))
+    if hub.cfg.employees and hub.cfg.attendance.enabled:
+        from .attendance.ledger import run_ledger
+
+        out.append(run_ledger(hub, stop))
     return out
 
 

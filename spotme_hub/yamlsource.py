@@ -11,6 +11,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -114,9 +115,18 @@ def _interpolate(
     return _ENV.sub(repl, value) if "${" in value else value
 
 
+class _Constructor(RoundTripConstructor):
+    """Dates and times stay text: the models parse them, so `2025-07-40` is refused with its
+    file, line and field (YAML's own timestamp reading would fail without saying where)."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
+
+
 def load_yaml(path: str | Path) -> Document:
     path = Path(path)
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:

@@ -36,7 +36,7 @@ def create_app(
         title="spotme-hub",
         version="1",
         description="Device and system integration hub for SPOT-Me attendance. "
-        "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, admin.",
+        "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, facts:write, admin.",
     )
     auth = TokenAuth(cfg)
     read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
@@ -48,7 +48,7 @@ def create_app(
     app.include_router(devices_router(cfg, store, hub, read))
     app.include_router(admin_router(cfg, store, admin))
     contexts = hub.contexts if hub is not None else {}
-    ctx = RouteContext(cfg, store, contexts.get, read, write, admin)
+    ctx = RouteContext(cfg, store, contexts.get, read, write, admin, auth.require)
     for part in parts:
         app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))

@@ -1,6 +1,7 @@
 """Bearer-token auth for the API: tokens and scopes come from `api.tokens` in the config.
 
-Scopes: `feed:read` (records, stream, devices, offices, metrics), `punches:write` (HTTP ingest),
+Scopes: `feed:read` (records, stream, devices, offices, metrics, days, facts), `punches:write` (HTTP
+ingest), `facts:write` (officer facts pushed by the core: approvals, leave, BDR),
 `admin` (quarantine, replay, forwarding, ADMS admin, the dashboard's overview — and everything
 else: admin implies every scope). A request without a valid token gets 401 with
 `WWW-Authenticate: Bearer`; a valid token without the scope gets 403. Tokens are compared in
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 ADMIN = "admin"
 FEED_READ = "feed:read"
 PUNCHES_WRITE = "punches:write"
+FACTS_WRITE = "facts:write"
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `api.tokens`.")
 

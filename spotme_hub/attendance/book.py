@@ -2,14 +2,16 @@
 
 Reads the records of the dates (with a day's margin either side, for zones and night shifts),
 groups them by officer, gives each punch its working date (`rules.assign_days`) and computes
-each day with `rules.compute_day`.
+each day with `rules.compute_day`. `days` answers a range for many officers (one pass over the
+range); `days_of` some officers' own dates (the ledger's recomputes: indexed reads per officer).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..clock import utc_z
@@ -23,29 +25,30 @@ from .rules import Day, Punch, assign_days, compute_day
 class DayBook:
     """The days of a configuration's officers, computed from its store."""
 
-    def __init__(self, cfg: HubConfig, store: Store, merge_window_s: float = 120):
+    #: above this many officers `days_of` reads the dates' range once instead of each officer's
+    INDEXED_UP_TO = 500
+
+    def __init__(self, cfg: HubConfig, store: Store, facts: Iterable[Fact] | None = None):
         self.cfg = cfg
         self.store = store
         self.calendar = Calendar(cfg.calendar)
-        self.merge_window_s = merge_window_s
+        self.merge_window_s = cfg.attendance.merge_window_s
+        self.employees = {e.id: e for e in cfg.employees}
         self.facts: dict[str, list[Fact]] = defaultdict(list)
-        for fact in cfg.facts:
+        for fact in [*cfg.facts, *cfg.file_facts] if facts is None else facts:
             self.facts[fact.employee].append(fact)
 
-    def home(self, emp: Employee, punches: list[Punch], office_of: dict[str, str]) -> Office:
-        """The officer's home office; without one configured, where most of their punches in
-        the range were made; else the first office."""
+    def home(self, emp: Employee) -> Office:
+        """The officer's home office: `employees[].office`, else the first office configured
+        (a hub serving several offices names each officer's)."""
         if emp.office is not None:
             return self.cfg.office(emp.office)
-        seen = Counter(office_of[p.id] for p in punches if office_of.get(p.id))
-        for office_id, _ in seen.most_common():
-            try:
-                return self.cfg.office(office_id)
-            except KeyError:
-                continue
         if not self.cfg.offices:
             return Office(id="-")
         return self.cfg.offices[0]
+
+    def zone(self, employee_id: str) -> ZoneInfo:
+        return ZoneInfo(self.home(self.employees[employee_id]).timezone)
 
     def days(
         self,
@@ -56,30 +59,62 @@ class DayBook:
         now: dt.datetime | None = None,
     ) -> Iterator[Day]:
         """Days of `first`..`last` (inclusive), by officer, then date."""
-        now = now or dt.datetime.now(dt.UTC)
         employees = [e for e in self.cfg.employees if employee is None or e.id == employee]
-        wanted = {e.id for e in employees}
-        since = dt.datetime.combine(first - dt.timedelta(days=1), dt.time(), dt.UTC)
-        until = dt.datetime.combine(last + dt.timedelta(days=2), dt.time(), dt.UTC)
-        flt = RecordFilter(employee_id=employee, since=utc_z(since), until=utc_z(until))
-        by_employee: dict[str, list[Punch]] = defaultdict(list)
-        office_of: dict[str, str] = {}
-        for rec in self.store.iter_records(flt):
-            emp_id = rec.get("employee_id")
-            if emp_id in wanted:
-                p = Punch.from_record(rec)
-                by_employee[emp_id].append(p)
-                office_of[p.id] = rec.get("office_id") or ""
+        if office is not None:
+            employees = [e for e in employees if self.home(e).id == office]
         dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        for emp in employees:
-            punches = by_employee.get(emp.id, [])
-            home = self.home(emp, punches, office_of)
-            if office is not None and home.id != office:
-                continue
+        records = self._range(first, last, employee)
+        yield from self._compute({e.id: dates for e in employees}, records, now)
+
+    def days_of(
+        self, wanted: Mapping[str, Collection[dt.date]], now: dt.datetime | None = None
+    ) -> Iterator[Day]:
+        """The days of these officers on these dates (by officer, then date)."""
+        known = {e: sorted(ds) for e, ds in wanted.items() if e in self.employees and ds}
+        if not known:
+            return
+        first = min(ds[0] for ds in known.values())
+        last = max(ds[-1] for ds in known.values())
+        if len(known) > self.INDEXED_UP_TO:
+            records: Iterable[dict[str, Any]] = self._range(first, last, None)
+        else:
+            since, until = _window(first, last)
+            records = self.store.officer_records(list(known), since, until)
+        yield from self._compute(known, records, now)
+
+    def _range(
+        self, first: dt.date, last: dt.date, employee: str | None
+    ) -> Iterator[dict[str, Any]]:
+        since, until = _window(first, last)
+        return self.store.iter_records(RecordFilter(employee_id=employee, since=since, until=until))
+
+    def _compute(
+        self,
+        wanted: Mapping[str, Sequence[dt.date]],
+        records: Iterable[dict[str, Any]],
+        now: dt.datetime | None,
+    ) -> Iterator[Day]:
+        now = now or dt.datetime.now(dt.UTC)
+        by_employee: dict[str, list[Punch]] = defaultdict(list)
+        for rec in records:
+            emp_id = rec.get("employee_id")
+            if isinstance(emp_id, str) and emp_id in wanted:
+                by_employee[emp_id].append(Punch.from_record(rec))
+        for emp_id, dates in wanted.items():
+            emp = self.employees[emp_id]
+            home = self.home(emp)
             scheme = self.cfg.schemes[emp.scheme]
-            assigned = assign_days(punches, scheme, ZoneInfo(home.timezone))
+            assigned = assign_days(by_employee.get(emp_id, []), scheme, ZoneInfo(home.timezone))
             for d in dates:
                 yield compute_day(
                     emp.id, home, emp.scheme, scheme, self.calendar.day(home, d),
                     self.facts.get(emp.id, []), assigned.get(d, []), now, self.merge_window_s,
                 )  # fmt: skip
+
+
+def _window(first: dt.date, last: dt.date) -> tuple[str, str]:
+    """The UTC times whose punches may belong to `first`..`last`: a day's margin either side
+    (zones, and the morning half of a night shift)."""
+    since = dt.datetime.combine(first - dt.timedelta(days=1), dt.time(), dt.UTC)
+    until = dt.datetime.combine(last + dt.timedelta(days=2), dt.time(), dt.UTC)
+    return utc_z(since), utc_z(until)

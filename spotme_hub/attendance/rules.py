@@ -103,6 +103,8 @@ class Day:
     punches: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     explain: list[str] = field(default_factory=list)
+    #: when a provisional day settles (RFC 3339, the office's offset); None once it has
+    settles_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -414,6 +416,7 @@ def compute_day(
         why.append("Only an in punch." if out_min is None else "Only an out punch.")
     if not settled:
         tags.add("provisional")
+        day.settles_at = closes.isoformat()
         why.append(f"Provisional until {closes.isoformat()}.")
     day.tags = sorted(tags)
     return day

@@ -13,12 +13,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..clock import now_z_ms
 from ..config import HubConfig
-from ..store import CHECKPOINTS, RECORDS, Store
+from ..store import RECORDS, Store
 from .tables import DEAD_LETTERS
 
 SCOPE = "forwarder"
@@ -70,15 +68,7 @@ def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | Non
 
 
 def upsert_state(store: Store, conn: Connection, key: str, value: Any) -> None:
-    stamp = now_z_ms()
-    ins = (sqlite_insert if store.is_sqlite else pg_insert)(CHECKPOINTS)
-    stmt = ins.values(scope=SCOPE, key=key, value=orjson.dumps(value).decode(), updated_at=stamp)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["scope", "key"],
-            set_={"value": stmt.excluded.value, "updated_at": stamp},
-        )
-    )
+    store.put_checkpoint(conn, SCOPE, key, value)
 
 
 def insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:

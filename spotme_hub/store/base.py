@@ -139,5 +139,6 @@ class StoreBase:
                 conn.execute(text("LOCK TABLE records IN EXCLUSIVE MODE"))
             yield conn
 
-    def _insert(self, table: Table) -> Any:
+    def insert(self, table: Table) -> Any:
+        """An INSERT of the store's dialect (with `on_conflict_do_update`/`_do_nothing`)."""
         return (sqlite_insert if self.is_sqlite else pg_insert)(table)

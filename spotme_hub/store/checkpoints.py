@@ -13,8 +13,12 @@ from .schema import CHECKPOINTS, dumps
 
 
 class CheckpointStore(StoreBase):
-    def _set_checkpoint(self, conn: Connection, scope: str, key: str, value: Any, now: str) -> None:
-        stmt = self._insert(CHECKPOINTS).values(
+    def put_checkpoint(
+        self, conn: Connection, scope: str, key: str, value: Any, now: str | None = None
+    ) -> None:
+        """Set a checkpoint inside the caller's transaction (beside what it marks)."""
+        now = now or now_z_ms()
+        stmt = self.insert(CHECKPOINTS).values(
             scope=scope, key=key, value=dumps(value), updated_at=now
         )
         stmt = stmt.on_conflict_do_update(
@@ -24,7 +28,7 @@ class CheckpointStore(StoreBase):
 
     def set_checkpoint(self, scope: str, key: str, value: Any) -> None:
         with self.write() as conn:
-            self._set_checkpoint(conn, scope, key, value, now_z_ms())
+            self.put_checkpoint(conn, scope, key, value)
 
     def get_checkpoint(self, scope: str, key: str, default: Any = None) -> Any:
         with self.engine.connect() as conn:

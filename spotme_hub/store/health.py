@@ -23,7 +23,7 @@ class HealthStore(StoreBase):
                     if name in values and not isinstance(values[name], str):
                         values[name] = dumps(values[name])
                 values["updated_at"] = now
-                stmt = self._insert(HEALTH).values(**values)
+                stmt = self.insert(HEALTH).values(**values)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["device_id"],
                     set_={k: getattr(stmt.excluded, k) for k in values if k != "device_id"},

@@ -4,6 +4,7 @@ batch and resumable, when the hub starts."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,7 @@ class Migrations(RecordPages, CheckpointStore):
         SQLModel.metadata.create_all(self.engine, tables=[*OWN_TABLES, *extra])
         self._add_quarantine_place()
         self._add_record_shape()
+        self._add_record_indexes()
         if self._v1_rows:
             self._copy_v1()
         self._time_ordered_ids()
@@ -55,6 +57,19 @@ class Migrations(RecordPages, CheckpointStore):
         if "shape" not in columns:
             with self._write_lock, self.engine.begin() as conn:
                 conn.exec_driver_sql("ALTER TABLE records ADD COLUMN shape INTEGER")
+
+    def _add_record_indexes(self) -> None:
+        """Indexes of `records` added since the table was made (one `CREATE INDEX` each, logged
+        with its duration: it reads the whole table once)."""
+        have = {ix["name"] for ix in inspect(self.engine).get_indexes("records")}
+        for index in RECORDS.indexes:
+            if index.name in have:
+                continue
+            started = time.perf_counter()
+            log.info("adding index %s to records (once; reads the whole table)", index.name)
+            with self._write_lock:
+                index.create(self.engine, checkfirst=True)
+            log.info("index %s added in %.1f s", index.name, time.perf_counter() - started)
 
     def _migrate_v1(self) -> None:
         """A records table of the first layout (a column per record field, no `doc`) is set
@@ -150,7 +165,7 @@ class Migrations(RecordPages, CheckpointStore):
                     moved += len(updates)
                 after = rows[-1][0] if rows else after
                 value = {"after": after} if rows else {"done": True, "moved": moved}
-                self._set_checkpoint(conn, *_IDS_CHECKPOINT, value, now_z_ms())
+                self.put_checkpoint(conn, *_IDS_CHECKPOINT, value, now_z_ms())
             if not rows:
                 if moved:
                     log.warning("%d stored records moved to time-ordered ids", moved)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,42 @@ class RecordPages(StoreBase):
                 return
             yield from batch
             after = batch[-1]["seq"]
+
+    def record_keys(self, after: int, limit: int) -> list[tuple[int, str | None, str]]:
+        """(seq, employee_id, occurred_at) of the records after `after`, in commit order: what
+        a follower needs to know which officers and times a commit touched."""
+        stmt = (
+            select(RECORDS.c.seq, RECORDS.c.employee_id, RECORDS.c.occurred_at)
+            .where(RECORDS.c.seq > after)
+            .order_by(RECORDS.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(int(s), e, o) for s, e, o in conn.execute(stmt)]
+
+    def officer_records(
+        self, employee_ids: Sequence[str], since: str, until: str
+    ) -> list[dict[str, Any]]:
+        """The records of these officers with `since` <= occurred_at < `until` (UTC texts), in
+        commit order: one indexed lookup per officer (`ix_records_employee_occurred`)."""
+        render = self.shapes.render
+        mark = "?" if self.is_sqlite else "%s"
+        sql = (
+            f"SELECT seq, id, doc, shape FROM records WHERE employee_id = {mark} "
+            f"AND occurred_at >= {mark} AND occurred_at < {mark}"
+        )
+        out: list[tuple[int, str, str, int | None]] = []
+        with self.engine.connect() as conn:
+            dbapi: Any = conn.connection.dbapi_connection
+            cur = dbapi.cursor()
+            try:
+                for emp in dict.fromkeys(employee_ids):
+                    cur.execute(sql, (emp, since, until))
+                    out.extend(cur.fetchall())
+            finally:
+                cur.close()
+        out.sort()
+        return [row_to_dict(seq, render(shape, doc, rid)) for seq, rid, doc, shape in out]
 
     def count_records(self, flt: RecordFilter | None = None) -> int:
         stmt = select(func.count()).select_from(RECORDS).where(*self._filtered(flt))

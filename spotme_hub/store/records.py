@@ -136,7 +136,7 @@ class RecordWrites(QuarantineStore, CheckpointStore):
         """The rest of a commit: quarantine what was rejected (their ids), move the checkpoints."""
         quarantined = self._quarantine(conn, rejections, now) if rejections else []
         for (scope, key), value in (checkpoints or {}).items():
-            self._set_checkpoint(conn, scope, key, value, now)
+            self.put_checkpoint(conn, scope, key, value, now)
         return quarantined
 
     def _commit_records(

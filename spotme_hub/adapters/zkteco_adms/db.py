@@ -14,8 +14,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...clock import now_z_ms, to_aware, utc_z, zone
 from ...config import Device
@@ -33,10 +31,6 @@ from .adapter import (
 MAX_ATTEMPTS = 3
 SECRET_KEYS = ("passwd", "password")  # never stored from USER lines
 KINDS = ("backfill", "verify", "info")
-
-
-def _insert(store: Store, table: Any) -> Any:
-    return (sqlite_insert if store.is_sqlite else pg_insert)(table)
 
 
 def cmd_id(row_id: int) -> str:
@@ -69,7 +63,7 @@ def note_pending(
             if known >= MAX_PENDING:
                 return False
         merged = {**(orjson.loads(old) if old else {}), **detail}
-        stmt = _insert(store, PENDING).values(
+        stmt = store.insert(PENDING).values(
             serial=sn, first_seen=now, last_seen=now, requests=1, remote=remote, last_path=path,
             detail=dumps(merged),
         )  # fmt: skip
@@ -277,7 +271,7 @@ def save_users(store: Store, device_id: str, users: list[dict[str, str]]) -> Non
     now = now_z_ms()
     with store.write() as conn:
         for u in users:
-            stmt = _insert(store, USERS).values(
+            stmt = store.insert(USERS).values(
                 device_id=device_id, pin=u["PIN"], name=u.get("Name") or None,
                 card=u.get("Card") or None, privilege=u.get("Pri"),
                 fields=dumps({k: v for k, v in u.items() if k.lower() not in SECRET_KEYS}),
@@ -312,7 +306,7 @@ def save_events(store: Store, device_id: str, events: list[dict[str, Any]]) -> i
         for e in events
     ]  # fmt: skip
     with store.write() as conn:
-        res = conn.execute(_insert(store, EVENTS).on_conflict_do_nothing(), rows)
+        res = conn.execute(store.insert(EVENTS).on_conflict_do_nothing(), rows)
     return max(0, res.rowcount or 0)
 
 
