@@ -32,6 +32,7 @@ from .schedule import (
     SCHEME_KINDS,
     CalendarSection,
     Fact,
+    ReportSection,
     Scheme,
     StateCode,
     default_schemes,
@@ -238,6 +239,9 @@ class HubConfig(Strict):
         default_factory=default_schemes, description="Working-time schemes by name (WBF built in)."
     )
     facts: list[Fact] = Field(default_factory=list, description="Officer facts (leave, BDR…).")
+    report: ReportSection = Field(
+        default_factory=ReportSection, description="The monthly report: colour card thresholds."
+    )
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")
