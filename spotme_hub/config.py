@@ -33,6 +33,7 @@ from .schedule import (
     CalendarSection,
     DaysSettings,
     Fact,
+    ReportSection,
     Scheme,
     StateCode,
     default_schemes,
@@ -245,6 +246,9 @@ class HubConfig(Strict):
         "split on ';'); re-read when it changes.",
     )
     attendance: DaysSettings = Field(default_factory=DaysSettings)
+    report: ReportSection = Field(
+        default_factory=ReportSection, description="The monthly report: colour card thresholds."
+    )
 
     _base_dir: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<memory>")

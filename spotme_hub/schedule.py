@@ -317,3 +317,68 @@ class DaysSettings(_Strict):
     poll_s: float = Field(
         0.5, gt=0, description="Look for new records, facts and settled days this often."
     )
+
+
+# -- the monthly report ----------------------------------------------------------------------
+#: The colour card, from the normal card up: yellow → green → red (agency practice, SPA 11/1981).
+CardColour = Literal["yellow", "green", "red"]
+#: The counts a card level may name, and what each counts in the month.
+CARD_COUNTS: dict[str, str] = {
+    "lates": "days late",
+    "absences": "working days absent",
+    "early_outs": "days out early",
+    "incompletes": "settled days with only one of in and out",
+}
+
+
+class CardLevel(_Strict):
+    """A card an officer is given when any count named here reaches its number in the month;
+    a level that names nothing is never given."""
+
+    lates: int | None = Field(None, ge=1, description="Days late in the month.")
+    absences: int | None = Field(
+        None, ge=1, description="Working days absent (no punch, no leave)."
+    )
+    early_outs: int | None = Field(None, ge=1, description="Days out before due.")
+    incompletes: int | None = Field(
+        None, ge=1, description="Settled days with an in or an out only."
+    )
+
+    def thresholds(self) -> dict[str, int]:
+        """The counts this level names, with their numbers (in `CARD_COUNTS` order)."""
+        return {k: n for k in CARD_COUNTS if (n := getattr(self, k)) is not None}
+
+
+def _green() -> CardLevel:
+    return CardLevel(lates=3, absences=1)
+
+
+def _red() -> CardLevel:
+    return CardLevel(lates=6, absences=3)
+
+
+class ColourCard(_Strict):
+    """The month's colour card: red when any red number is reached, else green when any green
+    one is, else yellow. A level written in the file replaces its default whole."""
+
+    green: CardLevel = Field(default_factory=_green, description="Default: 3 lates or 1 absence.")
+    red: CardLevel = Field(default_factory=_red, description="Default: 6 lates or 3 absences.")
+
+    @model_validator(mode="after")
+    def _red_after_green(self) -> ColourCard:
+        green = self.green.thresholds()
+        for name, n in self.red.thresholds().items():
+            g = green.get(name)
+            if g is not None and n < g:
+                default = "" if "red" in self.model_fields_set else ", the default"
+                raise ValueError(
+                    f"red.{name} ({n}{default}) is below green.{name} ({g}): "
+                    "red must not come before green"
+                )
+        return self
+
+
+class ReportSection(_Strict):
+    """The `report:` section: settings of `spotme-hub report monthly`."""
+
+    colour_card: ColourCard = Field(default_factory=ColourCard)

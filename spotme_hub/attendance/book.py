@@ -19,6 +19,7 @@ from ..config import Employee, HubConfig, Office
 from ..schedule import Fact
 from ..store import RecordFilter, Store
 from .calendar import Calendar
+from .facts import FactBook
 from .rules import Day, Punch, assign_days, compute_day
 
 
@@ -35,7 +36,8 @@ class DayBook:
         self.merge_window_s = cfg.attendance.merge_window_s
         self.employees = {e.id: e for e in cfg.employees}
         self.facts: dict[str, list[Fact]] = defaultdict(list)
-        for fact in [*cfg.facts, *cfg.file_facts] if facts is None else facts:
+        # by default every fact: the configuration's, the facts file's and those pushed over the API
+        for fact in FactBook(cfg, store).facts() if facts is None else facts:
             self.facts[fact.employee].append(fact)
 
     def home(self, emp: Employee) -> Office:

@@ -1,18 +1,23 @@
-"""`spotme-hub days`: officers' days as a table, JSON or CSV; `spotme-hub days explain`."""
+"""`spotme-hub days`: officers' days as a table, JSON or CSV; `spotme-hub days explain`;
+`spotme-hub report monthly`: the month's report as Excel or CSV."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ..clock import DEFAULT_TZ
 from ..contract import CommandTools
+from . import report as monthly_report
 from .book import DayBook
 from .calendar import HOLIDAYS_VERSION
 from .rules import Day
@@ -28,6 +33,23 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"not a date YYYY-MM-DD: {value!r}") from None
+
+
+def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
+    try:
+        return monthly_report.parse_month(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date-time: {value!r}") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo(DEFAULT_TZ))
 
 
 def register(cli: click.Group, tools: CommandTools) -> None:
@@ -84,6 +106,69 @@ def register(cli: click.Group, tools: CommandTools) -> None:
         if day.punches:
             out.print(f"  records: {', '.join(day.punches)}", highlight=False, soft_wrap=True)
         out.print(f"  (public holidays: holidays {HOLIDAYS_VERSION})", style="dim")
+
+    @cli.group()
+    def report() -> None:
+        """Reports over the officers' attendance days."""
+
+    @report.command("monthly")
+    @tools.config_option
+    @click.option("--month", required=True, callback=_month, help="YYYY-MM")
+    @click.option("--office", help="only officers of this home office")
+    @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx",
+                  show_default=True)  # fmt: skip
+    @click.option("-o", "--output", type=click.Path(path_type=Path),
+                  help="file (xlsx default: attendance-YYYY-MM[-OFFICE].xlsx here; csv: stdout)")  # fmt: skip
+    @click.option("--days-sheet/--no-days-sheet", default=True, show_default=True,
+                  help="xlsx: a second sheet with every day")  # fmt: skip
+    @click.option("--now", callback=_now, hidden=True, help="take this ISO date-time as now")
+    def monthly(
+        config_path: Path, month: dt.date, office: str | None, fmt: str, output: Path | None,
+        days_sheet: bool, now: dt.datetime,
+    ) -> None:  # fmt: skip
+        """The month's attendance report (Laporan Kehadiran): one row per officer with the
+        month's counts and colour card."""
+        cfg = tools.load_config(config_path)
+        home = None
+        if office is not None:
+            home = next((o for o in cfg.offices if o.id == office), None)
+            if home is None:
+                known = ", ".join(o.id for o in cfg.offices) or "none defined"
+                raise click.BadParameter(f"unknown office {office!r} ({known})",
+                                         param_hint="--office")  # fmt: skip
+        # the month in progress runs to the latest date any office has reached
+        zones = {o.timezone for o in cfg.offices} or {DEFAULT_TZ}
+        today = max(now.astimezone(ZoneInfo(z)).date() for z in zones)
+        try:
+            first, last = monthly_report.month_span(month, today)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--month") from None
+        book = DayBook(cfg, tools.open_store(cfg))
+        day_rows = book.days(first, last, office, now=now)
+        made = now.astimezone(ZoneInfo(home.timezone if home else DEFAULT_TZ))
+        rep = monthly_report.build(month, first, last, day_rows, {e.id: e.name for e in cfg.employees},
+                                   cfg.report.colour_card, office, home.name if home else None,
+                                   made)  # fmt: skip
+        for note in rep.notes():
+            click.echo(f"warning: not closed: {note}", err=True)
+        try:
+            if fmt == "csv":
+                if output is None:
+                    monthly_report.write_csv(rep, sys.stdout)
+                else:
+                    with output.open("w", encoding="utf-8", newline="") as fh:
+                        monthly_report.write_csv(rep, fh)
+                    click.echo(str(output))
+                return
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", office) if office else None
+            name = f"attendance-{rep.label}" + (f"-{safe}" if safe else "") + ".xlsx"
+            path = Path(name) if output is None else output / name if output.is_dir() else output
+            monthly_report.write_xlsx(rep, path, days_sheet)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write {exc.filename or output}: {exc.strerror}"
+            ) from None
+        click.echo(str(path))
 
 
 def _csv(rows: list[Day]) -> None:
