@@ -204,6 +204,10 @@ class CoreSection(Strict):
     )
     backlog_alert_age_s: float | None = Field(None, gt=0)
     poll_s: float = Field(1.0, gt=0, description="Look for new records this often when idle.")
+    forward_days: bool = Field(
+        False, description="Also deliver every change of an attendance day to `days_path`."
+    )
+    days_path: str = "/api/v1/attendance/days"
     retry_min_s: float = Field(0.5, gt=0, description="First retry delay (then exponential).")
     retry_max_s: float = Field(60, gt=0, description="Longest delay between retries.")
 

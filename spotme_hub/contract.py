@@ -248,6 +248,26 @@ class HasRoutes(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Outbox:
+    """Changes of a part's own the forwarder delivers to the core beside the records, through
+    the same machinery (its own cursor, retries, idempotency keys, pacing): `read(store, after,
+    limit)` gives (seq, id, JSON text) in the part's change order; the core receives
+    ``{"hub_id": ..., "<name>": [...]}`` at `path`. A change the core refuses is counted and
+    logged, not dead-lettered: the next change of the same thing is sent again."""
+
+    name: str
+    path: str
+    read: Callable[[Store, int, int], list[tuple[int, str, bytes]]]
+
+
+class HasOutbox(Protocol):
+    """Changes for the core (``core.forward_days``): None when the configuration turns it off."""
+
+    @classmethod
+    def outbox(cls, cfg: HubConfig) -> Outbox | None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class CommandTools:
     """What the CLI hands a kind's commands: the shared `--config` option, loading a
     configuration, opening the store, a hub (not started) for one-shot work through the hub's
@@ -302,6 +322,7 @@ ABILITIES: tuple[type, ...] = (
     HasRoutes,
     HasCommands,
     HasDemo,
+    HasOutbox,
 )
 
 
@@ -499,10 +520,12 @@ __all__ = [
     "FakeContext",
     "HasCommands",
     "HasDemo",
+    "HasOutbox",
     "HasPunchWords",
     "HasRoutes",
     "HasTables",
     "Options",
+    "Outbox",
     "Polling",
     "Replayable",
     "RouteContext",

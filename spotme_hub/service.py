@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import config as _config
 from . import registry
 from .config import HubConfig
-from .contract import HasCommands, HasDemo, HasRoutes, HasTables, has
+from .contract import HasCommands, HasDemo, HasOutbox, HasRoutes, HasTables, has
 from .store import Store
 
 if TYPE_CHECKING:
@@ -130,6 +130,10 @@ def start_services(
         from .forward.forwarder import run_forwarder
 
         out.append(run_forwarder(hub, stop))
+        for part in parts():
+            outbox = part.outbox(hub.cfg) if has(part, HasOutbox) else None  # type: ignore[attr-defined]
+            if outbox is not None:
+                out.append(run_forwarder(hub, stop, outbox))
     if hub.cfg.employees and hub.cfg.attendance.enabled:
         from .attendance.ledger import run_ledger
 

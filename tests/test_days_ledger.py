@@ -366,3 +366,42 @@ def test_the_ledger_tables_are_made_with_the_store(store_url: str) -> None:
     names = set(inspect(s.engine).get_table_names())
     assert {"attendance_days", "attendance_facts", "attendance_dates", "attendance_dirty"} <= names
     s.close()
+
+
+def test_days_go_to_the_core_through_the_outbox_when_asked(tmp_path: Path, store: Store) -> None:
+    from spotme_hub.attendance import Attendance
+    from spotme_hub.forward.core_sim import CoreServer, CoreState
+    from spotme_hub.forward.forwarder import Forwarder
+
+    url = str(store.engine.url.render_as_string(hide_password=False))
+    core = CoreServer(CoreState()).start()
+    try:
+        data = settings(tmp_path)
+        data["hub"]["database"] = url
+        data["core"] = {"url": core.url, "retry_min_s": 0.05, "retry_max_s": 0.1}
+        assert Attendance.outbox(config_from_dict(data, base_dir=tmp_path)) is None  # off
+        data["core"]["forward_days"] = True
+        cfg = config_from_dict(data, base_dir=tmp_path)
+        outbox = Attendance.outbox(cfg)
+        assert outbox is not None
+        ledger = DayLedger(cfg, store, Clock(NIGHT))
+        punch(cfg, store, "zk-pjy", "2025-07-16T08:00:00")
+        ledger.step()
+        core.state.settings({"fail_next": 1, "fail_status": 503})  # one outage: retried
+        assert asyncio.run(Forwarder(cfg, store, outbox).drain()) == len(OFFICES)
+        got = {(d["employee_id"], d["date"]): d for d in core.state.days()}
+        assert got[("S-pjy", "2025-07-16")]["status"] == "incomplete"
+        assert got[("S-kdh", "2025-07-16")]["status"] == "absent"
+
+        punch(cfg, store, "zk-pjy", "2025-07-16T17:10:00")
+        ledger.step()
+        assert asyncio.run(Forwarder(cfg, store, outbox).drain()) == 1  # only the change
+        again = {(d["employee_id"], d["date"]): d for d in core.state.days()}
+        pjy = again[("S-pjy", "2025-07-16")]
+        assert (pjy["status"], pjy["versions"]) == ("complete", 2)
+        assert asyncio.run(Forwarder(cfg, store, outbox).drain()) == 0
+        # the records have a cursor of their own: all of them still go, once
+        assert asyncio.run(Forwarder(cfg, store).drain()) == 2
+        assert core.state.stored() == 2
+    finally:
+        core.stop()

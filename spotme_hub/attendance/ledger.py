@@ -468,8 +468,27 @@ def days_page(
             )
     with store.engine.connect() as conn:
         rows = conn.execute(stmt.order_by(DAYS.c.seq).limit(limit)).all()
-    texts = [b'{"seq":%d,%s' % (seq, doc.encode()[1:]) for seq, doc in rows]
+    texts = [with_seq(seq, doc) for seq, doc in rows]
     return texts, (rows[-1][0] if rows else after)
+
+
+def with_seq(seq: int, doc: str) -> bytes:
+    """A stored day's JSON with its change number in front."""
+    return b'{"seq":%d,%s' % (seq, doc.encode()[1:])
+
+
+def outbox_rows(store: Store, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+    """The days changed after `after` as the forwarder sends them: (seq, "EMPLOYEE/DATE", the
+    day's JSON with its `seq`)."""
+    stmt = (
+        select(DAYS.c.seq, DAYS.c.employee_id, DAYS.c.date, DAYS.c.doc)
+        .where(DAYS.c.seq > after)
+        .order_by(DAYS.c.seq)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [(int(seq), f"{emp}/{date}", with_seq(seq, doc)) for seq, emp, date, doc in rows]
 
 
 def stored_day(store: Store, employee: str, date: dt.date) -> dict[str, Any] | None:

@@ -22,6 +22,8 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 DEFAULT_PATH = "/api/v1/attendance/batch"
+#: where the hub delivers attendance days (`core.days_path`)
+DAYS_PATH = "/api/v1/attendance/days"
 
 
 @dataclass
@@ -65,6 +67,12 @@ class CoreState:
             "CREATE TABLE IF NOT EXISTS records (n INTEGER PRIMARY KEY AUTOINCREMENT,"
             " id TEXT NOT NULL UNIQUE, hub_id TEXT, body TEXT NOT NULL, received_at REAL,"
             " deliveries INTEGER NOT NULL DEFAULT 1)"
+        )
+        # attendance days: the latest version of each officer's day (by the hub's change seq)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS days (employee_id TEXT NOT NULL, date TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, body TEXT NOT NULL, versions INTEGER NOT NULL DEFAULT 1,"
+            " PRIMARY KEY (employee_id, date))"
         )
         self.lock = threading.Lock()
         self.token = token
@@ -132,6 +140,35 @@ class CoreState:
         c["rejected"] += len(rejected)
         return 200, {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
+    def ingest_days(self, days: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        """Keep each officer's day at its newest version (a resent older one changes nothing)."""
+        bad = [d for d in days if not all(isinstance(d.get(k), str) for k in ("employee_id", "date"))
+               or not isinstance(d.get("seq"), int)]  # fmt: skip
+        if bad:
+            return 422, {"detail": "each day needs employee_id, date and seq"}
+        accepted = 0
+        with self.lock:
+            self.db.execute("BEGIN")
+            for d in days:
+                before = self.db.total_changes
+                self.db.execute(
+                    "INSERT INTO days (employee_id, date, seq, body) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (employee_id, date) DO UPDATE SET seq = excluded.seq, "
+                    "body = excluded.body, versions = versions + 1 WHERE excluded.seq > days.seq",
+                    (d["employee_id"], d["date"], d["seq"], orjson.dumps(d).decode()),
+                )
+                accepted += self.db.total_changes - before
+            self.db.execute("COMMIT")
+        self.counts["days_accepted"] = self.counts.get("days_accepted", 0) + accepted
+        return 200, {"accepted": accepted, "duplicates": len(days) - accepted, "rejected": []}
+
+    def days(self) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT body, versions FROM days ORDER BY employee_id, date"
+            ).fetchall()
+        return [{**orjson.loads(b), "versions": v} for b, v in rows]
+
     # -- reading -----------------------------------------------------------------------------
     def stored(self) -> int:
         with self.lock:
@@ -180,30 +217,32 @@ def create_core_app(state: CoreState, path: str = DEFAULT_PATH) -> FastAPI:
     app = FastAPI(title="SPOT-Me core (reference)", version="1")
     app.state.core = state
 
+    @app.post(DAYS_PATH)
+    async def days(request: Request) -> Response:
+        _, refused = await _receive(state, request)
+        if refused is not None:
+            return refused
+        try:
+            data = orjson.loads(await request.body())
+            items = data["days"]
+            if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
+                raise TypeError("days must be a list of objects")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            return _json({"detail": f"bad request: {exc}"}, 400)
+        status, body = state.ingest_days(items)
+        return _json(body, status)
+
+    @app.get("/admin/days")
+    async def stored_days() -> Response:
+        return _json(state.days())
+
     @app.post(path)
     async def batch(request: Request) -> Response:
         st = state
-        t = time.time()
-        st.counts["requests"] += 1
-        key = request.headers.get("idempotency-key", "")
-        entry: dict[str, Any] = {"t": t, "key": key, "n": 0, "status": 0}
-        st.requests.append(entry)
-        if st.token is not None and request.headers.get("authorization") != f"Bearer {st.token}":
-            st.counts["unauthorized"] += 1
-            entry["status"] = 401
-            return _json({"detail": "missing or wrong bearer token"}, 401)
-        f = st.failures
-        if f.latency_ms:
-            await asyncio.sleep(f.latency_ms / 1000)
-        failed = st.failure()
-        if failed is not None:
-            status, why, with_retry_after = failed
-            st.counts["failed"] += 1
-            entry["status"] = status
-            headers = {}
-            if with_retry_after and f.retry_after is not None and status in (429, 503):
-                headers["Retry-After"] = f"{f.retry_after:g}"
-            return _json({"detail": why}, status, headers)
+        entry, refused = await _receive(st, request)
+        if refused is not None:
+            return refused
+        key = entry["key"]
         raw = await request.body()
         try:
             data = orjson.loads(raw)
@@ -250,6 +289,31 @@ def create_core_app(state: CoreState, path: str = DEFAULT_PATH) -> FastAPI:
         return _json({"status": "ok"})
 
     return app
+
+
+async def _receive(st: CoreState, request: Request) -> tuple[dict[str, Any], Response | None]:
+    """Log the request; the answer when it is refused (bearer token, injected failures)."""
+    key = request.headers.get("idempotency-key", "")
+    entry: dict[str, Any] = {"t": time.time(), "key": key, "n": 0, "status": 0}
+    st.counts["requests"] += 1
+    st.requests.append(entry)
+    if st.token is not None and request.headers.get("authorization") != f"Bearer {st.token}":
+        st.counts["unauthorized"] += 1
+        entry["status"] = 401
+        return entry, _json({"detail": "missing or wrong bearer token"}, 401)
+    f = st.failures
+    if f.latency_ms:
+        await asyncio.sleep(f.latency_ms / 1000)
+    failed = st.failure()
+    if failed is not None:
+        status, why, with_retry_after = failed
+        st.counts["failed"] += 1
+        entry["status"] = status
+        headers = {}
+        if with_retry_after and f.retry_after is not None and status in (429, 503):
+            headers["Retry-After"] = f"{f.retry_after:g}"
+        return entry, _json({"detail": why}, status, headers)
+    return entry, None
 
 
 class CoreServer:

@@ -28,6 +28,7 @@ from tenacity.stop import stop_base, stop_never
 
 from ..clock import now_z_ms
 from ..config import HubConfig
+from ..contract import Outbox
 from ..store import RECORDS, Store
 from .outbox import (
     COLUMNS,
@@ -84,19 +85,23 @@ class Outcome:
 class Forwarder:
     """One per hub. `run(stop)` beside the devices; `drain()` for a one-shot flush."""
 
-    def __init__(self, cfg: HubConfig, store: Store):
+    def __init__(self, cfg: HubConfig, store: Store, outbox: Outbox | None = None):
+        """The records' forwarder, or with `outbox` a part's changes (their own cursor and
+        counters under the scope ``forwarder.<name>``)."""
         if not cfg.core.url:
             raise ValueError("core.url is not set: nothing to forward to")
         self.cfg = cfg
         self.core = cfg.core
         self.store = store
+        self.outbox = outbox
+        self.scope = SCOPE if outbox is None else f"{SCOPE}.{outbox.name}"
         self.hub_id = cfg.hub.id
-        self.url = cfg.core.url.rstrip("/") + cfg.core.path
+        self.url = cfg.core.url.rstrip("/") + (cfg.core.path if outbox is None else outbox.path)
         self.headers = {"Content-Type": "application/json"}
         if cfg.core.token is not None:
             self.headers["Authorization"] = f"Bearer {cfg.core.token.get_secret_value()}"
         self.wake = asyncio.Event()
-        self.stats: dict[str, Any] = dict(store.get_checkpoint(SCOPE, "stats", {}) or {})
+        self.stats: dict[str, Any] = dict(store.get_checkpoint(self.scope, "stats", {}) or {})
         self._next_send = 0.0
         self._error_dirty = False
 
@@ -110,7 +115,7 @@ class Forwarder:
         return httpx.AsyncClient(timeout=self.core.timeout_s, limits=limits)
 
     def cursor(self) -> int:
-        return int(self.store.get_checkpoint(SCOPE, "cursor", 0))
+        return int(self.store.get_checkpoint(self.scope, "cursor", 0))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop`; a POST in flight is abandoned (resent later with the same key)."""
@@ -171,7 +176,14 @@ class Forwarder:
                 await ack
 
     async def _read(self, after: int, size: int) -> Batch | None:
-        return await asyncio.to_thread(read_batch, self.store, self.hub_id, after, size)
+        if self.outbox is None:
+            return await asyncio.to_thread(read_batch, self.store, self.hub_id, after, size)
+        rows = await asyncio.to_thread(self.outbox.read, self.store, after, size)
+        if not rows:
+            return None
+        items = [(key, text) for _, key, text in rows]
+        body = encode(self.hub_id, items, self.outbox.name)
+        return Batch(items, [seq for seq, _, _ in rows], body)
 
     async def _pace(self, n: int) -> None:
         """The drain-rate limit: on average no more than `core.drain_rate` records/s."""
@@ -220,10 +232,14 @@ class Forwarder:
         await asyncio.to_thread(self._ack, last, dead, stats)
 
     def _ack(self, last: int, dead: list[tuple[int, str, str]], stats: dict[str, Any]) -> None:
+        if self.outbox is not None and dead:  # a refused change: the next one is sent again
+            for _, key, reason in dead:
+                log.warning("core refused %s %s: %s", self.outbox.name, key, reason)
+            dead = []
         with self.store.write() as conn:
             insert_dead(conn, dead)
-            upsert_state(self.store, conn, "cursor", last)
-            upsert_state(self.store, conn, "stats", stats)
+            upsert_state(self.store, conn, "cursor", last, self.scope)
+            upsert_state(self.store, conn, "stats", stats, self.scope)
 
     # -- one batch on the wire -----------------------------------------------------------------
     async def send(
@@ -257,7 +273,9 @@ class Forwarder:
         body: bytes | None,
     ) -> Outcome:
         if body is None:
-            body = encode(self.hub_id, records)
+            body = encode(
+                self.hub_id, records, "records" if self.outbox is None else self.outbox.name
+            )
         ids = {rid for rid, _ in records}
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Transient),
@@ -334,7 +352,7 @@ class Forwarder:
             self._error_dirty = False
             stats = dict(self.stats)
             with contextlib.suppress(Exception):  # status only; never block delivery on it
-                await asyncio.to_thread(self.store.set_checkpoint, SCOPE, "stats", stats)
+                await asyncio.to_thread(self.store.set_checkpoint, self.scope, "stats", stats)
 
     # -- dead letters --------------------------------------------------------------------------
     async def retry_dead(self, dlids: list[int] | None = None, attempts: int = 5) -> dict[str, int]:
@@ -418,8 +436,10 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
 
 
-async def run_forwarder(hub: Any, stop: asyncio.Event) -> None:
-    """The service `spotme-hub run` starts when `core.url` is set."""
-    fwd = Forwarder(hub.cfg, hub.store)
+async def run_forwarder(hub: Any, stop: asyncio.Event, outbox: Outbox | None = None) -> None:
+    """The service `spotme-hub run` starts when `core.url` is set (one per outbox: the records,
+    and the parts' that `HasOutbox` turns on). Commits wake each; a part's changes that come
+    without a record commit are found at the next `core.poll_s`."""
+    fwd = Forwarder(hub.cfg, hub.store, outbox)
     hub.commit_listeners.append(fwd.notify)
     await fwd.run(stop)

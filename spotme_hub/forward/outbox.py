@@ -49,9 +49,11 @@ def items_from_rows(store: Store, rows: Any) -> tuple[list[Item], list[int]]:
     return items, [row[0] for row in rows]
 
 
-def encode(hub_id: str, items: list[Item]) -> bytes:
-    """The request body, spliced from the records' JSON texts."""
-    return b'{"hub_id":%s,"records":[%s]}' % (orjson.dumps(hub_id), b",".join(j for _, j in items))
+def encode(hub_id: str, items: list[Item], name: str = "records") -> bytes:
+    """The request body, spliced from the items' JSON texts (`name`: records, or an outbox's)."""
+    return b'{"hub_id":%s,"%s":[%s]}' % (
+        orjson.dumps(hub_id), name.encode(), b",".join(j for _, j in items),
+    )  # fmt: skip
 
 
 def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | None:
@@ -67,8 +69,8 @@ def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | Non
 # --- persistent state ---------------------------------------------------------------------------
 
 
-def upsert_state(store: Store, conn: Connection, key: str, value: Any) -> None:
-    store.put_checkpoint(conn, SCOPE, key, value)
+def upsert_state(store: Store, conn: Connection, key: str, value: Any, scope: str = SCOPE) -> None:
+    store.put_checkpoint(conn, scope, key, value)
 
 
 def insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:
