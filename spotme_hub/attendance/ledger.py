@@ -100,6 +100,7 @@ class DayLedger:
         self.employees = {e.id: e for e in cfg.employees}
         self.wake = asyncio.Event()
         self._checked_rules = False
+        self._book: DayBook | None = None
 
     # -- wiring ------------------------------------------------------------------------------
     def notify(self, *_: Any) -> None:
@@ -107,7 +108,10 @@ class DayLedger:
         self.wake.set()
 
     def book(self) -> DayBook:
-        return DayBook(self.cfg, self.store, self.factbook.facts())
+        """The rules with today's facts (read once a pass: `step` drops it)."""
+        if self._book is None:
+            self._book = DayBook(self.cfg, self.store, self.factbook.facts())
+        return self._book
 
     def cursor(self) -> int:
         return int(self.store.get_checkpoint(SCOPE, "cursor", 0))
@@ -117,6 +121,7 @@ class DayLedger:
         """One pass (see the module's text); returns how many days changed."""
         now = self.clock()
         changed = 0
+        self._book = None
         if not self._checked_rules:
             self._check_rules()
             self._checked_rules = True
@@ -241,6 +246,8 @@ class DayLedger:
             rows = conn.execute(select(DIRTY).order_by(DIRTY.c.did).limit(100)).all()
         if not rows:
             return 0
+        # facts read after their queue entries (a fact and its entry commit together)
+        self._book = None
         opened = sorted(self._opened())
         today = max(self._today(now))
         for row in rows:
