@@ -72,9 +72,11 @@ from spotme_hub.service import config_from_dict
 from spotme_hub.store import Store
 from spotme_hub.adapters.csv.importer import import_file, options_for
 path, db, force, chunk, writer = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4]), sys.argv[5]
+employees = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 cfg = config_from_dict({
     "hub": {"database": "sqlite:///" + db},
     "offices": [{"id": "hq"}],
+    "employees": [{"id": f"E{u}", "user_ids": [str(u)]} for u in range(1, employees + 1)],
     "devices": [{"id": "usb", "kind": "csv", "office": "hq", "preset": "zkteco_attlog",
                  "chunk_rows": chunk}],
 })
@@ -122,6 +124,11 @@ def main() -> None:
         "--writer", choices=("auto", "thread", "process"), default="auto",
         help="where chunks are committed (auto: a process for large files)",
     )  # fmt: skip
+    ap.add_argument(
+        "--employees", type=int, default=0,
+        help="configure this many employees (user ids 1..N: the file's users are 1..40,000), "
+        "so records carry an employee id as a real import's do",
+    )  # fmt: skip
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-csv-")
     work = args.keep or Path(tmp.name)
@@ -138,9 +145,33 @@ def main() -> None:
             (work / (name + suffix)).unlink(missing_ok=True)
     with StealMeter() as steal:
         floor = child(FLOOR, str(data), str(work / "floor.db"))
-        hub = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows), args.writer)
-        again = child(HUB, str(data), str(work / "hub.db"), "0", str(args.chunk_rows), args.writer)
-        forced = child(HUB, str(data), str(work / "hub.db"), "1", str(args.chunk_rows), args.writer)
+        hub = child(
+            HUB,
+            str(data),
+            str(work / "hub.db"),
+            "0",
+            str(args.chunk_rows),
+            args.writer,
+            str(args.employees),
+        )
+        again = child(
+            HUB,
+            str(data),
+            str(work / "hub.db"),
+            "0",
+            str(args.chunk_rows),
+            args.writer,
+            str(args.employees),
+        )
+        forced = child(
+            HUB,
+            str(data),
+            str(work / "hub.db"),
+            "1",
+            str(args.chunk_rows),
+            args.writer,
+            str(args.employees),
+        )
     n = args.rows
     f = floor["seconds"]
     print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")
