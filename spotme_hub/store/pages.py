@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
+from ..record import RECORD_FIELDS
 from .base import StoreBase
 from .schema import RECORDS, row_to_dict
+from .shapes import SEP
+
+#: Record fields the records table keeps in columns of their own (read without `doc`).
+COLUMN_FIELDS = ("seq", "id", "employee_id", "device_id", "office_id", "occurred_at")
+#: Stands in for a shape's varying fields while it is read for what it holds (`_picker`).
+_MARK = 7_340_000_000_000_000
 
 
 @dataclass(slots=True)
@@ -128,6 +138,90 @@ class RecordPages(StoreBase):
             self._page_sql_cache[shape] = sql
         return sql, params
 
+    def record_fields(
+        self, names: Sequence[str], flt: RecordFilter | None = None, page: int = 20_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """The values of the fields `names` (record fields, or `seq`) of the records `flt`
+        selects, a tuple a record in commit order: what `iter_records` gives, without rendering
+        and decoding whole records. Fields with a column of their own are read from it; the
+        others from `doc`, and for a shaped record from the shape's common part or the one
+        varying text that holds the field. Quickest with the column fields first."""
+        unknown = [n for n in names if n not in COLUMN_FIELDS and n not in RECORD_FIELDS]
+        if unknown or not names:
+            raise ValueError(f"not record fields: {unknown or names}")
+        columns = [n for n in names if n in COLUMN_FIELDS and n != "seq"]
+        in_doc = [n for n in names if n not in COLUMN_FIELDS]
+        fetched = ["seq", *columns, *(("id", "shape", "doc") if in_doc else ())]
+        end = 1 + len(columns)
+        # each name's place in (*columns, *the doc fields' values), seq last
+        where = [len(columns) + len(in_doc) if n == "seq" else columns.index(n) if n in columns
+                 else len(columns) + in_doc.index(n) for n in names]  # fmt: skip
+        natural = where == list(range(len(names)))
+        pick: Callable[[Sequence[Any]], tuple[Any, ...]] = (
+            itemgetter(*where) if len(where) > 1 else lambda row: (row[where[0]],)
+        )
+        pickers: dict[int | None, Callable[[str, str], tuple[Any, ...]]] = {}
+        after = 0
+        while True:
+            rows = self._page(after, page, flt, ", ".join(fetched))
+            if not rows:
+                return
+            after = rows[-1][0]
+            if not in_doc:
+                for row in rows:
+                    yield row[1:] if natural else pick((*row[1:], row[0]))
+                continue
+            for row in rows:
+                seq, *_, rid, shape, doc = row
+                picker = pickers.get(shape)
+                if picker is None:
+                    picker = pickers[shape] = self._picker(shape, in_doc)
+                values = row[1:end] + picker(doc, rid)
+                yield values if natural else pick((*values, seq))
+
+    def _picker(
+        self, shape: int | None, names: Sequence[str]
+    ) -> Callable[[str, str], tuple[Any, ...]]:
+        """(doc, id) → the values of `names` for the records of a shape (None: a whole doc).
+        The shape is rendered once with a number in each hole: a field whose value is such a
+        number (or its text, in a quoted hole) is that varying text; one that holds none is
+        common to the shape (a list or an object is decoded anew for each record); any other
+        (a member of an object field varies) is read from the rendered record."""
+        if shape is None:
+
+            def whole(doc: str, _rid: str) -> tuple[Any, ...]:
+                obj = orjson.loads(doc)
+                return tuple([obj.get(n) for n in names])
+
+            return whole
+        fmt = self.shapes._fmt(shape)
+        holes = re.findall(r"%[%s]", fmt).count("%s")  # ("%%" is a literal "%")
+        sample = orjson.loads(fmt % tuple(str(_MARK + k) for k in range(holes)))
+        marks = {_MARK + k for k in range(holes)} | {str(_MARK + k) for k in range(holes)}
+        common: list[Any] = []
+        varying: list[tuple[int, int, bool]] = []  # (place, index in the doc's texts, quoted)
+        for place, name in enumerate(names):
+            value = sample.get(name)
+            if isinstance(value, int | str) and not isinstance(value, bool) and value in marks:
+                varying.append((place, int(value) - _MARK - 1, isinstance(value, str)))
+                common.append(None)
+            elif _holds_mark(value, marks):
+                break
+            elif isinstance(value, list | dict):  # decoded anew, as a whole record's would be
+                varying.append((place, -1, False))
+                common.append(orjson.dumps(value).decode())
+            else:
+                common.append(value)
+        else:
+            return _split_picker(common, varying)
+        render = self.shapes.render
+
+        def rendered(doc: str, rid: str) -> tuple[Any, ...]:
+            obj = orjson.loads(render(shape, doc, rid))
+            return tuple([obj.get(n) for n in names])
+
+        return rendered
+
     def iter_records(
         self, flt: RecordFilter | None = None, page: int = 5000
     ) -> Iterator[dict[str, Any]]:
@@ -166,3 +260,44 @@ class RecordPages(StoreBase):
         )
         with self.engine.connect() as conn:
             return {d: int(n) for d, n in conn.execute(stmt)}
+
+
+def _holds_mark(value: Any, marks: set[Any]) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_mark(v, marks) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_mark(v, marks) for v in value)
+    return isinstance(value, int | str) and not isinstance(value, bool) and value in marks
+
+
+def _split_picker(
+    common: list[Any], varying: list[tuple[int, int, bool]]
+) -> Callable[[str, str], tuple[Any, ...]]:
+    """The values of a shape's records from their doc: `common` with, at each varying place,
+    the text at its index (quoted: as it is, else decoded; index -1: `common`'s JSON decoded)."""
+    loads = orjson.loads
+    if not varying:
+        fixed = tuple(common)
+        return lambda _doc, _rid: fixed
+    if len(varying) == 1 and varying[0][1] >= 0:
+        ((place, index, quoted),) = varying
+        head, tail = tuple(common[:place]), tuple(common[place + 1 :])
+
+        def one(doc: str, _rid: str) -> tuple[Any, ...]:
+            text = doc.split(SEP, index + 1)[index]
+            return (*head, text if quoted else loads(text), *tail)
+
+        return one
+    deepest = max(index for _, index, _ in varying)
+
+    def some(doc: str, _rid: str) -> tuple[Any, ...]:
+        out = common.copy()
+        texts = doc.split(SEP, deepest + 1) if deepest >= 0 else []
+        for place, index, quoted in varying:
+            if index < 0:
+                out[place] = loads(common[place])
+            else:
+                out[place] = texts[index] if quoted else loads(texts[index])
+        return tuple(out)
+
+    return some
