@@ -26,11 +26,9 @@ from ..schedule import WEEKDAYS, Fact, RosterScheme
 from ..store import RecordFilter, Store
 from .calendar import Calendar
 from .rules import (
-    EPOCH_ORDINAL,
     AnyScheme,
     Day,
     DayContext,
-    LocalText,
     Punch,
     QuickPunch,
     assign_days,
@@ -106,7 +104,6 @@ class DayBook:
         dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         contexts: dict[tuple[str, str, dt.date], DayContext] = {}
         cutoffs: dict[tuple[str, int], int] = {}
-        text = LocalText()
         window = self.merge_window_s
         for emp in officers:
             rows = by_employee[emp.id]
@@ -134,12 +131,12 @@ class DayBook:
                 if facts and any(f.covers(d) for f in facts):
                     yield compute_day(
                         emp.id, home, emp.scheme, scheme, ctx.cal, facts,
-                        [_punch(p[7]) for p in punches or ()], now, window,
+                        [_punch(p[-1]) for p in punches or ()], now, window,
                     )  # fmt: skip
                 elif punches is None:
                     yield ctx.blank(emp.id)
                 else:
-                    yield quick_day(ctx, emp.id, punches, text, window)
+                    yield quick_day(ctx, emp.id, punches, window)
 
     def _slow(
         self, emp: Employee, home: Office, scheme: AnyScheme, facts: list[Fact],
@@ -164,12 +161,13 @@ _SECONDS = {f":{s:02d}Z": s for s in range(60)}
 
 class _Zone:
     """An office zone's view of stored times: for each minute (``YYYY-MM-DDTHH:MM``, UTC) its
-    UTC and local seconds since 1970, its local date (ordinal) and minute of the day; None for
-    a text that is not such a minute, or a minute in which the zone's offset changes."""
+    UTC seconds since 1970, its local date (ordinal) and minute of the day, and its local time
+    as ``YYYY-MM-DDTHH:MM:`` with the offset's text; None for a text that is not such a minute,
+    or a minute in which the zone's offset changes (or is not whole minutes)."""
 
     def __init__(self, name: str):
         self.zone = ZoneInfo(name)
-        self._minutes: dict[str, tuple[int, int, int, int] | None] = {}
+        self._minutes: dict[str, tuple[int, int, int, str, str] | None] = {}
         self._hours: dict[int, int | None] = {}
 
     def _offset(self, utc: int) -> int:
@@ -177,10 +175,10 @@ class _Zone:
         assert offset is not None
         return int(offset.total_seconds())
 
-    def minute(self, prefix: str) -> tuple[int, int, int, int] | None:
+    def minute(self, prefix: str) -> tuple[int, int, int, str, str] | None:
         if prefix in self._minutes:
             return self._minutes[prefix]
-        found: tuple[int, int, int, int] | None = None
+        found: tuple[int, int, int, str, str] | None = None
         try:
             at = dt.datetime.fromisoformat(prefix + ":00+00:00")
         except ValueError:
@@ -194,9 +192,11 @@ class _Zone:
             off = self._hours[hour]
             if off is None and self._offset(utc) == self._offset(utc + 59):
                 off = self._offset(utc)
-            if off is not None:
-                local = utc + off
-                found = (utc, local, local // 86400 + EPOCH_ORDINAL, local % 86400 // 60)
+            if off is not None and off % 60 == 0:
+                local = dt.datetime.fromtimestamp(utc, self.zone)
+                text = local.isoformat()  # YYYY-MM-DDTHH:MM:00+08:00
+                found = (utc, local.toordinal(), local.hour * 60 + local.minute, text[:17],
+                         text[19:])  # fmt: skip
         self._minutes[prefix] = found
         return found
 
@@ -205,8 +205,8 @@ class _Zone:
         cutoffs: dict[tuple[str, int], int],
     ) -> dict[int, list[QuickPunch]] | None:  # fmt: skip
         """`assign_days` of an officer's rows (`FIELDS`), by date ordinal, as `QuickPunch`es;
-        None when a time is not the store's ``YYYY-MM-DDTHH:MM:SSZ`` (or falls in a minute in
-        which the zone's offset changes)."""
+        None when a time is not the store's ``YYYY-MM-DDTHH:MM:SSZ`` (or falls in a minute
+        `minute` gives None)."""
         out: dict[int, list[QuickPunch]] = {}
         minutes = self._minutes
         for row in rows:
@@ -215,15 +215,16 @@ class _Zone:
             when = minutes.get(at[:16]) or self.minute(at[:16])
             if when is None or sec is None:
                 return None
-            utc, local, day, minute = when
+            utc, day, minute, stamp, offset = when
             if roster is not None:
                 cut = cutoffs.get((scheme_name, day))
                 if cut is None:
                     cut = cutoffs[scheme_name, day] = _cutoff(roster, day)
                 if minute < cut:
                     day -= 1
+            clock = stamp[11:] + at[17:19]
             p: QuickPunch = (utc + sec, str(row[3]), str(row[5] or "unknown"), str(row[6] or ""),
-                             str(row[4] or ""), row[7], local + sec, row)  # fmt: skip
+                             str(row[4] or ""), row[7], clock, stamp + at[17:19] + offset, row)  # fmt: skip
             mine = out.get(day)
             if mine is None:
                 out[day] = [p]

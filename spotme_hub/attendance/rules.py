@@ -420,9 +420,9 @@ def compute_day(
 
 
 #: A punch as the fast path carries it: (UTC seconds since 1970, id, punch, device kind, device id,
-#: within_geofence, local wall-clock seconds since 1970, the store's row it came from). Sorted
-#: tuples are in (time, id) order, as `merge` sorts punches.
-QuickPunch = tuple[int, str, str, str, str, "bool | None", int, tuple[Any, ...]]
+#: within_geofence, local clock ``HH:MM:SS``, local time in RFC 3339 with its offset, the store's
+#: row it came from). Sorted tuples are in (time, id) order, as `merge` sorts punches.
+QuickPunch = tuple[int, str, str, str, str, "bool | None", str, str, tuple[Any, ...]]
 
 _HHMM = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
 _DIRECTED = _INWARD | _OUTWARD
@@ -472,41 +472,6 @@ class DayContext:
                    list(t.tags), [], [], list(t.explain))  # fmt: skip
 
 
-class LocalText:
-    """Local clock and RFC 3339 texts of UTC seconds, as `datetime` would spell them, cached."""
-
-    def __init__(self) -> None:
-        self._clocks: dict[int, str] = {}
-        self._dates: dict[int, str] = {}
-        self._offsets: dict[int, str] = {}
-
-    def clock(self, local: int) -> str:
-        """``HH:MM:SS`` of local wall-clock seconds."""
-        sod = local % 86400
-        text = self._clocks.get(sod)
-        if text is None:
-            text = self._clocks[sod] = f"{sod // 3600:02d}:{sod // 60 % 60:02d}:{sod % 60:02d}"
-        return text
-
-    def stamp(self, p: QuickPunch) -> str:
-        """The punch's local time in RFC 3339 with its offset (`datetime.isoformat`)."""
-        utc, local = p[0], p[6]
-        day = local // 86400
-        date = self._dates.get(day)
-        if date is None:
-            date = self._dates[day] = dt.date.fromordinal(EPOCH_ORDINAL + day).isoformat()
-        offset = self._offsets.get(local - utc)
-        if offset is None:
-            zone = dt.timezone(dt.timedelta(seconds=local - utc))
-            offset = self._offsets[local - utc] = dt.datetime(2000, 1, 1, tzinfo=zone).isoformat()[
-                19:
-            ]
-        return f"{date}T{self.clock(local)}{offset}"
-
-
-EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
 def _settle_run(run: list[QuickPunch]) -> QuickPunch:
     """`merge`'s kept punch of a run of near-duplicates."""
     first = run[0]
@@ -523,9 +488,8 @@ def _settle_run(run: list[QuickPunch]) -> QuickPunch:
 
 
 def quick_day(
-    ctx: DayContext, employee_id: str, punches: Sequence[QuickPunch], text: LocalText,
-    merge_window_s: float = 120,
-) -> Day:  # fmt: skip
+    ctx: DayContext, employee_id: str, punches: Sequence[QuickPunch], merge_window_s: float = 120
+) -> Day:
     """`compute_day` of an officer with no fact on the date, from punches as tuples: the same
     day, without a datetime per punch."""
     cal, hours = ctx.cal, ctx.hours
@@ -548,9 +512,8 @@ def quick_day(
         kept.append(_settle_run(run))
     day.punches = [p[1] for p in ordered]
     day.sources = sorted({p[3] for p in ordered if p[3]})
-    clock = text.clock
     if ordered:
-        listed = ", ".join(f"{clock(p[6])} {p[2]} ({p[4]})" for p in kept)
+        listed = ", ".join([f"{p[6]} {p[2]} ({p[4]})" for p in kept])
         why.append(f"Punches: {listed}.")
         collapsed = len(ordered) - len(kept)
         if collapsed:
@@ -560,7 +523,7 @@ def quick_day(
     for p in kept:
         if p[5] is False:
             tags.add("external")
-            why.append(f"{clock(p[6])} is outside the office geofence: external.")
+            why.append(f"{p[6]} is outside the office geofence: external.")
 
     first = next((p for p in kept if p[2] not in _OUTWARD), None)
     last: QuickPunch | None = None
@@ -571,9 +534,9 @@ def quick_day(
             last = p
             break
     if first is not None:
-        day.first_in = text.stamp(first)
+        day.first_in = first[7]
     if last is not None:
-        day.last_out = text.stamp(last)
+        day.last_out = last[7]
 
     if hours is None:
         day.status = "off"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -168,16 +169,21 @@ class RecordPages(StoreBase):
                 return
             after = rows[-1][0]
             if not in_doc:
-                for row in rows:
-                    yield row[1:] if natural else pick((*row[1:], row[0]))
+                if natural:
+                    yield from [row[1:] for row in rows]
+                else:
+                    yield from [pick((*row[1:], row[0])) for row in rows]
                 continue
-            for row in rows:
-                seq, *_, rid, shape, doc = row
+            for shape, run in itertools.groupby(rows, itemgetter(-2)):  # a page: a shape or two
                 picker = pickers.get(shape)
                 if picker is None:
                     picker = pickers[shape] = self._picker(shape, in_doc)
-                values = row[1:end] + picker(doc, rid)
-                yield values if natural else pick((*values, seq))
+                if natural:
+                    yield from [row[1:end] + picker(row[-1], row[-3]) for row in run]
+                else:
+                    yield from [
+                        pick((*row[1:end], *picker(row[-1], row[-3]), row[0])) for row in run
+                    ]
 
     def _picker(
         self, shape: int | None, names: Sequence[str]
