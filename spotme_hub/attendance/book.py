@@ -102,7 +102,7 @@ class DayBook:
                 if mine is not None:
                     mine.append(row)
         dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        contexts: dict[tuple[str, str, dt.date], DayContext] = {}
+        plans: dict[tuple[str, str], list[tuple[int, dt.date, DayContext]]] = {}
         cutoffs: dict[tuple[str, int], int] = {}
         window = self.merge_window_s
         for emp in officers:
@@ -120,14 +120,15 @@ class DayBook:
             if assigned is None:  # a time the fast way does not read: the rules as they are
                 yield from self._slow(emp, home, scheme, facts, rows, dates, now)
                 continue
-            for d in dates:
-                ctx = contexts.get((home.id, emp.scheme, d))
-                if ctx is None:
-                    cal = self.calendar.day(home, d)
-                    ctx = contexts[home.id, emp.scheme, d] = DayContext.of(
-                        home, emp.scheme, scheme, cal, now
-                    )
-                punches = assigned.get(d.toordinal())
+            plan = plans.get((home.id, emp.scheme))
+            if plan is None:  # the contexts of the office's dates under the scheme
+                plan = plans[home.id, emp.scheme] = [
+                    (d.toordinal(), d, DayContext.of(home, emp.scheme, scheme,
+                                                     self.calendar.day(home, d), now))
+                    for d in dates
+                ]  # fmt: skip
+            for ordinal, d, ctx in plan:
+                punches = assigned.get(ordinal)
                 if facts and any(f.covers(d) for f in facts):
                     yield compute_day(
                         emp.id, home, emp.scheme, scheme, ctx.cal, facts,
@@ -223,8 +224,9 @@ class _Zone:
                 if minute < cut:
                     day -= 1
             clock = stamp[11:] + at[17:19]
-            p: QuickPunch = (utc + sec, str(row[3]), str(row[5] or "unknown"), str(row[6] or ""),
-                             str(row[4] or ""), row[7], clock, stamp + at[17:19] + offset, row)  # fmt: skip
+            # id and device_id are text columns (NOT NULL): str already, as `Punch` makes them
+            p: QuickPunch = (utc + sec, row[3], str(row[5] or "unknown"), str(row[6] or ""),
+                             row[4], row[7], clock, stamp + at[17:19] + offset, row)  # fmt: skip
             mine = out.get(day)
             if mine is None:
                 out[day] = [p]
