@@ -2,32 +2,51 @@
 
 Reads the records of the dates (with a day's margin either side, for zones and night shifts),
 groups them by officer, gives each punch its working date (`rules.assign_days`) and computes
-each day with `rules.compute_day`. `days` answers a range for many officers (one pass over the
-range); `days_of` some officers' own dates (the ledger's recomputes: indexed reads per officer).
+each day with `rules.compute_day`. `days` answers a range (one pass over its records);
+`days_of` some officers' own dates from the records named (the ledger's recomputes: the records
+a stored day used, and those just committed — read by id, never by walking the table).
+
+The common case goes a faster way to the same days: the store gives only the fields the rules
+read (`Store.record_fields`), times are worked as seconds (no datetime per punch), what the days
+of one office, scheme and date share is worked out once (`DayContext`), a day without punches
+is a copy of that date's blank day, and a day without facts is computed by `quick_day`. A day
+with a fact, and every day of an officer whose records hold a time the fast way does not read,
+goes through `compute_day` itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..clock import utc_z
 from ..config import Employee, HubConfig, Office
-from ..schedule import Fact
+from ..schedule import WEEKDAYS, Fact, RosterScheme
 from ..store import RecordFilter, Store
 from .calendar import Calendar
 from .facts import FactBook
-from .rules import Day, Punch, assign_days, compute_day
+from .rules import (
+    AnyScheme,
+    Day,
+    DayContext,
+    Punch,
+    QuickPunch,
+    assign_days,
+    compute_day,
+    quick_day,
+)
+
+#: What the rules read of a record (`Punch.from_record`), and whose it is and where it was made.
+#: (Those with a column of their own first: `Store.record_fields` reads them quickest.)
+FIELDS = ("employee_id", "office_id", "occurred_at", "id", "device_id", "punch", "device_kind",
+          "within_geofence", "latitude", "longitude")  # fmt: skip
 
 
 class DayBook:
     """The days of a configuration's officers, computed from its store."""
-
-    #: above this many officers `days_of` reads the dates' range once instead of each officer's
-    INDEXED_UP_TO = 500
 
     def __init__(self, cfg: HubConfig, store: Store, facts: Iterable[Fact] | None = None):
         self.cfg = cfg
@@ -39,6 +58,8 @@ class DayBook:
         # by default every fact: the configuration's, the facts file's and those pushed over the API
         for fact in FactBook(cfg, store).facts() if facts is None else facts:
             self.facts[fact.employee].append(fact)
+        self._zones: dict[str, _Zone] = {}
+        self._contexts: dict[tuple[str, str, int, dt.datetime], DayContext] = {}
 
     def home(self, emp: Employee) -> Office:
         """The officer's home office: `employees[].office`, else the first office configured
@@ -49,9 +70,6 @@ class DayBook:
             return Office(id="-")
         return self.cfg.offices[0]
 
-    def zone(self, employee_id: str) -> ZoneInfo:
-        return ZoneInfo(self.home(self.employees[employee_id]).timezone)
-
     def days(
         self,
         first: dt.date,
@@ -59,59 +77,111 @@ class DayBook:
         office: str | None = None,
         employee: str | None = None,
         now: dt.datetime | None = None,
+        employees: Collection[str] | None = None,
     ) -> Iterator[Day]:
-        """Days of `first`..`last` (inclusive), by officer, then date."""
-        employees = [e for e in self.cfg.employees if employee is None or e.id == employee]
-        if office is not None:
-            employees = [e for e in employees if self.home(e).id == office]
+        """Days of `first`..`last` (inclusive), by officer, then date; of every configured
+        officer, or of `employee`, or of those of `employees` (each narrows the others)."""
+        among = None if employees is None else set(employees)
+        officers = [
+            e for e in self.cfg.employees
+            if (employee is None or e.id == employee) and (among is None or e.id in among)
+            and (office is None or self.home(e).id == office)
+        ]  # fmt: skip
+        by_employee: dict[str, list[tuple[Any, ...]]] = {e.id: [] for e in officers}
+        if officers:
+            since, until = _window(first, last)
+            only = employee if employee is not None or len(by_employee) != 1 else officers[0].id
+            flt = RecordFilter(employee_id=only, since=since, until=until)
+            for row in self.store.record_fields(FIELDS, flt):
+                mine = by_employee.get(row[0])
+                if mine is not None:
+                    mine.append(row)
         dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        records = self._range(first, last, employee)
-        yield from self._compute({e.id: dates for e in employees}, records, now)
+        yield from self._compute(officers, by_employee, lambda _emp: dates, now)
 
     def days_of(
-        self, wanted: Mapping[str, Collection[dt.date]], now: dt.datetime | None = None
+        self,
+        wanted: Mapping[str, Collection[dt.date]],
+        ids: Collection[str],
+        now: dt.datetime | None = None,
     ) -> Iterator[Day]:
-        """The days of these officers on these dates (by officer, then date)."""
-        known = {e: sorted(ds) for e, ds in wanted.items() if e in self.employees and ds}
-        if not known:
-            return
-        first = min(ds[0] for ds in known.values())
-        last = max(ds[-1] for ds in known.values())
-        if len(known) > self.INDEXED_UP_TO:
-            records: Iterable[dict[str, Any]] = self._range(first, last, None)
-        else:
-            since, until = _window(first, last)
-            records = self.store.officer_records(list(known), since, until)
-        yield from self._compute(known, records, now)
+        """The days of these officers on these dates, from the records `ids` (all the records
+        that may belong to them: those the stored days used, and those just committed)."""
+        officers = [self.employees[e] for e in wanted if e in self.employees and wanted[e]]
+        by_employee: dict[str, list[tuple[Any, ...]]] = {e.id: [] for e in officers}
+        names = list(dict.fromkeys(ids))
+        for start in range(0, len(names), ID_CHUNK):
+            flt = RecordFilter(ids=tuple(names[start : start + ID_CHUNK]))
+            for row in self.store.record_fields(FIELDS, flt):
+                mine = by_employee.get(row[0])
+                if mine is not None:
+                    mine.append(row)
+        yield from self._compute(officers, by_employee, lambda emp: sorted(wanted[emp.id]), now)
 
-    def _range(
-        self, first: dt.date, last: dt.date, employee: str | None
-    ) -> Iterator[dict[str, Any]]:
-        since, until = _window(first, last)
-        return self.store.iter_records(RecordFilter(employee_id=employee, since=since, until=until))
+    def _context(
+        self, home: Office, name: str, scheme: AnyScheme, d: dt.date, now: dt.datetime
+    ) -> DayContext:
+        """What the days of one office, scheme and date share (worked out once a book)."""
+        key = (home.id, name, d.toordinal(), now)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = DayContext.of(
+                home, name, scheme, self.calendar.day(home, d), now
+            )
+        return ctx
 
     def _compute(
         self,
-        wanted: Mapping[str, Sequence[dt.date]],
-        records: Iterable[dict[str, Any]],
+        officers: Sequence[Employee],
+        by_employee: Mapping[str, list[tuple[Any, ...]]],
+        dates_of: Callable[[Employee], Sequence[dt.date]],
         now: dt.datetime | None,
     ) -> Iterator[Day]:
         now = now or dt.datetime.now(dt.UTC)
-        by_employee: dict[str, list[Punch]] = defaultdict(list)
-        for rec in records:
-            emp_id = rec.get("employee_id")
-            if isinstance(emp_id, str) and emp_id in wanted:
-                by_employee[emp_id].append(Punch.from_record(rec))
-        for emp_id, dates in wanted.items():
-            emp = self.employees[emp_id]
+        cutoffs: dict[tuple[str, int], int] = {}
+        window = self.merge_window_s
+        for emp in officers:
+            rows = by_employee[emp.id]
             home = self.home(emp)
             scheme = self.cfg.schemes[emp.scheme]
-            assigned = assign_days(by_employee.get(emp_id, []), scheme, ZoneInfo(home.timezone))
+            facts = self.facts.get(emp.id, [])
+            dates = dates_of(emp)
+            zone = self._zones.get(home.timezone)
+            if zone is None:
+                zone = self._zones[home.timezone] = _Zone(home.timezone)
+            roster = scheme if isinstance(scheme, RosterScheme) else None
+            assigned = zone.assign(rows, roster, emp.scheme, cutoffs)
+            if assigned is None:  # a time the fast way does not read: the rules as they are
+                yield from self._slow(emp, home, scheme, facts, rows, dates, now)
+                continue
             for d in dates:
-                yield compute_day(
-                    emp.id, home, emp.scheme, scheme, self.calendar.day(home, d),
-                    self.facts.get(emp.id, []), assigned.get(d, []), now, self.merge_window_s,
-                )  # fmt: skip
+                ctx = self._context(home, emp.scheme, scheme, d, now)
+                punches = assigned.get(d.toordinal())
+                if facts and any(f.covers(d) for f in facts):
+                    yield compute_day(
+                        emp.id, home, emp.scheme, scheme, ctx.cal, facts,
+                        [_punch(p[-1]) for p in punches or ()], now, window,
+                    )  # fmt: skip
+                elif punches is None:
+                    yield ctx.blank(emp.id)
+                else:
+                    yield quick_day(ctx, emp.id, punches, window)
+
+    def _slow(
+        self, emp: Employee, home: Office, scheme: AnyScheme, facts: list[Fact],
+        rows: list[tuple[Any, ...]], dates: Sequence[dt.date], now: dt.datetime,
+    ) -> Iterator[Day]:  # fmt: skip
+        """An officer's days the plain way: a `Punch` a record, `assign_days`, `compute_day`."""
+        assigned = assign_days([_punch(row) for row in rows], scheme, ZoneInfo(home.timezone))
+        for d in dates:
+            yield compute_day(
+                emp.id, home, emp.scheme, scheme, self.calendar.day(home, d), facts,
+                assigned.get(d, []), now, self.merge_window_s,
+            )  # fmt: skip
+
+
+#: record ids read in one query
+ID_CHUNK = 500
 
 
 def _window(first: dt.date, last: dt.date) -> tuple[str, str]:
@@ -120,3 +190,98 @@ def _window(first: dt.date, last: dt.date) -> tuple[str, str]:
     since = dt.datetime.combine(first - dt.timedelta(days=1), dt.time(), dt.UTC)
     until = dt.datetime.combine(last + dt.timedelta(days=2), dt.time(), dt.UTC)
     return utc_z(since), utc_z(until)
+
+
+def _punch(row: Sequence[Any]) -> Punch:
+    return Punch.from_record(dict(zip(FIELDS, row, strict=True)))
+
+
+#: A stored time's seconds and its end (``:SSZ``).
+_SECONDS = {f":{s:02d}Z": s for s in range(60)}
+
+
+class _Zone:
+    """An office zone's view of stored times: for each minute (``YYYY-MM-DDTHH:MM``, UTC) its
+    UTC seconds since 1970, its local date (ordinal) and minute of the day, and its local time
+    as ``YYYY-MM-DDTHH:MM:`` with the offset's text; None for a text that is not such a minute,
+    or a minute in which the zone's offset changes (or is not whole minutes)."""
+
+    def __init__(self, name: str):
+        self.zone = ZoneInfo(name)
+        self._minutes: dict[str, tuple[int, int, int, str, str] | None] = {}
+        self._hours: dict[int, int | None] = {}
+
+    def _offset(self, utc: int) -> int:
+        offset = dt.datetime.fromtimestamp(utc, self.zone).utcoffset()
+        assert offset is not None
+        return int(offset.total_seconds())
+
+    def minute(self, prefix: str) -> tuple[int, int, int, str, str] | None:
+        if prefix in self._minutes:
+            return self._minutes[prefix]
+        found: tuple[int, int, int, str, str] | None = None
+        try:
+            at = dt.datetime.fromisoformat(prefix + ":00+00:00")
+        except ValueError:
+            at = None
+        if at is not None and prefix[10] == "T":
+            utc = int(at.timestamp())
+            hour = utc // 3600
+            if hour not in self._hours:
+                a, b = self._offset(hour * 3600), self._offset(hour * 3600 + 3599)
+                self._hours[hour] = a if a == b else None
+            off = self._hours[hour]
+            if off is None and self._offset(utc) == self._offset(utc + 59):
+                off = self._offset(utc)
+            if off is not None and off % 60 == 0:
+                local = dt.datetime.fromtimestamp(utc, self.zone)
+                text = local.isoformat()  # YYYY-MM-DDTHH:MM:00+08:00
+                found = (utc, local.toordinal(), local.hour * 60 + local.minute, text[:17],
+                         text[19:])  # fmt: skip
+        self._minutes[prefix] = found
+        return found
+
+    def assign(
+        self, rows: list[tuple[Any, ...]], roster: RosterScheme | None, scheme_name: str,
+        cutoffs: dict[tuple[str, int], int],
+    ) -> dict[int, list[QuickPunch]] | None:  # fmt: skip
+        """`assign_days` of an officer's rows (`FIELDS`), by date ordinal, as `QuickPunch`es;
+        None when a time is not the store's ``YYYY-MM-DDTHH:MM:SSZ`` (or falls in a minute
+        `minute` gives None)."""
+        out: dict[int, list[QuickPunch]] = {}
+        minutes = self._minutes
+        for row in rows:
+            at = row[2]
+            sec = _SECONDS.get(at[16:])
+            when = minutes.get(at[:16]) or self.minute(at[:16])
+            if when is None or sec is None:
+                return None
+            utc, day, minute, stamp, offset = when
+            if roster is not None:
+                cut = cutoffs.get((scheme_name, day))
+                if cut is None:
+                    cut = cutoffs[scheme_name, day] = _cutoff(roster, day)
+                if minute < cut:
+                    day -= 1
+            clock = stamp[11:] + at[17:19]
+            # id and device_id are text columns (NOT NULL): str already, as `Punch` makes them
+            p: QuickPunch = (utc + sec, row[3], str(row[5] or "unknown"), str(row[6] or ""),
+                             row[4], row[7], clock, stamp + at[17:19] + offset, row)  # fmt: skip
+            mine = out.get(day)
+            if mine is None:
+                out[day] = [p]
+            else:
+                mine.append(p)
+        return out
+
+
+def _cutoff(scheme: RosterScheme, ordinal: int) -> int:
+    """`assign_days` under a roster: a punch before this minute of the local date belongs to the
+    date before (the morning half of a night shift), unless today's shift window has opened."""
+    day = dt.date.fromordinal(ordinal)
+    prev = scheme.shift_on(WEEKDAYS[(day.weekday() - 1) % 7])
+    if prev is None or not prev.end < prev.start:
+        return 0
+    today = scheme.shift_on(WEEKDAYS[day.weekday()])
+    cut = prev.end + scheme.after + 1
+    return cut if today is None else min(cut, today.start - scheme.before)

@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -194,7 +194,7 @@ class DayLedger:
         changed = 0
         for d in sorted(dates):
             wanted = {e: {d} for e in self.employees}
-            changed += self._write(self.book().days_of(wanted, now), opened=[d])
+            changed += self._write(self._recompute(wanted, (), now), opened=[d])
         return changed
 
     def _follow(self, now: dt.datetime) -> int:
@@ -206,10 +206,12 @@ class DayLedger:
             if not keys:
                 return changed
             wanted: Wanted = defaultdict(set)
-            for _, emp, occurred in keys:
+            fresh: list[str] = []
+            for _, rid, emp, occurred in keys:
                 if emp is None or emp not in self.employees:
                     continue
                 wanted[emp].update(self._dates_of(emp, occurred))
+                fresh.append(rid)
             last = keys[-1][0]
             new_dates = {d for ds in wanted.values() for d in ds} - self._opened(
                 {d for ds in wanted.values() for d in ds}
@@ -219,8 +221,35 @@ class DayLedger:
                 for emp in self.employees:
                     wanted[emp].add(d)
             changed += self._write(
-                self.book().days_of(wanted, now), opened=sorted(new_dates), cursor=last
+                self._recompute(wanted, fresh, now), opened=sorted(new_dates), cursor=last
             )
+
+    def _recompute(
+        self, wanted: Mapping[str, set[dt.date]], fresh: Iterable[str], now: dt.datetime
+    ) -> Iterator[Day]:
+        """These days again, from the records they used before (their stored `punches`) and
+        the records just committed (`fresh`): a punch's working date depends only on its time
+        and the officer's scheme, so no other record can belong to them."""
+        ids = [*self._stored_punches(wanted), *fresh]
+        return self.book().days_of(wanted, ids, now)
+
+    def _stored_punches(self, wanted: Mapping[str, set[dt.date]]) -> list[str]:
+        """The record ids the stored days of `wanted` used."""
+        by_date: dict[dt.date, list[str]] = defaultdict(list)
+        for emp, dates in wanted.items():
+            for d in dates:
+                by_date[d].append(emp)
+        out: list[str] = []
+        with self.store.engine.connect() as conn:
+            for d, emps in by_date.items():
+                stmt = select(DAYS.c.employee_id, DAYS.c.doc).where(DAYS.c.date == d.isoformat())
+                if len(emps) <= 500:  # else the whole date (one index range) and keep theirs
+                    stmt = stmt.where(DAYS.c.employee_id.in_(emps))
+                mine = set(emps)
+                for emp, doc in conn.execute(stmt):
+                    if emp in mine:
+                        out.extend(orjson.loads(doc)["punches"])
+        return out
 
     def _dates_of(self, employee_id: str, occurred_at: str) -> set[dt.date]:
         """The working dates a punch at `occurred_at` may belong to: its local date, and under a
@@ -266,7 +295,7 @@ class DayLedger:
         """One officer's queued range: the opened dates and any day of theirs stored in it."""
         dates = {d for d in opened if first <= d <= last} | self._stored_dates(emp, first, last)
         wanted = {emp: dates} if emp in self.employees else {}
-        return self._write(self.book().days_of(wanted, now), done=[did])
+        return self._write(self._recompute(wanted, (), now), done=[did])
 
     def _redo_everyone(
         self, did: int, first: dt.date, last: dt.date, opened: list[dt.date], now: dt.datetime
@@ -275,9 +304,11 @@ class DayLedger:
         entry shrinks until it is done)."""
         dates = [d for d in opened if first <= d <= last]
         chunk, rest = dates[-DATES_PER_PASS:], dates[:-DATES_PER_PASS]
-        wanted = {e: set(chunk) for e in self.employees} if chunk else {}
+        # the rules changed: a punch may now belong to another date (a new scheme), so these
+        # days come from their dates' records, not from what the stored days used
+        days = self.book().days(chunk[0], chunk[-1], now=now) if chunk else iter(())
         return self._write(
-            self.book().days_of(wanted, now),
+            (d for d in days if dt.date.fromisoformat(d.date) in chunk),
             done=[] if rest else [did],
             shrink=(did, rest[-1]) if rest else None,
         )
@@ -304,7 +335,7 @@ class DayLedger:
         wanted: Wanted = defaultdict(set)
         for emp, d in due:
             wanted[emp].add(dt.date.fromisoformat(d))
-        return self._write(self.book().days_of(wanted, now)) if wanted else 0
+        return self._write(self._recompute(wanted, (), now)) if wanted else 0
 
     # -- from scratch ------------------------------------------------------------------------
     def rebuild(self, first: dt.date, last: dt.date) -> int:

@@ -422,6 +422,199 @@ def compute_day(
     return day
 
 
+#: A punch as the fast path carries it: (UTC seconds since 1970, id, punch, device kind, device id,
+#: within_geofence, local clock ``HH:MM:SS``, local time in RFC 3339 with its offset, the store's
+#: row it came from). Sorted tuples are in (time, id) order, as `merge` sorts punches.
+QuickPunch = tuple[int, str, str, str, str, "bool | None", str, str, tuple[Any, ...]]
+
+_HHMM = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
+_DIRECTED = _INWARD | _OUTWARD
+
+
+@dataclass(frozen=True, slots=True)
+class DayContext:
+    """What every day of one office, scheme and date shares, worked out once for `quick_day`."""
+
+    cal: CalendarDay
+    office_id: str
+    state: str | None
+    scheme_name: str
+    hours: Hours | None  # None: not a working day, or no shift that day
+    midnight: int  # the local midnight, in UTC seconds since 1970
+    settled: bool
+    why: str  # the calendar's sentence
+    label: str  # the scheme's sentence (no facts: the span is required)
+    provisional: str  # the sentence of a day not yet settled
+    template: Day  # the day without punches (and without facts), of employee ""
+
+    @classmethod
+    def of(
+        cls, office: Office, scheme_name: str, scheme: AnyScheme, cal: CalendarDay,
+        now: dt.datetime,
+    ) -> DayContext:  # fmt: skip
+        zone = ZoneInfo(office.timezone)
+        midnight = dt.datetime.combine(cal.date, dt.time(), zone)
+        hours = hours_for(scheme, cal) if cal.kind == "working" else None
+        settled, label, provisional = True, "", ""
+        if hours is not None:
+            closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
+            settled = now >= closes
+            required = max(hours.span, 0)
+            label = f"{hours.label}: span {_dur(hours.span)}, required {_dur(required)}."
+            provisional = f"Provisional until {closes.isoformat()}."
+        template = compute_day("", office, scheme_name, scheme, cal, (), (), now)
+        return cls(cal, office.id, office.state, scheme_name, hours, int(midnight.timestamp()),
+                   settled, cal.why + ".", label, provisional, template)  # fmt: skip
+
+    def blank(self, employee_id: str) -> Day:
+        """The day of an officer without punches or facts."""
+        t = self.template
+        return Day(employee_id, t.date, t.office_id, t.state, t.scheme, t.day_kind, t.holiday,
+                   t.status, t.late, t.late_min, t.early_out, t.early_min, t.first_in,
+                   t.last_out, t.effective_in, t.due_out, t.span_min, t.required_min,
+                   list(t.tags), [], [], list(t.explain), t.settles_at)  # fmt: skip
+
+
+def _settle_run(run: list[QuickPunch]) -> QuickPunch:
+    """`merge`'s kept punch of a run of near-duplicates."""
+    first = run[0]
+    if len(run) == 1:
+        return first
+    given = {"in" if q[2] in _INWARD else "out" for q in run if q[2] in _DIRECTED}
+    if len(given) == 1:
+        direction = next(q[2] for q in run if q[2] in _DIRECTED)
+    else:
+        direction = first[2] if not given else PunchType.UNKNOWN.value
+    if direction == first[2]:
+        return first
+    return (first[0], first[1], direction, *first[3:])
+
+
+def quick_day(
+    ctx: DayContext, employee_id: str, punches: Sequence[QuickPunch], merge_window_s: float = 120
+) -> Day:
+    """`compute_day` of an officer with no fact on the date, from punches as tuples: the same
+    day, without a datetime per punch."""
+    cal, hours = ctx.cal, ctx.hours
+    day = Day(employee_id, ctx.template.date, ctx.office_id, ctx.state, ctx.scheme_name,
+              cal.kind, cal.holiday, "absent")  # fmt: skip
+    why = day.explain
+    why.append(ctx.why)
+    tags: set[str] = set()
+    ordered = sorted(punches)
+    kept: list[QuickPunch] = []
+    run: list[QuickPunch] = []
+    for p in ordered:
+        if run and p[0] - run[0][0] <= merge_window_s:
+            run.append(p)
+        else:
+            if run:
+                kept.append(_settle_run(run))
+            run = [p]
+    if run:
+        kept.append(_settle_run(run))
+    day.punches = [p[1] for p in ordered]
+    day.sources = sorted({p[3] for p in ordered if p[3]})
+    if ordered:
+        listed = ", ".join([f"{p[6]} {p[2]} ({p[4]})" for p in kept])
+        why.append(f"Punches: {listed}.")
+        collapsed = len(ordered) - len(kept)
+        if collapsed:
+            why.append(
+                f"{collapsed} punch(es) within {merge_window_s:g} s of another were taken as one."
+            )
+    for p in kept:
+        if p[5] is False:
+            tags.add("external")
+            why.append(f"{p[6]} is outside the office geofence: external.")
+
+    first = next((p for p in kept if p[2] not in _OUTWARD), None)
+    last: QuickPunch | None = None
+    for p in reversed(kept):
+        if p is first:
+            break
+        if p[2] not in _INWARD and (first is None or p[0] > first[0]):
+            last = p
+            break
+    if first is not None:
+        day.first_in = first[7]
+    if last is not None:
+        day.last_out = last[7]
+
+    if hours is None:
+        day.status = "off"
+        if kept:
+            tags.add("worked_holiday" if cal.kind == "holiday" else "worked_rest_day")
+            why.append("Worked on a day off.")
+        elif cal.kind == "working":
+            why.append("No shift on this day.")
+        day.tags = sorted(tags)
+        return day
+
+    second = hours.granularity == "second"
+    if hours.cross_midnight:
+        tags.add("cross_midnight")
+    midnight = ctx.midnight
+    in_min = (first[0] - midnight) // 60 if first is not None else None
+    out_min = (last[0] - midnight) // 60 if last is not None else None
+    required = max(hours.span, 0)
+    day.span_min = hours.span
+    day.required_min = required
+    why.append(ctx.label)
+
+    if first is not None and in_min is not None:
+        start = hours.count_from if hours.flexible else hours.start
+        assert start is not None
+        effective = max(in_min, start) if hours.flexible else in_min
+        if hours.flexible and in_min < start:
+            why.append(f"In at {_HHMM[in_min % 1440]} counts from {_HHMM[start % 1440]}.")
+        day.effective_in = _HHMM[effective % 1440]
+        if second:
+            over = float(first[0] - midnight) - hours.late_after * 60
+            late_min = math.ceil(over / 60) if over > 0 else 0
+        else:
+            late_min = max(in_min - hours.late_after, 0)
+        if late_min > 0:
+            day.late, day.late_min = True, late_min
+            due = hours.office_end
+            why.append(
+                f"Late: in {_HHMM[in_min % 1440]} is after {_HHMM[hours.late_after % 1440]} by "
+                f"{late_min} min; due out at {_HHMM[due % 1440]} (office end)."
+            )
+        else:
+            due = effective + required if hours.flexible else hours.office_end
+            why.append(f"On time; due out at {_HHMM[due % 1440]}.")
+        day.due_out = _HHMM[due % 1440]
+        if last is not None and out_min is not None:
+            short_by = (
+                max(math.ceil((due * 60 - float(last[0] - midnight)) / 60), 0)
+                if second
+                else max(due - out_min, 0)
+            )
+            if short_by > 0:
+                day.early_out, day.early_min = True, short_by
+                why.append(
+                    f"Early out: out {_HHMM[out_min % 1440]} is {short_by} min before "
+                    f"{_HHMM[due % 1440]}."
+                )
+
+    settled = ctx.settled
+    if in_min is not None and out_min is not None:
+        day.status = "complete"
+    elif in_min is None and out_min is None:
+        day.status = "absent" if settled else "incomplete"
+        why.append("No punches." if settled else "No punches yet.")
+    else:
+        day.status = "incomplete"
+        why.append("Only an in punch." if out_min is None else "Only an out punch.")
+    if not settled:
+        tags.add("provisional")
+        day.settles_at = ctx.template.settles_at
+        why.append(ctx.provisional)
+    day.tags = sorted(tags)
+    return day
+
+
 def _at_home(fact: Fact, p: Punch) -> bool:
     """A BDR punch counts at home when it carries coordinates inside the home radius (or the
     fact names no home)."""

@@ -50,8 +50,6 @@ class RecordRow(SQLModel, table=True):
     __tablename__ = "records"
     __table_args__ = (
         Index("ix_records_occurred_at", "occurred_at"),
-        # one officer's punches in a time window (attendance days), without a table walk
-        Index("ix_records_employee_occurred", "employee_id", "occurred_at"),
         {"sqlite_autoincrement": True},
     )
     seq: int | None = Field(
