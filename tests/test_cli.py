@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -121,3 +122,9 @@ def test_demo_runs_and_shows_punches(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'demo' / 'hub.db'}")
     assert store.count_records() > 0
     assert "punches committed" in res.stdout
+    # the last line: today per office from the stored days (the demo's officers arrive today)
+    (line,) = [ln for ln in res.stdout.splitlines() if ln.startswith("today ")]
+    assert re.match(r"today \d{4}-\d{2}-\d{2}: kb-district 4 officers, \d+ present", line), line
+    assert "; kch-branch 4 officers, " in line and "; pjy-hq 12 officers, " in line
+    present = int(line.split("pjy-hq 12 officers, ")[1].split(" ")[0])
+    assert present >= 1  # the morning's arrivals come first, one a second

@@ -86,3 +86,38 @@ def test_fake_context_runs_a_real_adapter_with_the_hub_rules(make_config: Any) -
     assert {r.employee_id for r in ctx.records} == {"E1", "E2", None}  # config's employees
     assert all(r.office_id == "hq" and r.occurred_at.endswith("Z") for r in ctx.records)
     assert ctx.checkpoints["next_index"] == 6
+
+
+def test_simulated_arrivals_are_todays_clock_ins_once(make_config: Any) -> None:
+    """`arrivals`: today's clock-ins in time order, in the device's zone, a time still to come
+    sent as now; then quiet (no `users`); a restart the same day does not come in again."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    cfg = make_config(devices=[{"id": "sim", "kind": "simulated", "office": "hq",
+                                "arrive_every": 0.01, "every": 0.01,
+                                "arrivals": {"2": "08:40", "1": "7:50", "9": "23:59"}}])  # fmt: skip
+    tz = ZoneInfo(cfg.device("sim").zone)
+    before = datetime.now(tz).replace(tzinfo=None, microsecond=0)
+    ctx = FakeContext(cfg, "sim", stop_after=6)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(SimulatedAdapter(cfg.device("sim"), cfg.device("sim").options).run(ctx))
+    after = datetime.now(tz).replace(tzinfo=None)
+    assert [r.source_user_id for r in ctx.records] == ["1", "2", "9"]
+    assert {r.punch for r in ctx.records} == {"in"} and {r.employee_id for r in ctx.records} == {
+        "E1", "E2", None
+    }  # fmt: skip
+    for r, planned in zip(ctx.records, ("07:50", "08:40", "23:59"), strict=True):
+        local = datetime.fromisoformat(r.local_time[:19])
+        due = datetime.combine(before.date(), time.fromisoformat(planned))
+        if due <= before:
+            assert local == due
+        else:  # not yet: sent as now
+            assert before - timedelta(seconds=1) <= local <= after
+    assert ctx.checkpoints == {"arrivals_date": before.date().isoformat(), "arrived": 3}
+    again = FakeContext(cfg, "sim", stop_after=3)
+    again.checkpoints.update(ctx.checkpoints)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(SimulatedAdapter(cfg.device("sim"), cfg.device("sim").options).run(again))
+    assert again.records == []
+    assert again.state_name == "UP"

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from api_helpers import TOKENS, auth, running_api
+from api_helpers import TOKENS, auth, config, running_api
 
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"
@@ -96,6 +96,131 @@ def test_dashboard_shows_device_states(tmp_path: Path) -> None:
             driver.refresh()
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-device]")))
             assert not driver.find_element(By.ID, "login").is_displayed()
+        finally:
+            driver.quit()
+
+    asyncio.run(scenario())
+
+
+def test_today_panel_counts_and_lists_an_offices_days(tmp_path: Path) -> None:
+    """Five officers of one office and one of another, punches of today committed over the API,
+    the ledger's pass at 10:00 (days not settled: who has no punch is not yet in), a leave and a
+    BDR arrangement for today: the panel counts them, its link lists the office's days, and the
+    page's polling shows a late arrival."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from spotme_hub.attendance.ledger import DayLedger
+    from spotme_hub.schedule import WEEKDAYS
+
+    tz = ZoneInfo("Asia/Kuala_Lumpur")
+    today = dt.datetime.now(tz).date()
+    at_ten = dt.datetime.combine(today, dt.time(10, 0), tz)
+    tomorrow = WEEKDAYS[(today.weekday() + 1) % 7]  # today is a working day, whatever day it is
+    data = config(
+        tmp_path,
+        employees=[
+            {"id": "T1", "user_ids": ["11"], "office": "pjy-hq"},
+            {"id": "T2", "user_ids": ["12"], "office": "pjy-hq"},
+            {"id": "T3", "user_ids": ["13"], "office": "pjy-hq"},
+            {"id": "T4", "user_ids": ["14"], "office": "pjy-hq"},
+            {"id": "T5", "user_ids": ["15"], "office": "pjy-hq"},
+            {"id": "K1", "user_ids": ["21"], "office": "kch"},
+        ],
+        facts=[
+            {"id": "f-leave", "employee": "T4", "kind": "leave", "date": today.isoformat()},
+            {"id": "f-bdr", "employee": "T5", "kind": "bdr", "date": today.isoformat()},
+        ],
+        calendar={
+            "public_holidays": False,
+            "weekends": [{"from": "2000-01-01", "days": [tomorrow]}],
+        },
+    )
+
+    def at(hhmm: str) -> str:
+        return f"{today.isoformat()}T{hhmm}:00"
+
+    async def scenario() -> None:
+        async with running_api(tmp_path, data=data) as api:
+            ledger = DayLedger(api.cfg, api.store, clock=lambda: at_ten)
+
+            async def punch(*items: tuple[str, str]) -> None:
+                resp = await api.client.post("/api/v1/punches", headers=auth("writer"), json={
+                    "device": "hr-api",
+                    "punches": [{"user_id": u, "time": at(t), "punch": "in"} for u, t in items],
+                })  # fmt: skip
+                assert resp.status_code == 200, resp.text
+                await asyncio.to_thread(ledger.step)
+
+            await punch(("11", "08:10"), ("12", "09:20"), ("15", "08:30"), ("21", "07:55"))
+            profile = tempfile.mkdtemp(prefix="spotme-chromium-")
+            loop = asyncio.get_running_loop()
+
+            def late_arrival() -> None:  # from the browser's thread, on the hub's loop
+                asyncio.run_coroutine_threadsafe(punch(("13", "09:05")), loop).result(30)
+
+            try:
+                await asyncio.to_thread(drive, api.url, profile, late_arrival)
+            finally:
+                shutil.rmtree(profile, ignore_errors=True)
+
+    def counts(driver, office: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        row = driver.find_element(By.CSS_SELECTOR, f'#today-offices tr[data-office="{office}"]')
+        cells = row.find_elements(By.CSS_SELECTOR, "td[data-count]")
+        return {c.get_attribute("data-count"): c.text for c in cells}
+
+    def drive(url: str, profile: str, late_arrival) -> None:  # type: ignore[no-untyped-def]
+        driver = browser(profile)
+        try:
+            wait = WebDriverWait(driver, 30)
+            driver.get(url + "/")
+            box = wait.until(ec.visibility_of_element_located((By.ID, "token")))
+            box.send_keys(TOKENS["admin"])  # admin implies feed:read, which the days need
+            driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+            wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "tr[data-office]")))
+            assert driver.find_element(By.ID, "today-date").text == today.isoformat()
+            offices = driver.find_elements(By.CSS_SELECTOR, "#today-offices tr[data-office]")
+            assert [o.get_attribute("data-office") for o in offices] == ["kch", "pjy-hq"]
+            assert "Putrajaya HQ" in offices[1].text
+            assert counts(driver, "pjy-hq") == {
+                "officers": "5", "present": "3", "late": "1", "not_yet_in": "1",
+                "bdr": "1", "leave": "1", "absent": "0", "off": "0",
+            }  # fmt: skip
+            assert counts(driver, "kch")["present"] == "1"
+            # the office's link: its officers' days today
+            offices[1].find_element(By.CSS_SELECTOR, "a.office-days").click()
+            wait.until(ec.visibility_of_element_located((By.ID, "today-days")))
+            assert driver.current_url.endswith("#today=pjy-hq")
+            assert "pjy-hq" in driver.find_element(By.ID, "today-days-title").text
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-employee]"))
+            rows = {
+                r.get_attribute("data-employee"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+                for r in driver.find_elements(By.CSS_SELECTOR, "#today-days-list tr[data-employee]")
+            }  # fmt: skip
+            assert list(rows) == ["T1", "T2", "T3", "T4", "T5"]  # not K1: another office
+            # employee, status, in, out, due out, late min, tags
+            assert rows["T1"] == ["T1", "incomplete", "08:10", "—", "17:10", "0", "provisional"]
+            assert rows["T2"][:6] == ["T2", "incomplete lewat · late", "09:20", "—", "18:00", "20"]
+            assert rows["T3"][:3] == ["T3", "incomplete", "—"]
+            assert rows["T4"][1] == "leave"
+            assert rows["T5"][2] == "08:30" and "bdr" in rows["T5"][6]
+            ARTIFACTS.mkdir(exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "dashboard-today.png"))
+            # T3 comes in late; the next poll (every 10 s) shows it, the list too
+            late_arrival()
+            WebDriverWait(driver, 25).until(lambda d: counts(d, "pjy-hq")["not_yet_in"] == "0")
+            assert counts(driver, "pjy-hq")["present"] == "4"
+            assert counts(driver, "pjy-hq")["late"] == "2"
+            t3 = driver.find_element(By.CSS_SELECTOR, '#today-days-list tr[data-employee="T3"]')
+            assert "09:05" in t3.text
+            # closing the list keeps the panel
+            driver.find_element(By.ID, "today-days-close").click()
+            wait.until(ec.invisibility_of_element_located((By.ID, "today-days")))
+            assert driver.find_element(By.ID, "today-offices").is_displayed()
         finally:
             driver.quit()
 

@@ -1,13 +1,16 @@
 """`spotme-hub demo`: a whole hub on one machine with nothing external.
 
 `configs/demo.yaml` describes the estate; each part's demo part (`HasDemo`: the device kinds'
-`adapters/<kind>/demo.py`, forwarding's `forward/demo.py`) starts the simulator it points at. The screen shows devices and punches as they commit.
+`adapters/<kind>/demo.py`, forwarding's `forward/demo.py`) starts the simulator it points at. The
+screen shows devices and punches as they commit, and today's attendance per office from the stored
+days (what the dashboard's Today panel shows); the last line says where today stands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import socket
 import tempfile
@@ -22,6 +25,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from ..attendance.ledger import DayLedger, local_today, today_summary
 from ..config import HubConfig
 from ..contract import BulkCounts
 from ..record import Record
@@ -56,6 +60,38 @@ class Demo:
         self.notes.append(text)
 
     free_port = staticmethod(free_port)
+
+
+def today_line(date: dt.date, rows: Sequence[dict[str, Any]]) -> str:
+    """One line for today's counts per office (`today_summary`'s rows): `today 2026-12-07: pjy-hq
+    12 officers, 10 present (2 late), 2 not yet in; …`."""
+    if not rows:
+        return f"today {date.isoformat()}: no days stored"
+    parts = []
+    for r in rows:
+        text = (
+            f"{r['office_id']} {r['officers']} officers, {r['present']} present ({r['late']} late)"
+        )
+        for key, label in TODAY_LABELS:
+            if r[key]:
+                text += f", {r[key]} {label}"
+        parts.append(text)
+    return f"today {date.isoformat()}: " + "; ".join(parts)
+
+
+TODAY_LABELS = (
+    ("not_yet_in", "not yet in"), ("bdr", "on BDR"), ("leave", "on leave"), ("absent", "absent"),
+    ("off", "off"),
+)  # fmt: skip
+
+
+def _today(cfg: HubConfig, hub: Any, settle: bool = False) -> tuple[dt.date, list[dict[str, Any]]]:
+    """Today's counts per office from the stored days; `settle`: one more pass of the ledger
+    first (the hub has stopped, its last commits may not have been worked out yet)."""
+    if settle and cfg.employees and cfg.attendance.enabled:
+        DayLedger(cfg, hub.store).step()
+    date = max(local_today(cfg, dt.datetime.now(dt.UTC)))
+    return date, today_summary(cfg, hub.store, date, None)
 
 
 async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None = None) -> None:
@@ -105,15 +141,18 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
             f"(data in {data_dir}); Ctrl-C to stop"
         )
         started = time.monotonic()
+        today: list[dict[str, Any]] = []
         try:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
                 while not hub_task.done():
-                    live.update(_view(demo, recent, totals))
+                    with contextlib.suppress(Exception):  # the view waits for the store, not fails
+                        _, today = await asyncio.to_thread(_today, cfg, demo.hub)
+                    live.update(_view(demo, recent, totals, today))
                     if duration and time.monotonic() - started >= duration:
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(hub_task), timeout=1.0)
-                live.update(_view(demo, recent, totals))
+                live.update(_view(demo, recent, totals, today))
         finally:
             stop.set()
             for t in demo.tasks:
@@ -123,6 +162,9 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
     console.print(
         f"demo stopped: {totals['new']} punches committed, {totals['duplicate']} duplicates ignored"
     )
+    if demo.hub is not None:
+        date, today = await asyncio.to_thread(_today, cfg, demo.hub, True)
+        console.print(today_line(date, today), soft_wrap=True)
     if tmp is not None:
         tmp.cleanup()
 
@@ -133,7 +175,9 @@ def _attach(demo: Demo, hub: Any, on_commit: Any) -> None:
     demo.started.set()
 
 
-def _view(demo: Demo, recent: deque[Record], totals: dict[str, int]) -> Group:
+def _view(
+    demo: Demo, recent: deque[Record], totals: dict[str, int], today: Sequence[dict[str, Any]] = ()
+) -> Group:
     hub = demo.hub
     devices = Table(title="devices", expand=True)
     for col in ("device", "kind", "state", "new", "dup", "quarantined", "last error"):
@@ -168,6 +212,15 @@ def _view(demo: Demo, recent: deque[Record], totals: dict[str, int]) -> Group:
             r.verify, r.device_id, where, ",".join(r.flags),
         )  # fmt: skip
     parts: list[Any] = [devices, punches]
+    if today:
+        board = Table(title="today (stored days; the dashboard's Today panel)", expand=True)
+        columns = ("officers", "present", "late", "not_yet_in", "bdr", "leave", "absent", "off")
+        board.add_column("office", no_wrap=True)
+        for head in ("officers", "present", "late", "not in", "BDR", "leave", "absent", "off"):
+            board.add_column(head, justify="right")
+        for row in today:
+            board.add_row(row["office_id"], *(str(row[c]) for c in columns))
+        parts.insert(1, board)
     if demo.notes:
         parts.append(Panel("\n".join(demo.notes[-6:]), title="simulators"))
     return Group(*parts)

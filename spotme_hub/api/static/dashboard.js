@@ -58,6 +58,74 @@
       '<tr><td colspan="7" class="muted">Belum ada punch · no punches yet</td></tr>';
   }
 
+  // -- Today: /api/v1/days/today per office, and one office's days (#today=OFFICE) ----------
+  const COUNTS = ["officers", "present", "late", "not_yet_in", "bdr", "leave", "absent", "off"];
+  let todayDate = null;
+
+  function chosenOffice() {
+    const m = /^#today=(.+)$/.exec(location.hash);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+  function num(n) {
+    return n ? String(n) : '<span class="muted">0</span>';
+  }
+  function renderToday(t) {
+    todayDate = t.date;
+    $("today-date").textContent = t.date;
+    const chosen = chosenOffice();
+    $("today-offices").querySelector("tbody").innerHTML = t.offices.map((o) =>
+      '<tr data-office="' + esc(o.office_id) + '"' + (o.office_id === chosen ? ' class="selected"' : "") +
+      '><th scope="row"><div class="dev-name">' + esc(o.name || o.office_id) + '</div><div class="dev-id">' +
+      esc(o.office_id) + "</div></th>" +
+      COUNTS.map((k) => '<td class="num" data-count="' + k + '">' + num(o[k]) + "</td>").join("") +
+      '<td><a class="office-days" href="#today=' + encodeURIComponent(o.office_id) +
+      '" aria-label="Hari pegawai ' + esc(o.name || o.office_id) + " hari ini · today's days\"" +
+      (o.office_id === chosen ? ' aria-current="true"' : "") + ">" +
+      "Lihat <span class=\"en\">days</span></a></td></tr>").join("") ||
+      '<tr><td colspan="10" class="muted">Belum ada hari disimpan · no days stored yet ' +
+      "(officers configured? see docs/days.md)</td></tr>";
+  }
+  function hhmm(iso) {
+    return iso ? esc(iso.slice(11, 16)) : '<span class="muted">—</span>';
+  }
+  function renderDays(office, days) {
+    days.sort((a, b) => a.employee_id.localeCompare(b.employee_id));
+    $("today-days-title").innerHTML = "Hari pegawai " + esc(office) + " · " + esc(todayDate) +
+      ' <span class="en">officers\' days</span>';
+    $("today-days-list").querySelector("tbody").innerHTML = days.map((d) =>
+      '<tr data-employee="' + esc(d.employee_id) + '"><td>' + esc(d.employee_id) + "</td>" +
+      '<td><span class="status ' + esc(d.status) + '">' + esc(d.status) + "</span>" +
+      (d.late ? ' <span class="late-mark">lewat · late</span>' : "") + "</td>" +
+      "<td>" + hhmm(d.first_in) + "</td><td>" + hhmm(d.last_out) + "</td>" +
+      "<td>" + (d.due_out ? esc(d.due_out) : '<span class="muted">—</span>') + "</td>" +
+      '<td class="num">' + num(d.late_min) + "</td>" +
+      "<td>" + d.tags.map((f) => '<span class="flag">' + esc(f) + "</span>").join("") +
+      "</td></tr>").join("") ||
+      '<tr><td colspan="7" class="muted">Tiada hari · no days</td></tr>';
+    $("today-days").hidden = false;
+  }
+  async function getJson(url) {
+    const resp = await fetch(url, { headers: headers(), cache: "no-store" });
+    if (!resp.ok) throw new Error("HTTP " + resp.status + " " + url.split("?")[0]);
+    return resp.json();
+  }
+  async function refreshToday() {
+    renderToday(await getJson("/api/v1/days/today"));
+    const office = chosenOffice();
+    if (!office) { $("today-days").hidden = true; return; }
+    const days = [];
+    let after = 0;
+    for (let page = 0; page < 100; page++) {  // the days of one office and date, in pages
+      const q = "date=" + encodeURIComponent(todayDate) + "&office=" + encodeURIComponent(office) +
+        "&after=" + after + "&limit=1000";
+      const body = await getJson("/api/v1/days?" + q);
+      if (!body.days.length) break;
+      days.push(...body.days);
+      after = body.next_cursor;
+    }
+    renderDays(office, days);
+  }
+
   function render(o) {
     $("hub-id").textContent = o.hub_id;
     $("updated").innerHTML = "Dikemas kini " + new Date().toLocaleTimeString("en-MY", { hour12: false }) +
@@ -101,6 +169,7 @@
       }
       if (!resp.ok) throw new Error("HTTP " + resp.status);
       render(await resp.json());
+      await refreshToday();
       $("login").hidden = true;
       $("content").hidden = false;
       $("fetch-error").hidden = true;
@@ -117,6 +186,13 @@
     sessionStorage.setItem(KEY, $("token").value.trim());
     $("token").value = "";
     $("login-error").hidden = true;
+    refresh();
+  });
+  window.addEventListener("hashchange", () => { if (!$("content").hidden) refresh(); });
+  $("today-days-close").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    history.replaceState(null, "", location.pathname + location.search);
+    $("today-days").hidden = true;
     refresh();
   });
   $("signout").addEventListener("click", (ev) => {
