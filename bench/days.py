@@ -7,7 +7,9 @@ data  = a config of 20,000 officers in four offices of different states (PJY, SG
         and an out about 9 h later on working days, lunch punches, some missing outs, absences,
         duplicates within 2 min, rest days mostly empty), imported the fast way (`import_file`,
         the code behind `spotme-hub import`) into SQLite. Not timed.
-hub   = `hub_days`: every officer's day of every date of the month (`DayBook.days`).
+hub   = `hub_days`: every officer's day of every date of the month worked out and stored, as the
+        hub keeps them (`DayLedger.rebuild`: the days, their change numbers, the opened dates);
+        the first run also prints the time without storing (`DayBook.days`).
 floor = pandas: the same records' (employee, occurred_at) read from the store, turned into local
         (+08:00) date and time, grouped by (employee, date) → first and last.
 Each side runs in its own child process (its peak RSS is its own); `--repeat N` alternates N
@@ -194,19 +196,20 @@ print(json.dumps({"imported": total, "count": store.count_records()}))
 HUB = r"""
 import cProfile, datetime as dt, json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
-from days import hub_days
-from spotme_hub.service import load_config
-from spotme_hub.store import Store
+from days import clear_days, hub_days
+from spotme_hub.service import load_config, open_store
 cfg = load_config(sys.argv[1])
 first, last = dt.date.fromisoformat(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
-store = Store(cfg.database_url)
+store = open_store(cfg)
+clear_days(store)
 rows = store.count_records()
-profile = sys.argv[5] if len(sys.argv) > 5 else ""
+stored = sys.argv[5] == "stored"
+profile = sys.argv[6] if len(sys.argv) > 6 else ""
 prof = cProfile.Profile() if profile else None
 t0 = time.perf_counter()
 if prof is not None:
     prof.enable()
-days = hub_days(cfg, store, first, last)
+days = hub_days(cfg, store, first, last, stored)
 if prof is not None:
     prof.disable()
     prof.dump_stats(profile)
@@ -242,11 +245,34 @@ print(json.dumps({"seconds": seconds, "rows": len(df), "days": len(days),
 """
 
 
-def hub_days(cfg: Any, store: Any, first: dt.date, last: dt.date) -> int:
-    """The hub's side: every configured officer's day of `first`..`last`, counted."""
-    from spotme_hub.attendance.book import DayBook
+def clear_days(store: Any) -> None:
+    """No stored days (each run stores them all anew): not timed."""
+    from spotme_hub.attendance.tables import TABLES
 
-    return sum(1 for _ in DayBook(cfg, store).days(first, last))
+    with store.write() as conn:
+        for table in TABLES:
+            conn.execute(table.delete())
+    store.create_all(tables_of_parts())
+
+
+def tables_of_parts() -> Any:
+    from spotme_hub.service import tables
+
+    return tables()
+
+
+def hub_days(cfg: Any, store: Any, first: dt.date, last: dt.date, stored: bool = True) -> int:
+    """The hub's side: every configured officer's day of `first`..`last` worked out and stored
+    (`DayLedger.rebuild`, what the hub keeps), or with `stored=False` only worked out."""
+    from spotme_hub.attendance.book import DayBook
+    from spotme_hub.attendance.ledger import DayLedger
+
+    if not stored:
+        return sum(1 for _ in DayBook(cfg, store).days(first, last))
+    ledger = DayLedger(cfg, store)
+    ledger.rebuild(first, last)
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM attendance_days").scalar_one())
 
 
 def child(code: str, *args: str) -> dict[str, Any]:
@@ -312,8 +338,11 @@ def main() -> None:
     with StealMeter() as steal:
         for k in range(args.repeat):
             extra = [args.profile] if args.profile and k == 0 else []
-            hub = child(HUB, str(cfg_path), first, last, here, *extra)
+            hub = child(HUB, str(cfg_path), first, last, here, "stored", *extra)
             floor = child(FLOOR, db_url)
+            if k == 0:  # what of it is working the days out, the rest storing them
+                only = child(HUB, str(cfg_path), first, last, here, "computed")
+                print(f"  (worked out without storing: {only['seconds']:.2f} s)")
             ratio = hub["seconds"] / floor["seconds"]
             ratios.append(ratio)
             print(

@@ -61,7 +61,8 @@ Wanted = dict[str, set[dt.date]]
 
 
 def day_json(day: Day) -> str:
-    return orjson.dumps(day.to_dict()).decode()
+    """The day's JSON text (`Day.to_dict`'s keys in field order: orjson reads the dataclass)."""
+    return orjson.dumps(day).decode()
 
 
 def local_today(cfg: HubConfig, now: dt.datetime) -> set[dt.date]:
@@ -395,63 +396,45 @@ class DayLedger:
             return 0
         seq = int(conn.execute(select(func.coalesce(func.max(DAYS.c.seq), 0))).scalar_one())
         stamp = now_z_ms()
-        rows = []
-        for i, (d, text) in enumerate(fresh, start=1):
-            settles = (
-                utc_z(dt.datetime.fromisoformat(d.settles_at)) if d.settles_at is not None else None
-            )
-            rows.append(
-                {
-                    "employee_id": d.employee_id,
-                    "date": d.date,
-                    "office_id": d.office_id,
-                    "status": d.status,
-                    "seq": seq + i,
-                    "settles_at": settles,
-                    "doc": text,
-                    "updated_at": stamp,
-                }  # fmt: skip
-            )
-        stmt = self.store.insert(DAYS)
-        for start in range(0, len(rows), 5000):
-            part = rows[start : start + 5000]
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["employee_id", "date"],
-                    set_={
-                        name: getattr(stmt.excluded, name)
-                        for name in (
-                            "office_id",
-                            "status",
-                            "seq",
-                            "settles_at",
-                            "doc",
-                            "updated_at",
-                        )
-                    },  # fmt: skip
-                ),
-                part,
-            )
+        rows = [
+            (d.employee_id, d.date, d.office_id, d.status, seq + i,
+             utc_z(dt.datetime.fromisoformat(d.settles_at)) if d.settles_at else None, text,
+             stamp)
+            for i, (d, text) in enumerate(fresh, start=1)
+        ]  # fmt: skip
+        conn.exec_driver_sql(self._upsert_sql(), rows)
         return len(fresh)
+
+    def _upsert_sql(self) -> str:
+        """The days' upsert, by hand: one DB-API executemany (no per-row SQLAlchemy work)."""
+        mark = "?" if self.store.is_sqlite else "%s"
+        columns = ("employee_id", "date", "office_id", "status", "seq", "settles_at", "doc",
+                   "updated_at")  # fmt: skip
+        kept = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+        return (
+            f"INSERT INTO attendance_days ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))}) "
+            f"ON CONFLICT (employee_id, date) DO UPDATE SET {kept}"
+        )
 
     def _stored_docs(
         self, conn: Connection, keys: Mapping[tuple[str, str], object]
     ) -> dict[tuple[str, str], str]:
-        by_emp: dict[str, list[str]] = defaultdict(list)
+        """The stored JSON of these days (to write only those that changed)."""
+        by_date: dict[str, list[str]] = defaultdict(list)
         for emp, d in keys:
-            by_emp[emp].append(d)
-        first = min(d for _, d in keys)
-        last = max(d for _, d in keys)
+            by_date[d].append(emp)
+        mark = "?" if self.store.is_sqlite else "%s"
         out: dict[tuple[str, str], str] = {}
-        emps = list(by_emp)
-        for start in range(0, len(emps), 500):
-            part = emps[start : start + 500]
-            rows = conn.execute(
-                select(DAYS.c.employee_id, DAYS.c.date, DAYS.c.doc).where(
-                    DAYS.c.employee_id.in_(part), DAYS.c.date >= first, DAYS.c.date <= last
+        for d, emps in by_date.items():
+            for start in range(0, len(emps), 500):
+                part = emps[start : start + 500]
+                sql = (
+                    f"SELECT employee_id, doc FROM attendance_days WHERE date = {mark} "
+                    f"AND employee_id IN ({', '.join([mark] * len(part))})"
                 )
-            )
-            out.update({(e, d): doc for e, d, doc in rows})
+                rows = conn.exec_driver_sql(sql, (d, *part))
+                out.update({(e, d): doc for e, doc in rows})
         return out
 
 
