@@ -1,17 +1,17 @@
 """Days from the store: every configured officer's day for every date asked, punches or not.
 
 Reads the records of the dates (with a day's margin either side, for zones and night shifts),
-groups them by officer, gives each punch its working date (`rules.assign_days`) and computes
-each day with `rules.compute_day`. `days` answers a range (one pass over its records);
+groups them by officer, gives each punch its working date (`rules.assign_days`) and works each
+day out with the rules. `days` answers a range (one pass over its records);
 `days_of` some officers' own dates from the records named (the ledger's recomputes: the records
 a stored day used, and those just committed — read by id, never by walking the table).
 
-The common case goes a faster way to the same days: the store gives only the fields the rules
-read (`Store.record_fields`), times are worked as seconds (no datetime per punch), what the days
-of one office, scheme and date share is worked out once (`DayContext`), a day without punches
-is a copy of that date's blank day, and a day without facts is computed by `quick_day`. A day
-with a fact, and every day of an officer whose records hold a time the fast way does not read,
-goes through `compute_day` itself.
+The rules are `rules.day_of`, fed the way that costs least: the store gives only the fields the
+rules read (`Store.record_fields`), times are worked as seconds from the stored text (no datetime
+per punch), what the days of one office, scheme and date share is worked out once (`DayContext`),
+and a day without punches or facts is a copy of that date's blank day. An officer whose records
+hold a time not in the store's own form goes through `compute_day` (a `Punch` a record), which
+is `day_of` too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from ..clock import utc_z
 from ..config import Employee, HubConfig, Office
-from ..schedule import WEEKDAYS, Fact, RosterScheme
+from ..schedule import Fact, RosterScheme
 from ..store import RecordFilter, Store
 from .calendar import Calendar
 from .facts import FactBook
@@ -37,7 +37,8 @@ from .rules import (
     QuickPunch,
     assign_days,
     compute_day,
-    quick_day,
+    day_of,
+    night_cutoff,
 )
 
 #: What the rules read of a record (`Punch.from_record`), and whose it is and where it was made.
@@ -165,15 +166,10 @@ class DayBook:
             for d in dates:
                 ctx = self._context(home, emp.scheme, scheme, d, now)
                 punches = assigned.get(d.toordinal())
-                if facts and any(f.covers(d) for f in facts):
-                    yield compute_day(
-                        emp.id, home, emp.scheme, scheme, ctx.cal, facts,
-                        [_punch(p[-1]) for p in punches or ()], now, window,
-                    )  # fmt: skip
-                elif punches is None:
+                if punches is None and not (facts and any(f.covers(d) for f in facts)):
                     yield ctx.blank(emp.id)
                 else:
-                    yield quick_day(ctx, emp.id, punches, window)
+                    yield day_of(ctx, emp.id, punches or (), facts, window)
 
     def _slow(
         self, emp: Employee, home: Office, scheme: AnyScheme, facts: list[Fact],
@@ -268,28 +264,17 @@ class _Zone:
             if roster is not None:
                 cut = cutoffs.get((scheme_name, day))
                 if cut is None:
-                    cut = cutoffs[scheme_name, day] = _cutoff(roster, day)
+                    cut = cutoffs[scheme_name, day] = night_cutoff(roster, day)
                 if minute < cut:
                     day -= 1
             clock = stamp[11:] + at[17:19]
             # id and device_id are text columns (NOT NULL): str already, as `Punch` makes them
             p: QuickPunch = (utc + sec, row[3], str(row[5] or "unknown"), str(row[6] or ""),
-                             row[4], row[7], clock, stamp + at[17:19] + offset, row)  # fmt: skip
+                             row[4], row[7], clock, stamp + at[17:19] + offset, row[8],
+                             row[9])  # fmt: skip
             mine = out.get(day)
             if mine is None:
                 out[day] = [p]
             else:
                 mine.append(p)
         return out
-
-
-def _cutoff(scheme: RosterScheme, ordinal: int) -> int:
-    """`assign_days` under a roster: a punch before this minute of the local date belongs to the
-    date before (the morning half of a night shift), unless today's shift window has opened."""
-    day = dt.date.fromordinal(ordinal)
-    prev = scheme.shift_on(WEEKDAYS[(day.weekday() - 1) % 7])
-    if prev is None or not prev.end < prev.start:
-        return 0
-    today = scheme.shift_on(WEEKDAYS[day.weekday()])
-    cut = prev.end + scheme.after + 1
-    return cut if today is None else min(cut, today.start - scheme.before)

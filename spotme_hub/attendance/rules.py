@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -158,58 +158,30 @@ def hours_for(scheme: AnyScheme, cal: CalendarDay) -> Hours | None:
 def assign_days(
     punches: Iterable[Punch], scheme: AnyScheme, zone: ZoneInfo
 ) -> dict[dt.date, list[Punch]]:
-    """Each punch's working date: its local date, or under a roster the date of the shift whose
-    window (`before` its start to `after` its end) holds it — so the morning half of a night
-    shift belongs to the evening it started."""
+    """Each punch's working date: its local date, or under a roster the date before when the
+    punch is the morning half of a night shift (`night_cutoff`)."""
     out: dict[dt.date, list[Punch]] = {}
     for p in punches:
         local = p.at.astimezone(zone)
         day = local.date()
-        if isinstance(scheme, RosterScheme):
-            minute = local.hour * 60 + local.minute
-            prev = day - dt.timedelta(days=1)
-            shift = scheme.shift_on(WEEKDAYS[prev.weekday()])
-            if (
-                shift is not None
-                and shift.end < shift.start  # yesterday's shift ran past midnight
-                and minute <= shift.end + scheme.after
-            ):
-                today = scheme.shift_on(WEEKDAYS[day.weekday()])
-                # the earlier shift keeps it unless today's window has opened
-                if today is None or minute < today.start - scheme.before:
-                    day = prev
+        minute = local.hour * 60 + local.minute
+        if isinstance(scheme, RosterScheme) and minute < night_cutoff(scheme, day.toordinal()):
+            day -= dt.timedelta(days=1)
         out.setdefault(day, []).append(p)
     return out
 
 
-def merge(punches: Sequence[Punch], window_s: float) -> tuple[list[Punch], int]:
-    """Sorted punches with near-duplicates collapsed into the first of each run (a later punch
-    within `window_s` of the run's first). The kept punch takes the direction the run gives;
-    a run that gives both in and out gives none. Returns (kept, how many were collapsed)."""
-    ordered = sorted(punches, key=lambda p: (p.at, p.id))
-    kept: list[Punch] = []
-    runs: list[list[Punch]] = []
-    for p in ordered:
-        if runs and (p.at - runs[-1][0].at).total_seconds() <= window_s:
-            runs[-1].append(p)
-        else:
-            runs.append([p])
-    for run in runs:
-        first = run[0]
-        given = {
-            "in" if q.punch in _INWARD else "out" for q in run if q.punch in _INWARD | _OUTWARD
-        }
-        if len(given) == 1:  # the run says which way: the first punch that says so
-            direction = next(q.punch for q in run if q.punch in _INWARD | _OUTWARD)
-        else:  # silent, or in and out at once: neither is believed
-            direction = first.punch if not given else PunchType.UNKNOWN.value
-        kept.append(first if direction == first.punch else _with_punch(first, direction))
-    return kept, len(ordered) - len(kept)
-
-
-def _with_punch(p: Punch, punch: str) -> Punch:
-    return Punch(p.id, p.at, punch, p.device_kind, p.device_id, p.within_geofence,
-                 p.latitude, p.longitude)  # fmt: skip
+def night_cutoff(scheme: RosterScheme, ordinal: int) -> int:
+    """Under a roster, a punch before this minute of its local date belongs to the date before:
+    the date before had a shift that ran past midnight, the punch is within `after` of its end,
+    and today's shift window (`before` its start) has not opened. 0: no such shift."""
+    day = dt.date.fromordinal(ordinal)
+    prev = scheme.shift_on(WEEKDAYS[(day.weekday() - 1) % 7])
+    if prev is None or not prev.end < prev.start:
+        return 0
+    today = scheme.shift_on(WEEKDAYS[day.weekday()])
+    cut = prev.end + scheme.after + 1
+    return cut if today is None else min(cut, today.start - scheme.before)
 
 
 def compute_day(
@@ -223,24 +195,134 @@ def compute_day(
     now: dt.datetime,
     merge_window_s: float = 120,
 ) -> Day:
-    """The day of `employee_id` on `cal.date` from its punches (those `assign_days` gave it)."""
+    """The day of `employee_id` on `cal.date` from its punches (those `assign_days` gave it):
+    `day_of` over the date's context and the punches as `QuickPunch`es."""
+    ctx = DayContext.of(office, scheme_name, scheme, cal, now)
     zone = ZoneInfo(office.timezone)
-    midnight = dt.datetime.combine(cal.date, dt.time(), zone)
-    day = Day(employee_id, cal.date.isoformat(), office.id, office.state, scheme_name,
-              cal.kind, cal.holiday, "absent")  # fmt: skip
+    return day_of(ctx, employee_id, [quick(p, zone) for p in punches], facts, merge_window_s)
+
+
+#: A punch as the rules work it: (UTC seconds since 1970, id, punch, device kind, device id,
+#: within_geofence, local clock ``HH:MM:SS``, local time in RFC 3339 with its offset, latitude,
+#: longitude). Sorted tuples are in (time, id) order, as `merge` sorts punches.
+QuickPunch = tuple[
+    float, str, str, str, str, "bool | None", str, str, "float | None", "float | None"
+]
+
+_HHMM = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
+_DIRECTED = _INWARD | _OUTWARD
+
+
+def quick(p: Punch, zone: ZoneInfo) -> QuickPunch:
+    """A `Punch` as the rules work it, in the zone of the officer's home office."""
+    local = p.at.astimezone(zone)
+    return (p.at.timestamp(), p.id, p.punch, p.device_kind, p.device_id, p.within_geofence,
+            local.strftime("%H:%M:%S"), local.isoformat(), p.latitude, p.longitude)  # fmt: skip
+
+
+def _hm(minute: int) -> str:
+    """`schedule.hhmm`, by lookup (the rules format many times a day)."""
+    return _HHMM[minute % 1440]
+
+
+@dataclass(frozen=True, slots=True)
+class DayContext:
+    """What every day of one office, scheme and date shares, worked out once."""
+
+    cal: CalendarDay
+    date: str
+    office_id: str
+    state: str | None
+    scheme_name: str
+    hours: Hours | None  # None: not a working day, or no shift that day
+    midnight: int  # the local midnight, in UTC seconds since 1970
+    settled: bool
+    settles_at: str | None  # when a day not yet settled settles (RFC 3339)
+    why: str  # the calendar's sentence
+    provisional: str  # the sentence of a day not yet settled
+    template: Day | None = None  # the day without punches or facts, of employee ""
+
+    @classmethod
+    def of(
+        cls, office: Office, scheme_name: str, scheme: AnyScheme, cal: CalendarDay,
+        now: dt.datetime,
+    ) -> DayContext:  # fmt: skip
+        zone = ZoneInfo(office.timezone)
+        midnight = dt.datetime.combine(cal.date, dt.time(), zone)
+        hours = hours_for(scheme, cal) if cal.kind == "working" else None
+        settled, settles_at, provisional = True, None, ""
+        if hours is not None:
+            closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
+            settled = now >= closes
+            if not settled:
+                settles_at = closes.isoformat()
+            provisional = f"Provisional until {closes.isoformat()}."
+        ctx = cls(cal, cal.date.isoformat(), office.id, office.state, scheme_name, hours,
+                  int(midnight.timestamp()), settled, settles_at, cal.why + ".", provisional)  # fmt: skip
+        return replace(ctx, template=day_of(ctx, "", (), ()))
+
+    def blank(self, employee_id: str) -> Day:
+        """The day of an officer without punches or facts."""
+        t = self.template
+        assert t is not None
+        return Day(employee_id, t.date, t.office_id, t.state, t.scheme, t.day_kind, t.holiday,
+                   t.status, t.late, t.late_min, t.early_out, t.early_min, t.first_in,
+                   t.last_out, t.effective_in, t.due_out, t.span_min, t.required_min,
+                   list(t.tags), [], [], list(t.explain), t.settles_at)  # fmt: skip
+
+
+def _settle_run(run: list[QuickPunch]) -> QuickPunch:
+    """`merge`'s kept punch of a run of near-duplicates."""
+    first = run[0]
+    if len(run) == 1:
+        return first
+    given = {"in" if q[2] in _INWARD else "out" for q in run if q[2] in _DIRECTED}
+    if len(given) == 1:
+        direction = next(q[2] for q in run if q[2] in _DIRECTED)
+    else:
+        direction = first[2] if not given else PunchType.UNKNOWN.value
+    if direction == first[2]:
+        return first
+    return (first[0], first[1], direction, *first[3:])
+
+
+def day_of(
+    ctx: DayContext,
+    employee_id: str,
+    punches: Sequence[QuickPunch],
+    facts: Sequence[Fact],
+    merge_window_s: float = 120,
+) -> Day:
+    """The rules (the module's text, in that order): the day of `employee_id` on the context's
+    date from its punches and the facts (those of other officers or dates are passed over)."""
+    cal, hours = ctx.cal, ctx.hours
+    day = Day(employee_id, ctx.date, ctx.office_id, ctx.state, ctx.scheme_name, cal.kind,
+              cal.holiday, "absent")  # fmt: skip
     why = day.explain
+    why.append(ctx.why)
     tags: set[str] = set()
-    why.append(cal.why + ".")
     active = [f for f in facts if f.employee == employee_id and f.covers(cal.date)]
     for f in active:
         why.append(f"Fact {f.id}: {_fact_words(f)}.")
 
-    kept, collapsed = merge(punches, merge_window_s)
-    day.punches = [p.id for p in sorted(punches, key=lambda p: (p.at, p.id))]
-    day.sources = sorted({p.device_kind for p in punches if p.device_kind})
-    if punches:
-        listed = ", ".join(f"{_clock(p.at, zone)} {p.punch} ({p.device_id})" for p in kept)
+    ordered = sorted(punches)
+    kept: list[QuickPunch] = []
+    run: list[QuickPunch] = []
+    for p in ordered:
+        if run and p[0] - run[0][0] <= merge_window_s:
+            run.append(p)
+        else:
+            if run:
+                kept.append(_settle_run(run))
+            run = [p]
+    if run:
+        kept.append(_settle_run(run))
+    day.punches = [p[1] for p in ordered]
+    day.sources = sorted({p[3] for p in ordered if p[3]})
+    if ordered:
+        listed = ", ".join([f"{p[6]} {p[2]} ({p[4]})" for p in kept])
         why.append(f"Punches: {listed}.")
+        collapsed = len(ordered) - len(kept)
         if collapsed:
             why.append(
                 f"{collapsed} punch(es) within {merge_window_s:g} s of another were taken as one."
@@ -251,29 +333,28 @@ def compute_day(
     if bdr:
         tags.add("bdr")
     for p in kept:
-        home = next((f for f in bdr if _at_home(f, p)), None)
+        home = next((f for f in bdr if _at_home(f, p[8], p[9])), None)
         if home is not None and home.latitude is not None:
-            why.append(f"{_clock(p.at, zone)} is inside the BDR home geofence ({home.id}).")
-        elif p.within_geofence is False:
+            why.append(f"{p[6]} is inside the BDR home geofence ({home.id}).")
+        elif p[5] is False:
             tags.add("external")
-            why.append(f"{_clock(p.at, zone)} is outside the office geofence: external.")
+            why.append(f"{p[6]} is outside the office geofence: external.")
 
     # directions
-    first = next((p for p in kept if p.punch not in _OUTWARD), None)
-    last: Punch | None = None
+    first = next((p for p in kept if p[2] not in _OUTWARD), None)
+    last: QuickPunch | None = None
     for p in reversed(kept):
         if p is first:
             break
-        if p.punch not in _INWARD and (first is None or p.at > first.at):
+        if p[2] not in _INWARD and (first is None or p[0] > first[0]):
             last = p
             break
     if first is not None:
-        day.first_in = first.at.astimezone(zone).isoformat()
+        day.first_in = first[7]
     if last is not None:
-        day.last_out = last.at.astimezone(zone).isoformat()
+        day.last_out = last[7]
 
-    hours = hours_for(scheme, cal) if cal.kind == "working" else None
-    if cal.kind != "working" or hours is None:
+    if hours is None:
         day.status = "off"
         if kept:
             tags.add("worked_holiday" if cal.kind == "holiday" else "worked_rest_day")
@@ -286,18 +367,13 @@ def compute_day(
     second = hours.granularity == "second"
     if hours.cross_midnight:
         tags.add("cross_midnight")
-
-    def minute_of(t: dt.datetime) -> int:
-        return int((t - midnight).total_seconds() // 60)
-
-    def second_of(t: dt.datetime) -> float:
-        return (t - midnight).total_seconds()
+    midnight = ctx.midnight
+    in_s = float(first[0] - midnight) if first is not None else None
+    out_s = float(last[0] - midnight) if last is not None else None
+    in_min = int(in_s // 60) if in_s is not None else None
+    out_min = int(out_s // 60) if out_s is not None else None
 
     # deemed times of official duty
-    in_min = minute_of(first.at) if first is not None else None
-    out_min = minute_of(last.at) if last is not None else None
-    in_s = second_of(first.at) if first is not None else None
-    out_s = second_of(last.at) if last is not None else None
     duty_all_day = False
     for f in active:
         if f.kind != "official_duty":
@@ -308,10 +384,10 @@ def compute_day(
             continue
         if f.start is not None and (in_min is None or f.start < in_min):
             in_min, in_s = f.start, f.start * 60.0
-            why.append(f"Official duty {f.id}: in deemed at {hhmm(f.start)}.")
+            why.append(f"Official duty {f.id}: in deemed at {_hm(f.start)}.")
         if f.end is not None and (out_min is None or f.end > out_min):
             out_min, out_s = f.end, f.end * 60.0
-            why.append(f"Official duty {f.id}: out deemed at {hhmm(f.end)}.")
+            why.append(f"Official duty {f.id}: out deemed at {_hm(f.end)}.")
 
     # what is due
     reduction = 0
@@ -358,20 +434,19 @@ def compute_day(
         credit -= used
         return used
 
-    late_min = 0
     if in_min is not None and in_s is not None:
         start = hours.count_from if hours.flexible else hours.start
         assert start is not None
         effective = max(in_min, start) if hours.flexible else in_min
         if hours.flexible and in_min < start:
-            why.append(f"In at {hhmm(in_min)} counts from {hhmm(start)}.")
-        day.effective_in = hhmm(effective)
+            why.append(f"In at {_hm(in_min)} counts from {_hm(start)}.")
+        day.effective_in = _hm(effective)
         if second:
             over = in_s - hours.late_after * 60
             late_min = math.ceil(over / 60) if over > 0 else 0
         else:
             late_min = max(in_min - hours.late_after, 0)
-        if late_min:
+        if late_min and time_off:
             excused = excuse(hours.late_after, hours.late_after + late_min)
             if excused:
                 why.append(f"{excused} min of the lateness is approved time-off.")
@@ -382,251 +457,52 @@ def compute_day(
             if half_leave is not None and half_leave.part == "pm":
                 due = effective + required
             why.append(
-                f"Late: in {hhmm(in_min)} is after {hhmm(hours.late_after)} by {late_min} min; "
-                f"due out at {hhmm(due)} (office end)."
+                f"Late: in {_hm(in_min)} is after {_hm(hours.late_after)} by {late_min} min; "
+                f"due out at {_hm(due)} (office end)."
             )
         else:
             due = effective + required if hours.flexible else hours.office_end - reduction
             if half_leave is not None:
                 due = effective + required
-            why.append(f"On time; due out at {hhmm(due)}.")
-        day.due_out = hhmm(due)
+            why.append(f"On time; due out at {_hm(due)}.")
+        day.due_out = _hm(due)
         if out_min is not None and out_s is not None:
             short_by = (
                 max(math.ceil((due * 60 - out_s) / 60), 0) if second else max(due - out_min, 0)
             )
-            if short_by:
+            if short_by and time_off:
                 excused = excuse(due - short_by, due)
                 if excused:
                     why.append(f"{excused} min of the early leaving is approved time-off.")
                     short_by -= excused
             if short_by > 0:
                 day.early_out, day.early_min = True, short_by
-                why.append(f"Early out: out {hhmm(out_min)} is {short_by} min before {hhmm(due)}.")
+                why.append(f"Early out: out {_hm(out_min)} is {short_by} min before {_hm(due)}.")
 
-    closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
-    settled = now >= closes
     if in_min is not None and out_min is not None:
         day.status = "complete"
     elif in_min is None and out_min is None:
-        day.status = "absent" if settled else "incomplete"
-        why.append("No punches." if settled else "No punches yet.")
+        day.status = "absent" if ctx.settled else "incomplete"
+        why.append("No punches." if ctx.settled else "No punches yet.")
     else:
         day.status = "incomplete"
         why.append("Only an in punch." if out_min is None else "Only an out punch.")
-    if not settled:
+    if not ctx.settled:
         tags.add("provisional")
-        day.settles_at = closes.isoformat()
-        why.append(f"Provisional until {closes.isoformat()}.")
-    day.tags = sorted(tags)
-    return day
-
-
-#: A punch as the fast path carries it: (UTC seconds since 1970, id, punch, device kind, device id,
-#: within_geofence, local clock ``HH:MM:SS``, local time in RFC 3339 with its offset, the store's
-#: row it came from). Sorted tuples are in (time, id) order, as `merge` sorts punches.
-QuickPunch = tuple[int, str, str, str, str, "bool | None", str, str, tuple[Any, ...]]
-
-_HHMM = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
-_DIRECTED = _INWARD | _OUTWARD
-
-
-@dataclass(frozen=True, slots=True)
-class DayContext:
-    """What every day of one office, scheme and date shares, worked out once for `quick_day`."""
-
-    cal: CalendarDay
-    office_id: str
-    state: str | None
-    scheme_name: str
-    hours: Hours | None  # None: not a working day, or no shift that day
-    midnight: int  # the local midnight, in UTC seconds since 1970
-    settled: bool
-    why: str  # the calendar's sentence
-    label: str  # the scheme's sentence (no facts: the span is required)
-    provisional: str  # the sentence of a day not yet settled
-    template: Day  # the day without punches (and without facts), of employee ""
-
-    @classmethod
-    def of(
-        cls, office: Office, scheme_name: str, scheme: AnyScheme, cal: CalendarDay,
-        now: dt.datetime,
-    ) -> DayContext:  # fmt: skip
-        zone = ZoneInfo(office.timezone)
-        midnight = dt.datetime.combine(cal.date, dt.time(), zone)
-        hours = hours_for(scheme, cal) if cal.kind == "working" else None
-        settled, label, provisional = True, "", ""
-        if hours is not None:
-            closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
-            settled = now >= closes
-            required = max(hours.span, 0)
-            label = f"{hours.label}: span {_dur(hours.span)}, required {_dur(required)}."
-            provisional = f"Provisional until {closes.isoformat()}."
-        template = compute_day("", office, scheme_name, scheme, cal, (), (), now)
-        return cls(cal, office.id, office.state, scheme_name, hours, int(midnight.timestamp()),
-                   settled, cal.why + ".", label, provisional, template)  # fmt: skip
-
-    def blank(self, employee_id: str) -> Day:
-        """The day of an officer without punches or facts."""
-        t = self.template
-        return Day(employee_id, t.date, t.office_id, t.state, t.scheme, t.day_kind, t.holiday,
-                   t.status, t.late, t.late_min, t.early_out, t.early_min, t.first_in,
-                   t.last_out, t.effective_in, t.due_out, t.span_min, t.required_min,
-                   list(t.tags), [], [], list(t.explain), t.settles_at)  # fmt: skip
-
-
-def _settle_run(run: list[QuickPunch]) -> QuickPunch:
-    """`merge`'s kept punch of a run of near-duplicates."""
-    first = run[0]
-    if len(run) == 1:
-        return first
-    given = {"in" if q[2] in _INWARD else "out" for q in run if q[2] in _DIRECTED}
-    if len(given) == 1:
-        direction = next(q[2] for q in run if q[2] in _DIRECTED)
-    else:
-        direction = first[2] if not given else PunchType.UNKNOWN.value
-    if direction == first[2]:
-        return first
-    return (first[0], first[1], direction, *first[3:])
-
-
-def quick_day(
-    ctx: DayContext, employee_id: str, punches: Sequence[QuickPunch], merge_window_s: float = 120
-) -> Day:
-    """`compute_day` of an officer with no fact on the date, from punches as tuples: the same
-    day, without a datetime per punch."""
-    cal, hours = ctx.cal, ctx.hours
-    day = Day(employee_id, ctx.template.date, ctx.office_id, ctx.state, ctx.scheme_name,
-              cal.kind, cal.holiday, "absent")  # fmt: skip
-    why = day.explain
-    why.append(ctx.why)
-    tags: set[str] = set()
-    ordered = sorted(punches)
-    kept: list[QuickPunch] = []
-    run: list[QuickPunch] = []
-    for p in ordered:
-        if run and p[0] - run[0][0] <= merge_window_s:
-            run.append(p)
-        else:
-            if run:
-                kept.append(_settle_run(run))
-            run = [p]
-    if run:
-        kept.append(_settle_run(run))
-    day.punches = [p[1] for p in ordered]
-    day.sources = sorted({p[3] for p in ordered if p[3]})
-    if ordered:
-        listed = ", ".join([f"{p[6]} {p[2]} ({p[4]})" for p in kept])
-        why.append(f"Punches: {listed}.")
-        collapsed = len(ordered) - len(kept)
-        if collapsed:
-            why.append(
-                f"{collapsed} punch(es) within {merge_window_s:g} s of another were taken as one."
-            )
-    for p in kept:
-        if p[5] is False:
-            tags.add("external")
-            why.append(f"{p[6]} is outside the office geofence: external.")
-
-    first = next((p for p in kept if p[2] not in _OUTWARD), None)
-    last: QuickPunch | None = None
-    for p in reversed(kept):
-        if p is first:
-            break
-        if p[2] not in _INWARD and (first is None or p[0] > first[0]):
-            last = p
-            break
-    if first is not None:
-        day.first_in = first[7]
-    if last is not None:
-        day.last_out = last[7]
-
-    if hours is None:
-        day.status = "off"
-        if kept:
-            tags.add("worked_holiday" if cal.kind == "holiday" else "worked_rest_day")
-            why.append("Worked on a day off.")
-        elif cal.kind == "working":
-            why.append("No shift on this day.")
-        day.tags = sorted(tags)
-        return day
-
-    second = hours.granularity == "second"
-    if hours.cross_midnight:
-        tags.add("cross_midnight")
-    midnight = ctx.midnight
-    in_min = (first[0] - midnight) // 60 if first is not None else None
-    out_min = (last[0] - midnight) // 60 if last is not None else None
-    required = max(hours.span, 0)
-    day.span_min = hours.span
-    day.required_min = required
-    why.append(ctx.label)
-
-    if first is not None and in_min is not None:
-        start = hours.count_from if hours.flexible else hours.start
-        assert start is not None
-        effective = max(in_min, start) if hours.flexible else in_min
-        if hours.flexible and in_min < start:
-            why.append(f"In at {_HHMM[in_min % 1440]} counts from {_HHMM[start % 1440]}.")
-        day.effective_in = _HHMM[effective % 1440]
-        if second:
-            over = float(first[0] - midnight) - hours.late_after * 60
-            late_min = math.ceil(over / 60) if over > 0 else 0
-        else:
-            late_min = max(in_min - hours.late_after, 0)
-        if late_min > 0:
-            day.late, day.late_min = True, late_min
-            due = hours.office_end
-            why.append(
-                f"Late: in {_HHMM[in_min % 1440]} is after {_HHMM[hours.late_after % 1440]} by "
-                f"{late_min} min; due out at {_HHMM[due % 1440]} (office end)."
-            )
-        else:
-            due = effective + required if hours.flexible else hours.office_end
-            why.append(f"On time; due out at {_HHMM[due % 1440]}.")
-        day.due_out = _HHMM[due % 1440]
-        if last is not None and out_min is not None:
-            short_by = (
-                max(math.ceil((due * 60 - float(last[0] - midnight)) / 60), 0)
-                if second
-                else max(due - out_min, 0)
-            )
-            if short_by > 0:
-                day.early_out, day.early_min = True, short_by
-                why.append(
-                    f"Early out: out {_HHMM[out_min % 1440]} is {short_by} min before "
-                    f"{_HHMM[due % 1440]}."
-                )
-
-    settled = ctx.settled
-    if in_min is not None and out_min is not None:
-        day.status = "complete"
-    elif in_min is None and out_min is None:
-        day.status = "absent" if settled else "incomplete"
-        why.append("No punches." if settled else "No punches yet.")
-    else:
-        day.status = "incomplete"
-        why.append("Only an in punch." if out_min is None else "Only an out punch.")
-    if not settled:
-        tags.add("provisional")
-        day.settles_at = ctx.template.settles_at
+        day.settles_at = ctx.settles_at
         why.append(ctx.provisional)
     day.tags = sorted(tags)
     return day
 
 
-def _at_home(fact: Fact, p: Punch) -> bool:
+def _at_home(fact: Fact, latitude: float | None, longitude: float | None) -> bool:
     """A BDR punch counts at home when it carries coordinates inside the home radius (or the
     fact names no home)."""
     if fact.latitude is None or fact.longitude is None:
         return True
-    if p.latitude is None or p.longitude is None:
+    if latitude is None or longitude is None:
         return False
-    return haversine_m(fact.latitude, fact.longitude, p.latitude, p.longitude) <= fact.radius_m
-
-
-def _clock(t: dt.datetime, zone: ZoneInfo) -> str:
-    return t.astimezone(zone).strftime("%H:%M:%S")
+    return haversine_m(fact.latitude, fact.longitude, latitude, longitude) <= fact.radius_m
 
 
 def _dur(minutes: int) -> str:
