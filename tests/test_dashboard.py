@@ -110,6 +110,7 @@ def test_today_panel_counts_and_lists_an_offices_days(tmp_path: Path) -> None:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -169,38 +170,55 @@ def test_today_panel_counts_and_lists_an_offices_days(tmp_path: Path) -> None:
                 shutil.rmtree(profile, ignore_errors=True)
 
     def counts(driver, office: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        row = driver.find_element(By.CSS_SELECTOR, f'#today-offices tr[data-office="{office}"]')
-        cells = row.find_elements(By.CSS_SELECTOR, "td[data-count]")
-        return {c.get_attribute("data-count"): c.text for c in cells}
+        # read in one script: the page redraws the table on its poll, and elements found
+        # before a redraw are gone after it
+        found: dict[str, str] = driver.execute_script(
+            "const row = document.querySelector(`#today-offices tr[data-office='${arguments[0]}']`);"
+            "if (!row) return {};"
+            "return Object.fromEntries([...row.querySelectorAll('td[data-count]')]"
+            ".map(c => [c.dataset.count, c.innerText.trim()]));",
+            office,
+        )
+        return found
+
+    def table(driver, rows: str, key: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+        """Rows (`rows`, a selector) by their `data-<key>`, each its cells' texts: one script."""
+        found: dict[str, list[str]] = driver.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll(arguments[0])].map(r => "
+            "[r.dataset[arguments[1]], [...r.querySelectorAll('td')].map(c => c.innerText.trim())]"
+            "));",
+            rows, key,
+        )  # fmt: skip
+        return found
 
     def drive(url: str, profile: str, late_arrival) -> None:  # type: ignore[no-untyped-def]
         driver = browser(profile)
         try:
-            wait = WebDriverWait(driver, 30)
+            # the page redraws its tables on every poll: a wait retries a read that met one
+            wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
             driver.get(url + "/")
             box = wait.until(ec.visibility_of_element_located((By.ID, "token")))
             box.send_keys(TOKENS["admin"])  # admin implies feed:read, which the days need
             driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
             wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "tr[data-office]")))
             assert driver.find_element(By.ID, "today-date").text == today.isoformat()
-            offices = driver.find_elements(By.CSS_SELECTOR, "#today-offices tr[data-office]")
-            assert [o.get_attribute("data-office") for o in offices] == ["kch", "pjy-hq"]
-            assert "Putrajaya HQ" in offices[1].text
+            offices = table(driver, "#today-offices tr[data-office]", "office")
+            assert list(offices) == ["kch", "pjy-hq"]
+            row = '#today-offices tr[data-office="pjy-hq"]'
+            assert wait.until(lambda d: "Putrajaya HQ" in d.find_element(By.CSS_SELECTOR, row).text)
             assert counts(driver, "pjy-hq") == {
                 "officers": "5", "present": "3", "late": "1", "not_yet_in": "1",
                 "bdr": "1", "leave": "1", "absent": "0", "off": "0",
             }  # fmt: skip
             assert counts(driver, "kch")["present"] == "1"
             # the office's link: its officers' days today
-            offices[1].find_element(By.CSS_SELECTOR, "a.office-days").click()
+            link = '#today-offices tr[data-office="pjy-hq"] a.office-days'
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, link).click() or True)
             wait.until(ec.visibility_of_element_located((By.ID, "today-days")))
             assert driver.current_url.endswith("#today=pjy-hq")
             assert "pjy-hq" in driver.find_element(By.ID, "today-days-title").text
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-employee]"))
-            rows = {
-                r.get_attribute("data-employee"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-                for r in driver.find_elements(By.CSS_SELECTOR, "#today-days-list tr[data-employee]")
-            }  # fmt: skip
+            rows = table(driver, "#today-days-list tr[data-employee]", "employee")
             assert list(rows) == ["T1", "T2", "T3", "T4", "T5"]  # not K1: another office
             # employee, status, in, out, due out, late min, tags
             assert rows["T1"] == ["T1", "incomplete", "08:10", "—", "17:10", "0", "provisional"]
@@ -212,11 +230,15 @@ def test_today_panel_counts_and_lists_an_offices_days(tmp_path: Path) -> None:
             driver.save_screenshot(str(ARTIFACTS / "dashboard-today.png"))
             # T3 comes in late; the next poll (every 10 s) shows it, the list too
             late_arrival()
-            WebDriverWait(driver, 25).until(lambda d: counts(d, "pjy-hq")["not_yet_in"] == "0")
+            wait.until(lambda d: counts(d, "pjy-hq").get("not_yet_in") == "0")
             assert counts(driver, "pjy-hq")["present"] == "4"
             assert counts(driver, "pjy-hq")["late"] == "2"
-            t3 = driver.find_element(By.CSS_SELECTOR, '#today-days-list tr[data-employee="T3"]')
-            assert "09:05" in t3.text
+            wait.until(
+                lambda d: (
+                    "09:05"
+                    in table(d, "#today-days-list tr[data-employee]", "employee").get("T3", [])
+                )
+            )
             # closing the list keeps the panel
             driver.find_element(By.ID, "today-days-close").click()
             wait.until(ec.invisibility_of_element_located((By.ID, "today-days")))
