@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -69,10 +70,26 @@ def _upper(value: Any) -> Any:
     return value
 
 
-#: A time of day, as minutes after midnight (written ``HH:MM``).
-TimeOfDay = Annotated[int, BeforeValidator(_minute_of_day)]
+#: A time of day, as minutes after midnight (written ``HH:MM``; the schema says so to editors).
+TimeOfDay = Annotated[
+    int,
+    BeforeValidator(_minute_of_day),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": _HHMM.pattern, "description": "HH:MM"},
+        {"type": "integer", "minimum": 0, "maximum": 24 * 60 - 1, "description": "minutes"},
+    ]}),
+]  # fmt: skip
 #: A duration in minutes (written ``9h``, ``7h30m``, ``45m`` or minutes).
-Minutes = Annotated[int, BeforeValidator(_minutes), Field(ge=0, le=24 * 60)]
+Minutes = Annotated[
+    int,
+    BeforeValidator(_minutes),
+    Field(ge=0, le=24 * 60),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": r"^\s*(\d+h)?\s*(\d+m)?\s*$|^\s*\d+\s*$",
+         "description": "9h, 7h30m, 45m or minutes"},
+        {"type": "integer", "minimum": 0, "maximum": 24 * 60},
+    ]}),
+]  # fmt: skip
 Days = Annotated[list[Weekday], BeforeValidator(_upper)]
 
 

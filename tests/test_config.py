@@ -134,6 +134,21 @@ def test_schema_covers_device_kinds() -> None:
     assert {"id", "kind", "office", "every"} <= set(sim["properties"])
 
 
+def test_schema_takes_times_and_durations_as_they_are_written() -> None:
+    """Editors check files against the schema: `late_after: "09:00"` and `span: 9h` are what the
+    files say (the models turn them into minutes), so the schema must take them."""
+    import jsonschema_rs
+
+    from spotme_hub.service import json_schema
+
+    validator = jsonschema_rs.validator_for(json_schema())
+    good = {"schemes": {"WBF": {"late_after": "09:15", "span": "8h30m"},
+                        "K": {"kind": "fixed", "start": "08:00", "end": "17:00", "grace": 10}}}  # fmt: skip
+    assert validator.is_valid(good), list(validator.iter_errors(good))
+    for bad in ({"late_after": "9 o'clock"}, {"late_after": "25:00"}, {"span": "nine"}):
+        assert not validator.is_valid({"schemes": {"WBF": bad}}), bad
+
+
 def test_missing_file_is_one_line() -> None:
     res = cli("config", "check", "-c", "does-not-exist.yaml")
     assert res.returncode != 0
