@@ -337,7 +337,9 @@ def test_zk_terminal_and_mobile_check_out_make_one_day(tmp_path: Path) -> None:
                     async def merged() -> dict[str, Any] | None:
                         r = await http.get("/api/v1/days/S7/2025-07-16")
                         day: dict[str, Any] = r.json()
-                        return day if day.get("status") == "complete" else None
+                        # the stored day (the API works out a day it does not keep yet)
+                        done = day.get("status") == "complete" and day.get("stored")
+                        return day if done else None
 
                     day = None
                     for _ in range(300):

@@ -239,6 +239,7 @@ class DayContext:
     settled: bool
     settles_at: str | None  # when a day not yet settled settles (RFC 3339)
     why: str  # the calendar's sentence
+    label: str  # the scheme's sentence when the whole span is required
     provisional: str  # the sentence of a day not yet settled
     template: Day | None = None  # the day without punches or facts, of employee ""
 
@@ -250,15 +251,17 @@ class DayContext:
         zone = ZoneInfo(office.timezone)
         midnight = dt.datetime.combine(cal.date, dt.time(), zone)
         hours = hours_for(scheme, cal) if cal.kind == "working" else None
-        settled, settles_at, provisional = True, None, ""
+        settled, settles_at, label, provisional = True, None, "", ""
         if hours is not None:
+            label = f"{hours.label}: span {_dur(hours.span)}, required {_dur(hours.span)}."
             closes = midnight + dt.timedelta(minutes=hours.office_end + hours.settle)
             settled = now >= closes
             if not settled:
                 settles_at = closes.isoformat()
             provisional = f"Provisional until {closes.isoformat()}."
         ctx = cls(cal, cal.date.isoformat(), office.id, office.state, scheme_name, hours,
-                  int(midnight.timestamp()), settled, settles_at, cal.why + ".", provisional)  # fmt: skip
+                  int(midnight.timestamp()), settled, settles_at, cal.why + ".", label,
+                  provisional)  # fmt: skip
         return replace(ctx, template=day_of(ctx, "", (), ()))
 
     def blank(self, employee_id: str) -> Day:
@@ -391,22 +394,28 @@ def day_of(
 
     # what is due
     reduction = 0
+    half_leave = full_leave = None
     for f in active:
         cut = SPAN_REDUCTION.get(f.kind)
         if cut:
             reduction += cut
             tags.add(f.kind)
             why.append(f"{f.kind.replace('_', ' ').capitalize()}: {cut} min less.")
-    leave = [f for f in active if f.kind == "leave"]
-    half_leave = next((f for f in leave if f.part != "full"), None)
-    full_leave = next((f for f in leave if f.part == "full"), None)
+        if f.kind == "leave" and f.part != "full" and half_leave is None:
+            half_leave = f
+        if f.kind == "leave" and f.part == "full" and full_leave is None:
+            full_leave = f
     required = max(hours.span - reduction, 0)
     if half_leave is not None:
         required //= 2
         why.append(f"Half-day leave ({half_leave.part}): {required} min required.")
     day.span_min = hours.span
     day.required_min = required
-    why.append(f"{hours.label}: span {_dur(hours.span)}, required {_dur(required)}.")
+    why.append(
+        ctx.label
+        if required == hours.span
+        else f"{hours.label}: span {_dur(hours.span)}, required {_dur(required)}."
+    )
 
     if full_leave is not None:
         day.status = "leave"
@@ -420,7 +429,7 @@ def day_of(
         return day
 
     credit = min(TIME_OFF_CAP_MIN, max(hours.span - REST_MIN, 0) // 2)
-    time_off = [(f.start, f.end) for f in active if f.kind == "time_off"]
+    time_off = [(f.start, f.end) for f in active if f.kind == "time_off"] if active else []
     if time_off:
         tags.add("time_off")
 
