@@ -209,6 +209,7 @@ QuickPunch = tuple[
     float, str, str, str, str, "bool | None", str, str, "float | None", "float | None"
 ]
 
+#: `schedule.hhmm` of each minute of the day, by lookup (the rules format many times a day)
 _HHMM = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
 _DIRECTED = _INWARD | _OUTWARD
 
@@ -218,11 +219,6 @@ def quick(p: Punch, zone: ZoneInfo) -> QuickPunch:
     local = p.at.astimezone(zone)
     return (p.at.timestamp(), p.id, p.punch, p.device_kind, p.device_id, p.within_geofence,
             local.strftime("%H:%M:%S"), local.isoformat(), p.latitude, p.longitude)  # fmt: skip
-
-
-def _hm(minute: int) -> str:
-    """`schedule.hhmm`, by lookup (the rules format many times a day)."""
-    return _HHMM[minute % 1440]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +300,7 @@ def day_of(
     why = day.explain
     why.append(ctx.why)
     tags: set[str] = set()
-    active = [f for f in facts if f.employee == employee_id and f.covers(cal.date)]
+    active = [f for f in facts if f.employee == employee_id and f.covers(cal.date)] if facts else []
     for f in active:
         why.append(f"Fact {f.id}: {_fact_words(f)}.")
 
@@ -336,7 +332,7 @@ def day_of(
     if bdr:
         tags.add("bdr")
     for p in kept:
-        home = next((f for f in bdr if _at_home(f, p[8], p[9])), None)
+        home = next((f for f in bdr if _at_home(f, p[8], p[9])), None) if bdr else None
         if home is not None and home.latitude is not None:
             why.append(f"{p[6]} is inside the BDR home geofence ({home.id}).")
         elif p[5] is False:
@@ -387,10 +383,10 @@ def day_of(
             continue
         if f.start is not None and (in_min is None or f.start < in_min):
             in_min, in_s = f.start, f.start * 60.0
-            why.append(f"Official duty {f.id}: in deemed at {_hm(f.start)}.")
+            why.append(f"Official duty {f.id}: in deemed at {_HHMM[f.start % 1440]}.")
         if f.end is not None and (out_min is None or f.end > out_min):
             out_min, out_s = f.end, f.end * 60.0
-            why.append(f"Official duty {f.id}: out deemed at {_hm(f.end)}.")
+            why.append(f"Official duty {f.id}: out deemed at {_HHMM[f.end % 1440]}.")
 
     # what is due
     reduction = 0
@@ -428,35 +424,26 @@ def day_of(
         day.tags = sorted(tags)
         return day
 
-    credit = min(TIME_OFF_CAP_MIN, max(hours.span - REST_MIN, 0) // 2)
     time_off = [(f.start, f.end) for f in active if f.kind == "time_off"] if active else []
     if time_off:
         tags.add("time_off")
-
-    def excuse(a: int, b: int) -> int:
-        """Minutes of [a, b) covered by approved time-off, within what is left of the credit."""
-        nonlocal credit
-        covered = sum(
-            max(0, min(b, e) - max(a, s)) for s, e in time_off if s is not None and e is not None
-        )
-        used = min(covered, credit)
-        credit -= used
-        return used
+    # SR.4.2.2: what approved time-off may excuse today, used up by lateness first
+    credit = [min(TIME_OFF_CAP_MIN, max(hours.span - REST_MIN, 0) // 2)]
 
     if in_min is not None and in_s is not None:
         start = hours.count_from if hours.flexible else hours.start
         assert start is not None
         effective = max(in_min, start) if hours.flexible else in_min
         if hours.flexible and in_min < start:
-            why.append(f"In at {_hm(in_min)} counts from {_hm(start)}.")
-        day.effective_in = _hm(effective)
+            why.append(f"In at {_HHMM[in_min % 1440]} counts from {_HHMM[start % 1440]}.")
+        day.effective_in = _HHMM[effective % 1440]
         if second:
             over = in_s - hours.late_after * 60
             late_min = math.ceil(over / 60) if over > 0 else 0
         else:
             late_min = max(in_min - hours.late_after, 0)
         if late_min and time_off:
-            excused = excuse(hours.late_after, hours.late_after + late_min)
+            excused = _excuse(time_off, credit, hours.late_after, hours.late_after + late_min)
             if excused:
                 why.append(f"{excused} min of the lateness is approved time-off.")
                 late_min -= excused
@@ -466,27 +453,29 @@ def day_of(
             if half_leave is not None and half_leave.part == "pm":
                 due = effective + required
             why.append(
-                f"Late: in {_hm(in_min)} is after {_hm(hours.late_after)} by {late_min} min; "
-                f"due out at {_hm(due)} (office end)."
+                f"Late: in {_HHMM[in_min % 1440]} is after {_HHMM[hours.late_after % 1440]} by {late_min} min; "
+                f"due out at {_HHMM[due % 1440]} (office end)."
             )
         else:
             due = effective + required if hours.flexible else hours.office_end - reduction
             if half_leave is not None:
                 due = effective + required
-            why.append(f"On time; due out at {_hm(due)}.")
-        day.due_out = _hm(due)
+            why.append(f"On time; due out at {_HHMM[due % 1440]}.")
+        day.due_out = _HHMM[due % 1440]
         if out_min is not None and out_s is not None:
             short_by = (
                 max(math.ceil((due * 60 - out_s) / 60), 0) if second else max(due - out_min, 0)
             )
             if short_by and time_off:
-                excused = excuse(due - short_by, due)
+                excused = _excuse(time_off, credit, due - short_by, due)
                 if excused:
                     why.append(f"{excused} min of the early leaving is approved time-off.")
                     short_by -= excused
             if short_by > 0:
                 day.early_out, day.early_min = True, short_by
-                why.append(f"Early out: out {_hm(out_min)} is {short_by} min before {_hm(due)}.")
+                why.append(
+                    f"Early out: out {_HHMM[out_min % 1440]} is {short_by} min before {_HHMM[due % 1440]}."
+                )
 
     if in_min is not None and out_min is not None:
         day.status = "complete"
@@ -502,6 +491,19 @@ def day_of(
         why.append(ctx.provisional)
     day.tags = sorted(tags)
     return day
+
+
+def _excuse(
+    time_off: Sequence[tuple[int | None, int | None]], credit: list[int], a: int, b: int
+) -> int:
+    """Minutes of [a, b) covered by approved time-off, within what is left of the credit (taken
+    from it)."""
+    covered = sum(
+        max(0, min(b, e) - max(a, s)) for s, e in time_off if s is not None and e is not None
+    )
+    used = min(covered, credit[0])
+    credit[0] -= used
+    return used
 
 
 def _at_home(fact: Fact, latitude: float | None, longitude: float | None) -> bool:
