@@ -143,35 +143,16 @@ def main() -> None:
     for name in ("floor.db", "hub.db"):  # a kept directory's databases from an earlier run
         for suffix in ("", "-wal", "-shm"):
             (work / (name + suffix)).unlink(missing_ok=True)
+
+    def import_once(force: bool) -> dict:
+        db, opts = str(work / "hub.db"), (str(args.chunk_rows), args.writer, str(args.employees))
+        return child(HUB, str(data), db, "1" if force else "0", *opts)
+
     with StealMeter() as steal:
         floor = child(FLOOR, str(data), str(work / "floor.db"))
-        hub = child(
-            HUB,
-            str(data),
-            str(work / "hub.db"),
-            "0",
-            str(args.chunk_rows),
-            args.writer,
-            str(args.employees),
-        )
-        again = child(
-            HUB,
-            str(data),
-            str(work / "hub.db"),
-            "0",
-            str(args.chunk_rows),
-            args.writer,
-            str(args.employees),
-        )
-        forced = child(
-            HUB,
-            str(data),
-            str(work / "hub.db"),
-            "1",
-            str(args.chunk_rows),
-            args.writer,
-            str(args.employees),
-        )
+        hub = import_once(force=False)
+        again = import_once(force=False)
+        forced = import_once(force=True)
     n = args.rows
     f = floor["seconds"]
     print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")
