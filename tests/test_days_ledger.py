@@ -402,6 +402,13 @@ def test_days_go_to_the_core_through_the_outbox_when_asked(tmp_path: Path, store
         pjy = again[("S-pjy", "2025-07-16")]
         assert (pjy["status"], pjy["versions"]) == ("complete", 2)
         assert asyncio.run(Forwarder(cfg, store, outbox).drain()) == 0
+        from spotme_hub.forward.outbox import forward_status
+
+        days_out = forward_status(store, cfg)["outboxes"]["days"]
+        assert days_out["cursor"] == days_page(store, 0, 10_000)[1]
+        assert (days_out["delivered"], days_out["retries"], days_out["state"]) == (
+            len(OFFICES) + 1, 1, "ok",
+        )  # fmt: skip
         # the records have a cursor of their own: all of them still go, once
         assert asyncio.run(Forwarder(cfg, store).drain()) == 2
         assert core.state.stored() == 2

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from ..clock import now_z_ms
 from ..config import HubConfig
-from ..store import RECORDS, Store
+from ..store import CHECKPOINTS, RECORDS, Store
 from .tables import DEAD_LETTERS
 
 SCOPE = "forwarder"
@@ -139,7 +139,32 @@ def forward_status(store: Store, cfg: HubConfig) -> dict[str, Any]:
         "last_error_at": stats.get("last_error_at"),
         "alert": bool(alerts),
         "alerts": alerts,
+        "outboxes": outbox_status(store),
     }
+
+
+def outbox_status(store: Store) -> dict[str, dict[str, Any]]:
+    """The parts' outboxes (the attendance days…): each forwarder's cursor and counters, from
+    its checkpoint scope ``forwarder.<name>``."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(CHECKPOINTS.c.scope, CHECKPOINTS.c.key, CHECKPOINTS.c.value).where(
+                CHECKPOINTS.c.scope.like(f"{SCOPE}.%")
+            )
+        ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for scope, key, value in rows:
+        entry = out.setdefault(scope[len(SCOPE) + 1 :], {"cursor": 0, "state": "idle"})
+        data = orjson.loads(value)
+        if key == "cursor":
+            entry["cursor"] = int(data)
+        elif key == "stats" and isinstance(data, dict):
+            for name in ("delivered", "batches", "retries"):
+                entry[name] = int(data.get(name, 0))
+            entry["refused"] = int(data.get("dead_lettered", 0))  # logged, not dead-lettered
+            for name in ("state", "last_delivery_at", "last_error", "last_error_at"):
+                entry[name] = data.get(name, entry.get(name))
+    return dict(sorted(out.items()))
 
 
 def dead_letters(
