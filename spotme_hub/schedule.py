@@ -93,6 +93,25 @@ Minutes = Annotated[
 Days = Annotated[list[Weekday], BeforeValidator(_upper)]
 
 
+#: The dates the hub works attendance days out for (a date outside is refused, not computed).
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2199, 12, 31)
+
+
+def parse_day(text: str) -> dt.date:
+    """A working date written YYYY-MM-DD, within `FIRST_DAY`..`LAST_DAY`; ValueError saying
+    which rule it broke."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a date YYYY-MM-DD: {text!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(
+            f"{text} is outside the dates days are kept for ({FIRST_DAY} to {LAST_DAY})"
+        )
+    return day
+
+
 def hhmm(minute: int) -> str:
     """Minutes after midnight as ``HH:MM`` (24:00 and later wrap to the next day's time)."""
     minute %= 24 * 60

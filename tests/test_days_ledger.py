@@ -289,6 +289,10 @@ def test_the_days_cursor_over_http_follows_changes(tmp_path: Path, store: Store)
             assert bad.status_code == 422
             assert (await http.get("/api/v1/days/NOBODY/2025-07-16")).status_code == 404
             assert (await http.get("/api/v1/days/S-pjy/yesterday")).status_code == 422
+            for edge in ("0001-01-01", "9999-12-31"):  # refused, not a 500
+                far = await http.get(f"/api/v1/days/S-pjy/{edge}")
+                assert far.status_code == 422 and "outside the dates" in far.text
+                assert (await http.get(f"/api/v1/days?date={edge}")).status_code == 422
             # a date the hub does not keep is worked out from the records, and says so
             future = (await http.get("/api/v1/days/S-pjy/2025-07-19")).json()
             assert (future["stored"], future["day_kind"]) == (False, "rest_day")

@@ -184,6 +184,7 @@ class DayBook:
             )  # fmt: skip
 
 
+ONE_DAY = dt.timedelta(days=1)
 #: record ids read in one query
 ID_CHUNK = 500
 
@@ -191,8 +192,10 @@ ID_CHUNK = 500
 def _window(first: dt.date, last: dt.date) -> tuple[str, str]:
     """The UTC times whose punches may belong to `first`..`last`: a day's margin either side
     (zones, and the morning half of a night shift)."""
-    since = dt.datetime.combine(first - dt.timedelta(days=1), dt.time(), dt.UTC)
-    until = dt.datetime.combine(last + dt.timedelta(days=2), dt.time(), dt.UTC)
+    since = dt.datetime.combine(max(first, dt.date.min + ONE_DAY) - ONE_DAY, dt.time(), dt.UTC)
+    until = dt.datetime.combine(
+        min(last, dt.date.max - 2 * ONE_DAY) + 2 * ONE_DAY, dt.time(), dt.UTC
+    )
     return utc_z(since), utc_z(until)
 
 

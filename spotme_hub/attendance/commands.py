@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..clock import DEFAULT_TZ
 from ..contract import CommandTools
+from ..schedule import parse_day
 from . import report as monthly_report
 from .book import DayBook
 from .calendar import HOLIDAYS_VERSION
@@ -30,9 +31,9 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not a date YYYY-MM-DD: {value!r}") from None
+        return parse_day(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:

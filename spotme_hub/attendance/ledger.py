@@ -33,7 +33,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from ..clock import DEFAULT_TZ, now_z_ms, utc_z
 from ..config import HubConfig
-from ..schedule import RosterScheme
+from ..schedule import FIRST_DAY, LAST_DAY, RosterScheme
 from ..store import Store
 from .book import DayBook
 from .calendar import HOLIDAYS_VERSION
@@ -259,9 +259,13 @@ class DayLedger:
         local = dt.datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
         zone = self._zone(emp.office)
         d = local.astimezone(zone).date()
-        if isinstance(self.cfg.schemes[emp.scheme], RosterScheme):
-            return {d - dt.timedelta(days=1), d}
-        return {d}
+        dates = (
+            {d - dt.timedelta(days=1), d}
+            if isinstance(self.cfg.schemes[emp.scheme], RosterScheme)
+            else {d}
+        )
+        # a clock set to 1900 or 2999 makes a record (flagged), not a day
+        return {x for x in dates if FIRST_DAY <= x <= LAST_DAY}
 
     def _zone(self, office: str | None) -> ZoneInfo:
         if office is not None:

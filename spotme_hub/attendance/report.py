@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..schedule import CARD_COUNTS, CardColour, ColourCard
+from ..schedule import CARD_COUNTS, CardColour, ColourCard, parse_day
 from .rules import Day
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ def parse_month(text: str) -> dt.date:
     m = _MONTH.match(text.strip())
     if m is None or not 1 <= int(m[2]) <= 12 or int(m[1]) < 1:
         raise ValueError(f"not a month YYYY-MM: {text!r}")
-    return dt.date(int(m[1]), int(m[2]), 1)
+    first = dt.date(int(m[1]), int(m[2]), 1)
+    parse_day(first.isoformat())  # within the dates days are kept for
+    return first
 
 
 def month_end(first: dt.date) -> dt.date:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Respon
 from pydantic import ValidationError
 
 from ..contract import RouteContext
-from ..schedule import Fact
+from ..schedule import Fact, parse_day
 from .book import DayBook
 from .facts import FactBook, FactRefused, fact_doc
 from .ledger import days_page, local_today, stored_day, today_summary
@@ -22,9 +22,9 @@ Date = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM
 
 def _date(value: str, what: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"{what}: not a date YYYY-MM-DD: {value!r}") from None
+        return parse_day(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{what}: {exc}") from None
 
 
 def days_router(ctx: RouteContext) -> APIRouter:
