@@ -7,13 +7,21 @@ checkpoints under the scope `attendance`.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text, text
 from sqlmodel import Field, SQLModel
 
 
 class DayRow(SQLModel, table=True):
     __tablename__ = "attendance_days"
-    __table_args__ = (Index("ix_attendance_days_date_office", "date", "office_id"),)
+    __table_args__ = (
+        Index("ix_attendance_days_date_office", "date", "office_id"),
+        # only the provisional days (a settled day has none): small, and cheap to keep
+        Index(
+            "ix_attendance_days_settles_at", "settles_at",
+            sqlite_where=text("settles_at IS NOT NULL"),
+            postgresql_where=text("settles_at IS NOT NULL"),
+        ),
+    )  # fmt: skip
     employee_id: str = Field(primary_key=True)
     date: str = Field(primary_key=True)  # YYYY-MM-DD, the working date
     office_id: str
@@ -23,7 +31,7 @@ class DayRow(SQLModel, table=True):
         sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False, unique=True)
     )
     # a provisional day is worked out again at this time (UTC); NULL once settled
-    settles_at: str | None = Field(default=None, index=True)
+    settles_at: str | None = None
     doc: str = Field(sa_column=Column(Text, nullable=False))  # the day's JSON (`Day.to_dict`)
     updated_at: str
 
