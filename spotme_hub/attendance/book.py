@@ -93,11 +93,7 @@ class DayBook:
         if officers:
             since, until = _window(first, last)
             only = employee if employee is not None or len(by_employee) != 1 else officers[0].id
-            flt = RecordFilter(employee_id=only, since=since, until=until)
-            for row in self.store.record_fields(FIELDS, flt):
-                mine = by_employee.get(row[0])
-                if mine is not None:
-                    mine.append(row)
+            self._gather(by_employee, RecordFilter(employee_id=only, since=since, until=until))
         dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
         # The rows read (a month of 20,000 officers: 1.3M tuples) live until the last day: kept
         # out of the collector's full passes while the days are made (12 s of 32 in
@@ -120,12 +116,16 @@ class DayBook:
         by_employee: dict[str, list[tuple[Any, ...]]] = {e.id: [] for e in officers}
         names = list(dict.fromkeys(ids))
         for start in range(0, len(names), ID_CHUNK):
-            flt = RecordFilter(ids=tuple(names[start : start + ID_CHUNK]))
-            for row in self.store.record_fields(FIELDS, flt):
-                mine = by_employee.get(row[0])
-                if mine is not None:
-                    mine.append(row)
+            self._gather(by_employee, RecordFilter(ids=tuple(names[start : start + ID_CHUNK])))
         yield from self._compute(officers, by_employee, lambda emp: sorted(wanted[emp.id]), now)
+
+    def _gather(self, by_employee: dict[str, list[tuple[Any, ...]]], flt: RecordFilter) -> None:
+        """The rules' fields of the records `flt` selects, onto their officers' lists (records of
+        officers not asked for are passed over)."""
+        for row in self.store.record_fields(FIELDS, flt):
+            mine = by_employee.get(row[0])
+            if mine is not None:
+                mine.append(row)
 
     def _context(
         self, home: Office, name: str, scheme: AnyScheme, d: dt.date, now: dt.datetime

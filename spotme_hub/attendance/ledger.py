@@ -26,12 +26,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection, delete, func, select
 
-from ..clock import DEFAULT_TZ, now_z_ms, utc_z
+from ..clock import DEFAULT_TZ, now_z_ms, parse_utc, utc_z, zone
 from ..config import HubConfig
 from ..schedule import FIRST_DAY, LAST_DAY, RosterScheme
 from ..store import Store
@@ -68,7 +67,12 @@ def day_json(day: Day) -> str:
 def local_today(cfg: HubConfig, now: dt.datetime) -> set[dt.date]:
     """Today in each office's zone (one date in Malaysia, where every zone is UTC+8)."""
     zones = {o.timezone for o in cfg.offices} or {DEFAULT_TZ}
-    return {now.astimezone(ZoneInfo(z)).date() for z in zones}
+    return {now.astimezone(zone(z)).date() for z in zones}
+
+
+def today(cfg: HubConfig, now: dt.datetime | None = None) -> dt.date:
+    """The date the dashboard and the demo call today (the latest of `local_today`)."""
+    return max(local_today(cfg, now or dt.datetime.now(dt.UTC)))
 
 
 def rules_fingerprint(cfg: HubConfig) -> str:
@@ -214,10 +218,8 @@ class DayLedger:
                 wanted[emp].update(self._dates_of(emp, occurred))
                 fresh.append(rid)
             last = keys[-1][0]
-            new_dates = {d for ds in wanted.values() for d in ds} - self._opened(
-                {d for ds in wanted.values() for d in ds}
-            )
-            new_dates = {d for d in new_dates if d <= max(self._today(now))}
+            touched = {d for ds in wanted.values() for d in ds if d <= max(self._today(now))}
+            new_dates = touched - self._opened(touched)
             for d in new_dates:  # a date seen for the first time: everyone's day
                 for emp in self.employees:
                     wanted[emp].add(d)
@@ -256,9 +258,7 @@ class DayLedger:
         """The working dates a punch at `occurred_at` may belong to: its local date, and under a
         roster the day before (the morning half of a night shift)."""
         emp = self.employees[employee_id]
-        local = dt.datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
-        zone = self._zone(emp.office)
-        d = local.astimezone(zone).date()
+        d = parse_utc(occurred_at).astimezone(zone(self.book().home(emp).timezone)).date()
         dates = (
             {d - dt.timedelta(days=1), d}
             if isinstance(self.cfg.schemes[emp.scheme], RosterScheme)
@@ -266,11 +266,6 @@ class DayLedger:
         )
         # a clock set to 1900 or 2999 makes a record (flagged), not a day
         return {x for x in dates if FIRST_DAY <= x <= LAST_DAY}
-
-    def _zone(self, office: str | None) -> ZoneInfo:
-        if office is not None:
-            return ZoneInfo(self.cfg.office(office).timezone)
-        return ZoneInfo(self.cfg.offices[0].timezone if self.cfg.offices else DEFAULT_TZ)
 
     def _dirty(self, now: dt.datetime) -> int:
         """Work out the queued days again: those of one officer's range at once, those of
@@ -479,18 +474,14 @@ def days_page(
     """Stored days changed after `after`, in change order, as JSON texts with their `seq`; and the
     last seq (or `after`): the cursor the core follows."""
     stmt = select(DAYS.c.seq, DAYS.c.doc).where(DAYS.c.seq > after)
-    for column, value, op in (
-        (DAYS.c.date, first, "ge"), (DAYS.c.date, last, "le"), (DAYS.c.office_id, office, "eq"),
-        (DAYS.c.employee_id, employee, "eq"), (DAYS.c.status, status, "eq"),
-    ):  # fmt: skip
-        if value is not None:
-            stmt = stmt.where(
-                column >= value
-                if op == "ge"
-                else column <= value
-                if op == "le"
-                else column == value
-            )
+    conds = [
+        DAYS.c.date >= first if first else None,
+        DAYS.c.date <= last if last else None,
+        DAYS.c.office_id == office if office else None,
+        DAYS.c.employee_id == employee if employee else None,
+        DAYS.c.status == status if status else None,
+    ]
+    stmt = stmt.where(*(c for c in conds if c is not None))
     with store.engine.connect() as conn:
         rows = conn.execute(stmt.order_by(DAYS.c.seq).limit(limit)).all()
     texts = [with_seq(seq, doc) for seq, doc in rows]

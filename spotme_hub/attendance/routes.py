@@ -14,7 +14,8 @@ from ..contract import RouteContext
 from ..schedule import Fact, parse_day
 from .book import DayBook
 from .facts import FactBook, FactRefused, fact_doc
-from .ledger import days_page, local_today, stored_day, today_summary
+from .ledger import days_page, stored_day, today_summary
+from .ledger import today as today_date
 
 FACTS_WRITE = "facts:write"
 Date = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
@@ -69,7 +70,7 @@ def days_router(ctx: RouteContext) -> APIRouter:
         in, on BDR, on leave, absent, off."""
         if office is not None and office not in offices:
             raise HTTPException(404, f"unknown office {office!r}")
-        date = max(local_today(cfg, dt.datetime.now(dt.UTC)))
+        date = today_date(cfg)
         rows = await asyncio.to_thread(today_summary, cfg, store, date, office)
         return {"date": date.isoformat(), "offices": rows}
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from ..clock import parse_utc
 from ..config import Office
 from ..normalize.geo import haversine_m
 from ..record import Punch as PunchType
@@ -64,7 +65,7 @@ class Punch:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> Punch:
-        at = dt.datetime.fromisoformat(str(rec["occurred_at"]).replace("Z", "+00:00"))
+        at = parse_utc(str(rec["occurred_at"]))
         return cls(
             id=str(rec["id"]),
             at=at,

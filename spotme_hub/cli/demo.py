@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from ..attendance.ledger import DayLedger, local_today, today_summary
+from ..attendance.ledger import DayLedger, today, today_summary
 from ..config import HubConfig
 from ..contract import BulkCounts
 from ..record import Record
@@ -90,7 +90,7 @@ def _today(cfg: HubConfig, hub: Any, settle: bool = False) -> tuple[dt.date, lis
     first (the hub has stopped, its last commits may not have been worked out yet)."""
     if settle and cfg.employees and cfg.attendance.enabled:
         DayLedger(cfg, hub.store).step()
-    date = max(local_today(cfg, dt.datetime.now(dt.UTC)))
+    date = today(cfg)
     return date, today_summary(cfg, hub.store, date, None)
 
 

@@ -41,7 +41,6 @@ from .outbox import (
     insert_dead,
     items_from_rows,
     read_batch,
-    upsert_state,
 )
 from .tables import DEAD_LETTERS
 
@@ -95,6 +94,7 @@ class Forwarder:
         self.store = store
         self.outbox = outbox
         self.scope = SCOPE if outbox is None else f"{SCOPE}.{outbox.name}"
+        self.items = "records" if outbox is None else outbox.name  # the body's list
         self.hub_id = cfg.hub.id
         self.url = cfg.core.url.rstrip("/") + (cfg.core.path if outbox is None else outbox.path)
         self.headers = {"Content-Type": "application/json"}
@@ -182,7 +182,7 @@ class Forwarder:
         if not rows:
             return None
         items = [(key, text) for _, key, text in rows]
-        body = encode(self.hub_id, items, self.outbox.name)
+        body = encode(self.hub_id, items, self.items)
         return Batch(items, [seq for seq, _, _ in rows], body)
 
     async def _pace(self, n: int) -> None:
@@ -238,8 +238,8 @@ class Forwarder:
             dead = []
         with self.store.write() as conn:
             insert_dead(conn, dead)
-            upsert_state(self.store, conn, "cursor", last, self.scope)
-            upsert_state(self.store, conn, "stats", stats, self.scope)
+            self.store.put_checkpoint(conn, self.scope, "cursor", last)
+            self.store.put_checkpoint(conn, self.scope, "stats", stats)
 
     # -- one batch on the wire -----------------------------------------------------------------
     async def send(
@@ -273,9 +273,7 @@ class Forwarder:
         body: bytes | None,
     ) -> Outcome:
         if body is None:
-            body = encode(
-                self.hub_id, records, "records" if self.outbox is None else self.outbox.name
-            )
+            body = encode(self.hub_id, records, self.items)
         ids = {rid for rid, _ in records}
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Transient),

@@ -69,10 +69,6 @@ def read_batch(store: Store, hub_id: str, after: int, limit: int) -> Batch | Non
 # --- persistent state ---------------------------------------------------------------------------
 
 
-def upsert_state(store: Store, conn: Connection, key: str, value: Any, scope: str = SCOPE) -> None:
-    store.put_checkpoint(conn, scope, key, value)
-
-
 def insert_dead(conn: Connection, items: list[tuple[int, str, str]]) -> None:
     if items:
         stamp = now_z_ms()

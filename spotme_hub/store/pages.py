@@ -89,6 +89,8 @@ class RecordPages(StoreBase):
     ) -> list[Any]:
         """Rows of a page through the DB-API cursor; with `raw_text` text columns come back as
         UTF-8 bytes (served as they are: no decoding and encoding again)."""
+        if flt is not None and flt.ids == ():
+            return []  # no ids asked for: no record
         sql, params = self._page_sql(after, limit, flt, columns)
         with self.engine.connect() as conn:
             dbapi: Any = conn.connection.dbapi_connection
@@ -121,8 +123,8 @@ class RecordPages(StoreBase):
                     params[name] = value
             if f.flag:
                 params["flag"] = f'%"{f.flag}"%'
-            if f.ids is not None:  # rid0, rid1, …; none at all: no record
-                params.update({f"rid{i}": rid for i, rid in enumerate(f.ids)} or {"rid": ""})
+            if f.ids is not None:  # rid0, rid1, … (`_page` answers an empty tuple itself)
+                params.update({f"rid{i}": rid for i, rid in enumerate(f.ids)})
         shape = (columns, *sorted(params))
         sql = self._page_sql_cache.get(shape)
         if sql is None:
@@ -134,9 +136,7 @@ class RecordPages(StoreBase):
             conds = [f"seq > {mark('after')}"]
             ops = {"since": "occurred_at >=", "until": "occurred_at <", "flag": "flags LIKE"}
             ids = [name for name in shape[1:] if name.startswith("rid")]
-            if ids == ["rid"]:
-                conds.append("1 = 0")
-            elif ids:
+            if ids:
                 conds.append(f"id IN ({', '.join(mark(n) for n in ids)})")
             for name in shape[1:]:
                 if name in ("after", "limit") or name in ids:

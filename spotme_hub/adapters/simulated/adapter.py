@@ -8,18 +8,15 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, WithJsonSchema
+from pydantic import Field
 
 from ...clock import zone
 from ...config import Device
 from ...contract import DeviceContext, Options, Streaming
 from ...record import RawPunch
 from ...schedule import TimeOfDay
-
-#: ``HH:MM`` in the file (the schema says so), minutes after midnight in the model.
-Arrival = Annotated[TimeOfDay, WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}$"})]
 
 
 class SimulatedOptions(Options):
@@ -34,7 +31,7 @@ class SimulatedOptions(Options):
     start: datetime = Field(datetime(2026, 1, 5, 8, 0, 0), description="Sequence start (local).")
     total: int | None = Field(None, ge=1, description="Stop after this many (sequence mode).")
     overlap: int = Field(0, ge=0, description="On restart re-emit this many already committed.")
-    arrivals: dict[str, Arrival] = Field(
+    arrivals: dict[str, TimeOfDay] = Field(
         default_factory=dict,
         description="Today's clock-ins first, user id → HH:MM in the device's zone, in time order"
         " (a time still to come is sent as now); then the random punches of `users`, if any.",
