@@ -22,7 +22,7 @@ from rich.table import Table
 
 from ..contract import CommandTools
 from ..service import command_parts, json_schema, load_config, open_hub, open_store, run_hub
-from ..store import RecordFilter, Store
+from ..store import RecordFilter
 from ..yamlsource import ConfigError
 
 console = Console(stderr=False)
@@ -131,11 +131,7 @@ def records(
     cfg = load_config(config_path)
     store = open_store(cfg)
     flt = RecordFilter(office, employee, device, since, until, flag)
-    if limit:
-        total = store.count_records(flt)
-        rows = list(_tail(store, flt, total, limit))
-    else:
-        rows = list(store.iter_records(flt))
+    rows = store.last_records(limit, flt) if limit else list(store.iter_records(flt))
     if fmt == "json":
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))
@@ -166,13 +162,6 @@ def records(
                 r["punch"], r["verify"], r["device_id"], r["office_id"], ",".join(r["flags"]),
             )  # fmt: skip
         console.print(t)
-
-
-def _tail(store: Store, flt: RecordFilter, total: int, limit: int) -> Any:
-    skip = max(0, total - limit)
-    for i, r in enumerate(store.iter_records(flt)):
-        if i >= skip:
-            yield r
 
 
 @cli.command()

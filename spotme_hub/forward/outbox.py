@@ -93,10 +93,8 @@ def forward_status(store: Store, cfg: HubConfig) -> dict[str, Any]:
     """Backlog size and oldest age, dead letters, cursor, counters, last error and alert state."""
     cursor = int(store.get_checkpoint(SCOPE, "cursor", 0))
     stats = store.get_checkpoint(SCOPE, "stats", {}) or {}
+    backlog = store.count_after(cursor)  # from the record counters: never a count of the table
     with store.engine.connect() as conn:
-        backlog = conn.execute(
-            select(func.count()).select_from(RECORDS).where(RECORDS.c.seq > cursor)
-        ).scalar_one()
         oldest = conn.execute(
             select(RECORDS.c.committed_at)
             .where(RECORDS.c.seq > cursor)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import MetaData, Table, bindparam, inspect, select
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
 from ..clock import now_z_ms
@@ -22,6 +23,7 @@ from .shapes import JSON_FIELDS
 log = logging.getLogger("spotme_hub.store")
 
 _IDS_CHECKPOINT = ("schema", "time_ordered_ids")
+_COUNTS_CHECKPOINT = ("schema", "record_counts")
 
 
 class Migrations(RecordPages, CheckpointStore):
@@ -40,6 +42,7 @@ class Migrations(RecordPages, CheckpointStore):
         if self._v1_rows:
             self._copy_v1()
         self._time_ordered_ids()
+        self._count_once()
 
     def _add_quarantine_place(self) -> None:
         """The `place` column and its index, on a quarantine table made before them."""
@@ -59,17 +62,64 @@ class Migrations(RecordPages, CheckpointStore):
                 conn.exec_driver_sql("ALTER TABLE records ADD COLUMN shape INTEGER")
 
     def _add_record_indexes(self) -> None:
-        """Indexes of `records` added since the table was made (one `CREATE INDEX` each, logged
-        with its duration: it reads the whole table once)."""
-        have = {ix["name"] for ix in inspect(self.engine).get_indexes("records")}
+        """Indexes of `records` added since the table was made, each logged with its duration (it
+        reads the whole table once). SQLite: one `CREATE INDEX`, under the write lock (other
+        processes wait for it on the database's own lock). PostgreSQL: `CONCURRENTLY`, outside
+        any transaction, so the hubs already running on the database go on committing; one left
+        invalid by an interrupted build is dropped and built again."""
+        have = self._record_index_names()
+        invalid = set() if self.is_sqlite else self._invalid_indexes()
         for index in RECORDS.indexes:
-            if index.name in have:
+            if index.name in have and index.name not in invalid:
                 continue
             started = time.perf_counter()
             log.info("adding index %s to records (once; reads the whole table)", index.name)
-            with self._write_lock:
-                index.create(self.engine, checkfirst=True)
+            if self.is_sqlite:
+                with self._write_lock:
+                    index.create(self.engine)
+            else:
+                ddl = str(CreateIndex(index).compile(dialect=self.engine.dialect))
+                ddl = ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    if index.name in invalid:
+                        conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index.name}")
+                    conn.exec_driver_sql(ddl)
             log.info("index %s added in %.1f s", index.name, time.perf_counter() - started)
+
+    def _record_index_names(self) -> set[str]:
+        """The names of `records`' indexes, expression indexes too (which SQLAlchemy's
+        reflection skips)."""
+        sql = (
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'"
+            if self.is_sqlite
+            else "SELECT indexname FROM pg_indexes WHERE tablename = 'records' "
+            "AND schemaname = current_schema()"
+        )
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.exec_driver_sql(sql)}
+
+    def _invalid_indexes(self) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'records'::regclass AND NOT i.indisvalid"
+            ).all()
+        return {r[0] for r in rows}
+
+    def _count_once(self) -> None:
+        """The record counters (`counts.py`) of a store that held records before them: one
+        grouped read of the whole table, under the write lock, logged with its duration; a new
+        store's start at zero. Done once (a checkpoint says so)."""
+        if (self.get_checkpoint(*_COUNTS_CHECKPOINT) or {}).get("done"):
+            return
+        with self.write() as conn:
+            top = self._top_seq(conn)
+            if top:
+                started = time.perf_counter()
+                log.warning("counting the stored records once, for the dashboard's counters")
+                self._count_all_once(conn)
+                log.warning("records counted in %.1f s", time.perf_counter() - started)
+            self.put_checkpoint(conn, *_COUNTS_CHECKPOINT, {"done": True}, now_z_ms())
 
     def _migrate_v1(self) -> None:
         """A records table of the first layout (a column per record field, no `doc`) is set

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any
 
@@ -13,14 +13,23 @@ import orjson
 from sqlalchemy import func, select
 
 from ..record import RECORD_FIELDS
-from .base import StoreBase
-from .schema import RECORDS, row_to_dict
+from .counts import RecordCounts, Span, hour_end, hourly
+from .schema import HOUR_OF, RECORDS, row_to_dict
 from .shapes import SEP
 
 #: Record fields the records table keeps in columns of their own (read without `doc`).
 COLUMN_FIELDS = ("seq", "id", "employee_id", "device_id", "office_id", "occurred_at")
 #: Stands in for a shape's varying fields while it is read for what it holds (`_picker`).
 _MARK = 7_340_000_000_000_000
+#: Above every seq.
+_NO_SEQ = 1 << 62
+#: The index a filter is read over, the most selective of its fields first (ids: the unique one).
+_LEADS = {
+    "employee_id": "ix_records_hour_employee",
+    "device_id": "ix_records_device_seq",
+    "office_id": "ix_records_office_seq",
+    "flag": "ix_records_flagged",
+}
 
 
 @dataclass(slots=True)
@@ -34,27 +43,7 @@ class RecordFilter:
     ids: tuple[str, ...] | None = None  # only these records (by id: the unique index)
 
 
-class RecordPages(StoreBase):
-    def _filtered(self, f: RecordFilter | None) -> list[Any]:
-        conds: list[Any] = []
-        if f is None:
-            return conds
-        if f.office_id:
-            conds.append(RECORDS.c.office_id == f.office_id)
-        if f.employee_id:
-            conds.append(RECORDS.c.employee_id == f.employee_id)
-        if f.device_id:
-            conds.append(RECORDS.c.device_id == f.device_id)
-        if f.since:
-            conds.append(RECORDS.c.occurred_at >= f.since)
-        if f.until:
-            conds.append(RECORDS.c.occurred_at < f.until)
-        if f.flag:
-            conds.append(RECORDS.c.flags.like(f'%"{f.flag}"%'))
-        if f.ids is not None:
-            conds.append(RECORDS.c.id.in_(f.ids))
-        return conds
-
+class RecordPages(RecordCounts):
     def records(
         self, after: int = 0, limit: int = 1000, flt: RecordFilter | None = None
     ) -> list[dict[str, Any]]:
@@ -62,6 +51,13 @@ class RecordPages(StoreBase):
         render = self.shapes.render
         rows = self._page(after, limit, flt, "seq, id, doc, shape")
         return [row_to_dict(seq, render(shape, doc, rid)) for seq, rid, doc, shape in rows]
+
+    def last_records(self, limit: int, flt: RecordFilter | None = None) -> list[dict[str, Any]]:
+        """The `limit` newest records `flt` selects (by seq), oldest first: read newest first
+        over the same index as a page, nothing before them."""
+        render = self.shapes.render
+        rows = self._page(0, limit, flt, "seq, id, doc, shape", newest=True)
+        return [row_to_dict(seq, render(shape, doc, rid)) for seq, rid, doc, shape in rows[::-1]]
 
     def records_json(
         self,
@@ -85,13 +81,29 @@ class RecordPages(StoreBase):
         return out, (out[-1][0] if out else after)
 
     def _page(
-        self, after: int, limit: int, flt: RecordFilter | None, columns: str, raw_text: bool = False
+        self,
+        after: int,
+        limit: int,
+        flt: RecordFilter | None,
+        columns: str,
+        raw_text: bool = False,
+        newest: bool = False,
     ) -> list[Any]:
         """Rows of a page through the DB-API cursor; with `raw_text` text columns come back as
-        UTF-8 bytes (served as they are: no decoding and encoding again)."""
+        UTF-8 bytes (served as they are: no decoding and encoding again). With `newest`, the
+        `limit` newest rows after `after`, newest first. The counters bound the seq range read
+        (`seq_bounds`): a page past the last match is answered without reading records."""
         if flt is not None and flt.ids == ():
             return []  # no ids asked for: no record
-        sql, params = self._page_sql(after, limit, flt, columns)
+        bounds = self.seq_bounds(flt)
+        if bounds is None or bounds.last <= after:
+            return []
+        order = "desc" if newest else "asc"
+        sql, params = self._select_sql(flt, columns, "LIMIT {limit}", after, bounds, order)
+        params["limit"] = limit
+        return self._fetch(sql, params, raw_text)
+
+    def _fetch(self, sql: str, params: dict[str, Any], raw_text: bool = False) -> list[Any]:
         with self.engine.connect() as conn:
             dbapi: Any = conn.connection.dbapi_connection
             if raw_text and self.is_sqlite:
@@ -108,12 +120,56 @@ class RecordPages(StoreBase):
             rows = [(seq, rid.encode(), doc.encode(), *rest) for seq, rid, doc, *rest in rows]
         return rows
 
-    def _page_sql(
-        self, after: int, limit: int, f: RecordFilter | None, columns: str
+    def query_plan(self, flt: RecordFilter | None = None, count: bool = False) -> list[str]:
+        """How the database reads a page of `flt` (or, with `count`, counts what the counters
+        cannot): the lines of SQLite's `EXPLAIN QUERY PLAN` or PostgreSQL's `EXPLAIN`. Empty
+        when the counters answer without reading records."""
+        bounds = self.seq_bounds(flt)
+        if bounds is None:
+            return []
+        if count:
+            sql, params = self._select_sql(flt, "count(*)", "", 0, bounds)
+        else:
+            sql, params = self._select_sql(flt, "seq, id, doc, shape", "LIMIT {limit}", 0, bounds,
+                                           "asc")  # fmt: skip
+            params["limit"] = 1000
+        prefix = "EXPLAIN QUERY PLAN " if self.is_sqlite else "EXPLAIN "
+        return [str(row[-1]) for row in self._fetch(prefix + sql, params)]
+
+    def seq_bounds(self, f: RecordFilter | None) -> Span | None:
+        """The seq range that holds every record `f` selects, from the counters (a device's, an
+        office's, the hours of a window), with the fewest records any of them counts; None when
+        they say there is none."""
+        spans = []
+        if f is not None and f.device_id:
+            spans.append(self.total("device", f.device_id))
+        if f is not None and f.office_id:
+            spans.append(self.total("office", f.office_id))
+        if f is not None and (f.since or f.until) and hourly(f.since) and hourly(f.until):
+            spans.append(self.window_span(f.since, f.until, f.device_id, f.office_id))
+        if not spans:
+            spans.append(self.total())
+        if not all(span.n for span in spans):
+            return None
+        lo, hi = max(s.first for s in spans), min(s.last for s in spans)
+        return Span(min(s.n for s in spans), lo, hi) if lo <= hi else None
+
+    def _select_sql(
+        self,
+        f: RecordFilter | None,
+        columns: str,
+        tail: str,
+        after: int,
+        bounds: Span,
+        order: str = "",
     ) -> tuple[str, dict[str, Any]]:
-        """Hand-written keyset SQL for a page (cached per filter shape: no per-call SQLAlchemy
-        compilation on the hot path)."""
-        params: dict[str, Any] = {"after": after, "limit": limit}
+        """Hand-written SQL over `records` for a filter (cached per filter shape: no per-call
+        SQLAlchemy compilation on the hot path), `tail` (with `{limit}` for the limit's mark)
+        after its WHERE. Every filter is shaped for an index that also yields commit order: an
+        officer's `ix_records_hour_employee` hour by hour (the hours the store holds), a device's
+        or an office's `(…, seq)`, a flag's `ix_records_flagged`, a window's or no filter's the
+        primary key within the seq bounds."""
+        params: dict[str, Any] = {"after": after, "lo": bounds.first, "hi": bounds.last}
         if f is not None:
             for name, value in (
                 ("office_id", f.office_id), ("employee_id", f.employee_id),
@@ -121,11 +177,17 @@ class RecordPages(StoreBase):
             ):  # fmt: skip
                 if value:
                     params[name] = value
+            if f.employee_id:  # the hours the store holds (the officer index's first column)
+                hours = self.hour_keys(f.since, f.until)
+                params["hours"] = orjson.dumps(hours).decode() if self.is_sqlite else hours
             if f.flag:
                 params["flag"] = f'%"{f.flag}"%'
             if f.ids is not None:  # rid0, rid1, … (`_page` answers an empty tuple itself)
                 params.update({f"rid{i}": rid for i, rid in enumerate(f.ids)})
-        shape = (columns, *sorted(params))
+        # a window's records fill their seq range, or (a late import of earlier days) are spread
+        # over a wider one: read the range, or the window in the time index
+        dense = bounds.last - bounds.first < 4 * bounds.n
+        shape = (columns, tail, order + ("" if dense else " sparse"), *sorted(params))
         sql = self._page_sql_cache.get(shape)
         if sql is None:
             style = ":{}" if self.is_sqlite else "%({})s"
@@ -133,18 +195,48 @@ class RecordPages(StoreBase):
             def mark(name: str) -> str:
                 return style.format(name)
 
-            conds = [f"seq > {mark('after')}"]
+            conds = [f"seq > {mark('after')}", f"seq >= {mark('lo')}", f"seq <= {mark('hi')}"]
             ops = {"since": "occurred_at >=", "until": "occurred_at <", "flag": "flags LIKE"}
-            ids = [name for name in shape[1:] if name.startswith("rid")]
+            ids = [name for name in shape[3:] if name.startswith("rid")]
             if ids:
                 conds.append(f"id IN ({', '.join(mark(n) for n in ids)})")
-            for name in shape[1:]:
-                if name in ("after", "limit") or name in ids:
+            if "hours" in params:  # a list (not a subquery): both planners seek hour by hour
+                conds.append(
+                    f"{HOUR_OF} IN (SELECT value FROM json_each({mark('hours')}))"
+                    if self.is_sqlite
+                    else f"{HOUR_OF} = ANY({mark('hours')})"
+                )
+            if "flag" in params:
+                conds.append("flags <> '[]'")  # the partial index's own condition
+            for name in shape[3:]:
+                if name in ("after", "lo", "hi", "hours") or name in ids:
                     continue
                 conds.append(f"{ops.get(name, name + ' =')} {mark(name)}")
-            sql = (
-                f"SELECT {columns} FROM records WHERE {' AND '.join(conds)} "
-                f"ORDER BY seq LIMIT {mark('limit')}"
+            table, keys = "records", ["seq"]
+            lead = next((name for name in _LEADS if name in params), None)
+            if self.is_sqlite and lead and not ids:  # its own planner, without statistics,
+                table += f" INDEXED BY {_LEADS[lead]}"  # takes the bounded rowid range
+            elif self.is_sqlite and order and not ids:  # a window's page, or none's: the
+                # rowid range where the records fill it (the time index would read the whole
+                # window and sort it), else the time index
+                timed = "since" in params or "until" in params
+                table += (
+                    " NOT INDEXED" if dense or not timed else " INDEXED BY ix_records_occurred_at"
+                )
+            elif lead in ("device_id", "office_id") and not ids and "hours" not in params:
+                # keyset on (lead, seq): only its index gives that order, where PostgreSQL's
+                # planner would walk the primary key and filter, for any but rare values
+                col = mark(str(lead))
+                conds = [c for c in conds if not c.startswith(("seq ", f"{lead} ="))]
+                conds += [f"({lead}, seq) > ({col}, {mark('after')})",
+                          f"({lead}, seq) >= ({col}, {mark('lo')})",
+                          f"({lead}, seq) <= ({col}, {mark('hi')})"]  # fmt: skip
+                keys = [str(lead), "seq"]
+            by = ""
+            if order:
+                by = "ORDER BY " + ", ".join(k + (" DESC" if order == "desc" else "") for k in keys)
+            sql = f"SELECT {columns} FROM {table} WHERE {' AND '.join(conds)} {by} " + tail.format(
+                limit=mark("limit")
             )
             self._page_sql_cache[shape] = sql
         return sql, params
@@ -262,9 +354,60 @@ class RecordPages(StoreBase):
             return [(int(s), i, e, o) for s, i, e, o in conn.execute(stmt)]
 
     def count_records(self, flt: RecordFilter | None = None) -> int:
-        stmt = select(func.count()).select_from(RECORDS).where(*self._filtered(flt))
-        with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
+        """How many records `flt` selects, never by counting the table: the counters answer the
+        store, a device, an office and the whole hours of a window; the partial hours at a
+        window's ends and the filters they do not know (officer, flag, ids) are counted over an
+        index within the counters' seq bounds."""
+        f = flt or RecordFilter()
+        if f.ids == ():
+            return 0
+        plain = f.employee_id is None and f.flag is None and f.ids is None
+        if plain and not (f.since or f.until):
+            if f.device_id and not f.office_id:
+                return self.total("device", f.device_id).n
+            if f.office_id and not f.device_id:
+                return self.total("office", f.office_id).n
+            if not f.device_id:
+                return self.total().n
+        if plain and hourly(f.since) and hourly(f.until):
+            whole = self.hours(f.since, f.until, f.device_id, f.office_id).get("", Span()).n
+            return whole + sum(self._counted(part) for part in _partial_hours(f))
+        return self._counted(f)
+
+    def count_after(self, seq: int) -> int:
+        """How many records have a seq above `seq` (the forwarder's backlog): the hour counters
+        wholly after it, and those it falls within counted over the device index from it."""
+        total = 0
+        for hour, device, office, n, first, last in self.cells_after(seq):
+            if first > seq:
+                total += n
+                continue
+            f = RecordFilter(office_id=office, device_id=device, since=hour + ":", until=hour + ";")
+            sql, params = self._select_sql(f, "count(*)", "", seq, Span(n, first, last))
+            total += int(self._fetch(sql, params)[0][0])
+        return total
+
+    def _counted(self, f: RecordFilter) -> int:
+        bounds = self.seq_bounds(f)
+        if bounds is None:
+            return 0
+        sql, params = self._select_sql(f, "count(*)", "", 0, bounds)
+        return int(self._fetch(sql, params)[0][0])
+
+    def punches_since(self, since_utc: str) -> dict[str, int]:
+        """Per-device count of records with occurred_at >= since (for 'punches today'): the hour
+        counters, and the hour `since` falls in counted over the primary key."""
+        if not hourly(since_utc):
+            raise ValueError(f"not a UTC time: {since_utc!r}")
+        out = {d: span.n for d, span in self.hours(since_utc, by_device=True).items()}
+        part = RecordFilter(since=since_utc, until=hour_end(since_utc))
+        bounds = self.seq_bounds(part)
+        if bounds is not None:
+            sql, params = self._select_sql(part, "device_id, count(*)", "GROUP BY device_id",
+                                           0, bounds)  # fmt: skip
+            for device, n in self._fetch(sql, params):
+                out[device] = out.get(device, 0) + int(n)
+        return out
 
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
@@ -279,15 +422,20 @@ class RecordPages(StoreBase):
             ).first()
         return row_to_dict(row[0], self.shapes.render(row[2], row[1], record_id)) if row else None
 
-    def punches_since(self, since_utc: str) -> dict[str, int]:
-        """Per-device count of records with occurred_at >= since (for 'punches today')."""
-        stmt = (
-            select(RECORDS.c.device_id, func.count())
-            .where(RECORDS.c.occurred_at >= since_utc)
-            .group_by(RECORDS.c.device_id)
-        )
-        with self.engine.connect() as conn:
-            return {d: int(n) for d, n in conn.execute(stmt)}
+
+def _partial_hours(f: RecordFilter) -> list[RecordFilter]:
+    """The parts of a window (well-formed bounds) in the hours its ends fall in, each within the
+    whole window too: what the hour counters cannot split."""
+    if f.since and f.until and f.since[:13] == f.until[:13]:
+        return [f]
+    parts = []
+    if f.since:
+        end = hour_end(f.since)
+        parts.append(replace(f, until=min(f.until, end) if f.until else end))
+    if f.until:
+        start = f.until[:13] + ":"
+        parts.append(replace(f, since=max(f.since, start) if f.since else start))
+    return parts
 
 
 def _holds_mark(value: Any, marks: set[Any]) -> bool:

@@ -1,12 +1,11 @@
 """Writing records: the live path's idempotent commit and the bulk path of file imports, each in
-one transaction with the quarantine and the checkpoints."""
+one transaction with the quarantine, the checkpoints and the record counters (`counts.py`)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from sqlalchemy import Connection
 from ..clock import now_z_ms
 from ..record import Record, Rejection, plain_strings
 from .checkpoints import CheckpointStore
+from .counts import RecordCounts
 from .quarantine import QuarantineStore
 from .schema import (
     BULK_COLUMNS,
@@ -105,12 +105,7 @@ def _blocks(slices: Iterable[list[Any]], size: int, tail: list[Any]) -> Iterator
     tail.extend(carry)
 
 
-class RecordWrites(QuarantineStore, CheckpointStore):
-    @cached_property
-    def _insert_sql(self) -> str:
-        """The live path's one-row INSERT."""
-        return self._insert_rows_sql(1, INSERT_COLUMNS)
-
+class RecordWrites(RecordCounts, QuarantineStore, CheckpointStore):
     def commit(
         self,
         records: Sequence[Record] = (),
@@ -157,11 +152,42 @@ class RecordWrites(QuarantineStore, CheckpointStore):
                 result.duplicate.append(rid)
             else:
                 rows.append(record_to_tuple(rec, now))
-                result.new.append(rid)
-        if rows:
-            # The DBAPI directly: SQLAlchemy's per-row parameter processing costs more than the
-            # insert itself. ON CONFLICT is a safety net (another hub on the same PostgreSQL).
-            conn.exec_driver_sql(self._insert_sql, rows)
+        if not rows:
+            return
+        seqs = self._insert_returning(conn, rows)
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for rid, rec in unique.items():
+            seq = seqs.get(rid)
+            if seq is None:
+                if rid not in existing:  # stored by another hub since `_existing` looked
+                    result.duplicate.append(rid)
+                continue
+            result.new.append(rid)
+            g = groups.get((rec.occurred_at[:13], rec.device_id, rec.office_id))
+            if g is None:
+                groups[rec.occurred_at[:13], rec.device_id, rec.office_id] = [1, seq, seq]
+            else:
+                g[0], g[1], g[2] = g[0] + 1, min(g[1], seq), max(g[2], seq)
+        self._add_counts(
+            conn, [(h, d, o, n, f, last) for (h, d, o), (n, f, last) in groups.items()]
+        )
+
+    def _insert_returning(self, conn: Connection, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+        """The live path's insert: rows of INSERT_COLUMNS, up to ROWS_PER_INSERT a statement,
+        through the DB-API (SQLAlchemy's per-row parameter processing costs more than the insert
+        itself); returns the seq of each id stored. ON CONFLICT is a safety net (another hub on
+        the same PostgreSQL); a row it skips is not returned."""
+        seqs: dict[str, int] = {}
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                part = rows[start : start + ROWS_PER_INSERT]
+                sql = self._insert_rows_sql(len(part), INSERT_COLUMNS) + " RETURNING seq, id"
+                cur.execute(sql, [value for row in part for value in row])
+                seqs.update({rid: int(seq) for seq, rid in cur.fetchall()})
+        finally:
+            cur.close()
+        return seqs
 
     def bulk_insert(
         self,
@@ -197,6 +223,7 @@ class RecordWrites(QuarantineStore, CheckpointStore):
         seen = [0]
         with self.write() as conn:
             shape = Shapes.id_for(conn, fmt) if _has_rows(lead) else 0
+            before = self._top_seq(conn)
             width = len(BULK_INSERT_COLUMNS)
             tail: list[Any] = []
             blocks = _blocks(
@@ -218,6 +245,8 @@ class RecordWrites(QuarantineStore, CheckpointStore):
             finally:
                 cur.close()
             result.duplicate = seen[0] - result.new
+            if result.new:
+                self._count_new(conn, before)
             result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, SQLModel
 
@@ -110,12 +110,66 @@ class DeviceHealthRow(SQLModel, table=True):
     updated_at: str
 
 
+class RecordCountRow(SQLModel, table=True):
+    """How many records each UTC hour of `occurred_at` holds per device and office, and their
+    first and last seq: kept in the transaction that commits them (`counts.py`)."""
+
+    __tablename__ = "record_counts"
+    __table_args__ = (  # the key is the row (one B-tree, not two); the backlog's index
+        Index("ix_record_counts_last_seq", "last_seq"),
+        {"sqlite_with_rowid": False},
+    )
+    hour: str = Field(primary_key=True)  # occurred_at's first 13 characters: YYYY-MM-DDTHH
+    device_id: str = Field(primary_key=True)
+    office_id: str = Field(primary_key=True)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RecordTotalRow(SQLModel, table=True):
+    """Totals of the records: scope `all` (key ''), `device`, `office` (their id), `day` and
+    `hour` (occurred_at's UTC date, its first 13 characters), with their first and last seq;
+    kept like `record_counts`."""
+
+    __tablename__ = "record_totals"
+    __table_args__ = {"sqlite_with_rowid": False}
+    scope: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 RECORDS: Table = RecordRow.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
 HEALTH: Table = DeviceHealthRow.__table__  # type: ignore[attr-defined]
+RECORD_COUNTS: Table = RecordCountRow.__table__  # type: ignore[attr-defined]
+RECORD_TOTALS: Table = RecordTotalRow.__table__  # type: ignore[attr-defined]
 #: The store's own tables (the other parts' come through `create_all`).
-OWN_TABLES = (RECORDS, QUARANTINE, CHECKPOINTS, HEALTH, SHAPES)
+OWN_TABLES = (RECORDS, QUARANTINE, CHECKPOINTS, HEALTH, SHAPES, RECORD_COUNTS, RECORD_TOTALS)
+
+#: `records`' index of an officer's punches: by UTC hour first, so that the punches a commit adds
+#: land in a few hours' part of it. An index led by the officer takes each record of a commit on a
+#: page of its own, anywhere in the index: a 1M-row import into SQLite took 2.3 times as long as
+#: with no index, and importing the second 1M half as long again as the first (growing with the
+#: store); led by the UTC day, 1.5 times as long as led by the hour. Read hour by hour over the
+#: hours the store holds (`record_totals`, scope `hour`).
+HOUR_OF = "substr(occurred_at, 1, 13)"
+#: The indexes the filters of the feed, the CLI and the dashboard are served from; each ends in
+#: (or, on SQLite, implicitly carries) `seq`, so a filtered page is read in commit order.
+RECORD_INDEXES: tuple[Index, ...] = (
+    Index("ix_records_hour_employee", text(HOUR_OF), RECORDS.c.employee_id, RECORDS.c.seq),
+    Index("ix_records_office_seq", RECORDS.c.office_id, RECORDS.c.seq),
+    Index("ix_records_device_seq", RECORDS.c.device_id, RECORDS.c.seq),
+    Index(
+        "ix_records_flagged",
+        RECORDS.c.seq,
+        sqlite_where=text("flags <> '[]'"),
+        postgresql_where=text("flags <> '[]'"),
+    ),
+)
 
 
 def record_doc(rec: Record) -> str:
