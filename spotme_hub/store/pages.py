@@ -169,7 +169,8 @@ class RecordPages(RecordCounts):
         officer's `ix_records_hour_employee` hour by hour (the hours the store holds), a device's
         or an office's `(…, seq)`, a flag's `ix_records_flagged`, a window's or no filter's the
         primary key within the seq bounds."""
-        params: dict[str, Any] = {"after": after, "lo": bounds.first, "hi": bounds.last}
+        # one lower bound: given two on one column, SQLite's planner may seek by either
+        params: dict[str, Any] = {"after": max(after, bounds.first - 1), "hi": bounds.last}
         if f is not None:
             for name, value in (
                 ("office_id", f.office_id), ("employee_id", f.employee_id),
@@ -195,7 +196,7 @@ class RecordPages(RecordCounts):
             def mark(name: str) -> str:
                 return style.format(name)
 
-            conds = [f"seq > {mark('after')}", f"seq >= {mark('lo')}", f"seq <= {mark('hi')}"]
+            conds = [f"seq > {mark('after')}", f"seq <= {mark('hi')}"]
             ops = {"since": "occurred_at >=", "until": "occurred_at <", "flag": "flags LIKE"}
             ids = [name for name in shape[3:] if name.startswith("rid")]
             if ids:
@@ -209,7 +210,7 @@ class RecordPages(RecordCounts):
             if "flag" in params:
                 conds.append("flags <> '[]'")  # the partial index's own condition
             for name in shape[3:]:
-                if name in ("after", "lo", "hi", "hours") or name in ids:
+                if name in ("after", "hi", "hours") or name in ids:
                     continue
                 conds.append(f"{ops.get(name, name + ' =')} {mark(name)}")
             table, keys = "records", ["seq"]
@@ -229,7 +230,6 @@ class RecordPages(RecordCounts):
                 col = mark(str(lead))
                 conds = [c for c in conds if not c.startswith(("seq ", f"{lead} ="))]
                 conds += [f"({lead}, seq) > ({col}, {mark('after')})",
-                          f"({lead}, seq) >= ({col}, {mark('lo')})",
                           f"({lead}, seq) <= ({col}, {mark('hi')})"]  # fmt: skip
                 keys = [str(lead), "seq"]
             by = ""
