@@ -44,8 +44,11 @@ class RecordCounts(StoreBase):
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cur.execute(
+                # SQLite: the rowid range (its planner would scan the hour-led index whole for
+                # the GROUP BY's order: an import into a store of 1M took 1.5x as long)
                 f"SELECT {HOUR_OF}, device_id, office_id, count(*), min(seq), max(seq) "
-                f"FROM records WHERE seq > {mark} GROUP BY 1, 2, 3",
+                f"FROM records{' NOT INDEXED' if self.is_sqlite else ''} WHERE seq > {mark} "
+                "GROUP BY 1, 2, 3",
                 (before,),
             )
             rows = cur.fetchall()
