@@ -228,14 +228,17 @@ PLANNED = [
 
 def test_no_filtered_query_scans_the_records_table(store: Store) -> None:
     fill(store, 40_000)
-    if not store.is_sqlite:
-        with store.engine.begin() as conn:  # what autovacuum would have done by now
-            conn.exec_driver_sql("ANALYZE")
-    for f, index in PLANNED:
-        for count in (False, True):
-            plan = "\n".join(store.query_plan(f, count=count))
-            assert "SCAN records" not in plan and "Seq Scan on records" not in plan, (f, plan)
-            assert any(name in plan for name in index.split("|")), (f, plan)
+    for analysed in (False, True):  # just imported (stale estimates), then as autovacuum leaves it
+        if analysed and not store.is_sqlite:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        for f, index in PLANNED:
+            for count in (False, True):
+                plan = "\n".join(store.query_plan(f, count=count))
+                assert "SCAN records" not in plan and "Seq Scan on records" not in plan, (f, plan)
+                assert any(name in plan for name in index.split("|")), (f, plan)
+                if not count:  # a page is read in commit order, not gathered and sorted
+                    assert "Bitmap Heap Scan on records" not in plan, (f, plan)
     assert store.query_plan(RecordFilter(device_id="d5", since="2027-01-01T00:00:00Z")) == []
 
 

@@ -101,15 +101,32 @@ class RecordPages(RecordCounts):
         order = "desc" if newest else "asc"
         sql, params = self._select_sql(flt, columns, "LIMIT {limit}", after, bounds, order)
         params["limit"] = limit
-        return self._fetch(sql, params, raw_text)
+        return self._fetch(sql, params, raw_text, self._in_order(flt, bounds))
 
-    def _fetch(self, sql: str, params: dict[str, Any], raw_text: bool = False) -> list[Any]:
+    def _in_order(self, f: RecordFilter | None, bounds: Span) -> bool:
+        """Whether a page of `f` is read in commit order over its index (all but a window whose
+        records a late import spread over a wide seq range: that one is read in time order and
+        sorted)."""
+        timed = f is not None and (f.since or f.until)
+        led = f is not None and (f.employee_id or f.device_id or f.office_id or f.flag or f.ids)
+        return bool(led) or not timed or bounds.last - bounds.first < 4 * bounds.n
+
+    def _fetch(
+        self, sql: str, params: dict[str, Any], raw_text: bool = False, in_order: bool = False
+    ) -> list[Any]:
+        """Rows of `sql` through the DB-API cursor. `in_order` (PostgreSQL): the page is to be
+        read in commit order over its index, so neither a sequential nor a bitmap scan (a bitmap
+        scan must sort what it found) is considered: after a bulk import, before autovacuum has
+        analysed it, the planner's estimates are stale and took a bitmap scan of a whole day's
+        records and a sort for one page (250 ms at 1M)."""
         with self.engine.connect() as conn:
             dbapi: Any = conn.connection.dbapi_connection
             if raw_text and self.is_sqlite:
                 dbapi.text_factory = bytes
             cur = dbapi.cursor()
             try:
+                if in_order and not self.is_sqlite:  # for this transaction only
+                    cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
                 cur.execute(sql, params)
                 rows = list(cur.fetchall())
             finally:
@@ -134,7 +151,8 @@ class RecordPages(RecordCounts):
                                            "asc")  # fmt: skip
             params["limit"] = 1000
         prefix = "EXPLAIN QUERY PLAN " if self.is_sqlite else "EXPLAIN "
-        return [str(row[-1]) for row in self._fetch(prefix + sql, params)]
+        in_order = not count and self._in_order(flt, bounds)
+        return [str(row[-1]) for row in self._fetch(prefix + sql, params, False, in_order)]
 
     def seq_bounds(self, f: RecordFilter | None) -> Span | None:
         """The seq range that holds every record `f` selects, from the counters (a device's, an
@@ -196,6 +214,7 @@ class RecordPages(RecordCounts):
             def mark(name: str) -> str:
                 return style.format(name)
 
+            lead = next((name for name in _LEADS if name in params), None)
             conds = [f"seq > {mark('after')}", f"seq <= {mark('hi')}"]
             ops = {"since": "occurred_at >=", "until": "occurred_at <", "flag": "flags LIKE"}
             ids = [name for name in shape[3:] if name.startswith("rid")]
@@ -213,15 +232,15 @@ class RecordPages(RecordCounts):
                 if name in ("after", "hi", "hours") or name in ids:
                     continue
                 cond = f"{ops.get(name, name + ' =')} {mark(name)}"
-                if name in ("since", "until") and dense and order and not self.is_sqlite:
-                    # not a condition PostgreSQL can take its time index for: where a window's
-                    # records fill their seq range, the primary key walks it in order (with the
-                    # stale estimates of a window just imported, it took both indexes and sorted
-                    # the whole day: 190-245 ms for a one-day window's first page at 1M)
+                if name in ("since", "until") and not self.is_sqlite and (lead or dense and order):
+                    # not a condition PostgreSQL can take its time index for: the filter's own
+                    # index, or (where a window's records fill their seq range) the primary key,
+                    # reads in order (with the stale estimates of a window just imported, it took
+                    # both indexes and sorted the whole day: 190-245 ms for a one-day window's
+                    # first page at 1M; an officer's window, the time index and a filter)
                     cond = f"({cond}) IS TRUE"
                 conds.append(cond)
             table, keys = "records", ["seq"]
-            lead = next((name for name in _LEADS if name in params), None)
             if self.is_sqlite and lead and not ids:  # its own planner, without statistics,
                 table += f" INDEXED BY {_LEADS[lead]}"  # takes the bounded rowid range
             elif self.is_sqlite and order and not ids:  # a window's page, or none's: the
