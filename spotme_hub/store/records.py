@@ -246,7 +246,7 @@ class RecordWrites(RecordCounts, QuarantineStore, CheckpointStore):
                 cur.close()
             result.duplicate = seen[0] - result.new
             if result.new:
-                self._count_new(conn, before)
+                self._count_new(conn, before, result.new)
             result.quarantined = self._quarantine_and_checkpoint(conn, rejections, checkpoints, now)
         return result
 
