@@ -1,6 +1,6 @@
 """Counting records without counting the table: `record_counts` (per UTC hour, device and office)
-and `record_totals` (all, per device, per office, per UTC day), each with the first and last seq
-of what it counts, moved in the transaction that commits the records.
+and `record_totals` (all, per device, per office, per UTC day and hour), each with the first and last
+seq of what it counts, moved in the transaction that commits the records.
 
 A count the counters answer whole (the store, a device, an office, whole hours) is read from
 them; the partial hours at the ends of a window and filters they do not know (an officer, a flag,
