@@ -30,6 +30,12 @@ class Span:
     first: int = 0
     last: int = 0
 
+    @property
+    def dense(self) -> bool:
+        """Whether the records fill their seq range (not spread over a wider one, as a late import
+        of earlier days leaves a window's)."""
+        return self.last - self.first < 4 * self.n
+
 
 class RecordCounts(StoreBase):
     def _top_seq(self, conn: Connection) -> int:
@@ -150,15 +156,17 @@ class RecordCounts(StoreBase):
         device_id: str | None = None,
         office_id: str | None = None,
         by_device: bool = False,
+        whole: bool = True,
     ) -> dict[str, Span]:
-        """The hour counters of the whole hours after `since`'s and before `until`'s (both
-        well-formed: `hourly`), summed (key '') or per device."""
+        """The hour counters of a window (bounds well-formed: `hourly`), summed (key '') or per
+        device: of its whole hours (after `since`'s, before `until`'s), or with `whole` false of
+        every hour it touches (a superset of its records, for their seq bounds)."""
         c = RECORD_COUNTS.c
         conds = []
         if since:
-            conds.append(c.hour > since[:13])
+            conds.append(c.hour > since[:13] if whole else c.hour >= since[:13])
         if until:
-            conds.append(c.hour < until[:13])
+            conds.append(c.hour < until[:13] if whole else c.hour <= until[:13])
         if device_id:
             conds.append(c.device_id == device_id)
         if office_id:
@@ -172,31 +180,6 @@ class RecordCounts(StoreBase):
             else:
                 rows = [("", *conn.execute(select(*sums).where(*conds)).one())]  # type: ignore[list-item]
         return {d: Span(int(n), int(f), int(last)) for d, n, f, last in rows if n}
-
-    def window_span(
-        self,
-        since: str | None,
-        until: str | None,
-        device_id: str | None = None,
-        office_id: str | None = None,
-    ) -> Span:
-        """The hour counters of every hour a window touches (its partial hours too): a superset
-        of its records, for their seq bounds."""
-        c = RECORD_COUNTS.c
-        conds = []
-        if since:
-            conds.append(c.hour >= since[:13])
-        if until:
-            conds.append(c.hour <= until[:13])
-        if device_id:
-            conds.append(c.device_id == device_id)
-        if office_id:
-            conds.append(c.office_id == office_id)
-        with self.engine.connect() as conn:
-            n, first, last = conn.execute(
-                select(func.sum(c.n), func.min(c.first_seq), func.max(c.last_seq)).where(*conds)
-            ).one()
-        return Span(int(n), int(first), int(last)) if n else Span()
 
 
 def hourly(value: str | None) -> bool:

@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..record import RECORD_FIELDS
 from .counts import RecordCounts, Span, hour_end, hourly
@@ -109,7 +109,7 @@ class RecordPages(RecordCounts):
         sorted)."""
         timed = f is not None and (f.since or f.until)
         led = f is not None and (f.employee_id or f.device_id or f.office_id or f.flag or f.ids)
-        return bool(led) or not timed or bounds.last - bounds.first < 4 * bounds.n
+        return bool(led) or not timed or bounds.dense
 
     def _fetch(
         self, sql: str, params: dict[str, Any], raw_text: bool = False, in_order: bool = False
@@ -164,7 +164,8 @@ class RecordPages(RecordCounts):
         if f is not None and f.office_id:
             spans.append(self.total("office", f.office_id))
         if f is not None and (f.since or f.until) and hourly(f.since) and hourly(f.until):
-            spans.append(self.window_span(f.since, f.until, f.device_id, f.office_id))
+            touched = self.hours(f.since, f.until, f.device_id, f.office_id, whole=False)
+            spans.append(touched.get("", Span()))
         if not spans:
             spans.append(self.total())
         if not all(span.n for span in spans):
@@ -205,7 +206,7 @@ class RecordPages(RecordCounts):
                 params.update({f"rid{i}": rid for i, rid in enumerate(f.ids)})
         # a window's records fill their seq range, or (a late import of earlier days) are spread
         # over a wider one: read the range, or the window in the time index
-        dense = bounds.last - bounds.first < 4 * bounds.n
+        dense = bounds.dense
         shape = (columns, tail, order + ("" if dense else " sparse"), *sorted(params))
         sql = self._page_sql_cache.get(shape)
         if sql is None:
@@ -437,7 +438,7 @@ class RecordPages(RecordCounts):
 
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(RECORDS.c.seq), 0))).scalar_one())
+            return self._top_seq(conn)
 
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
