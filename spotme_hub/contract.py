@@ -267,17 +267,23 @@ class HasOutbox(Protocol):
     def outbox(cls, cfg: HubConfig) -> Outbox | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CommandTools:
+class CommandTools(Protocol):
     """What the CLI hands a kind's commands: the shared `--config` option, loading a
     configuration, opening the store, a hub (not started) for one-shot work through the hub's
-    own contexts, and the `simulate` group for simulators."""
+    own contexts, and the `simulate` group for simulators. The CLI implements it; a command
+    module imports this only for its annotations, so listing the commands loads no part."""
 
-    config_option: Callable[[Callable[..., Any]], Callable[..., Any]]
-    load_config: Callable[[str | Path], HubConfig]
-    open_store: Callable[[HubConfig], Store]
-    open_hub: Callable[[HubConfig], Any]
-    simulate: click.Group
+    @property
+    def config_option(self) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    @property
+    def simulate(self) -> click.Group: ...
+
+    def load_config(self, path: str | Path) -> HubConfig: ...
+
+    def open_store(self, cfg: HubConfig) -> Store: ...
+
+    def open_hub(self, cfg: HubConfig) -> Any: ...
 
 
 class HasCommands(Protocol):

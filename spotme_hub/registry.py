@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from .contract import Adapter, ContractError, check_adapter
+    from .contract import Adapter
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ _scanned = False
 def register(cls: type[Adapter]) -> type[Adapter]:
     """Register an adapter class (also usable as a decorator); ContractError if it does not
     keep the contract."""
+    from .contract import check_adapter
+
     check_adapter(cls)
     _loaded[cls.kind] = cls
     return cls
@@ -53,9 +56,13 @@ def _scan() -> None:
     if _scanned:
         return
     _scanned = True
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group="spotme_hub.adapters"):
         if ep.name in BUILTIN or ep.name in _loaded:
             continue
+        from .contract import ContractError, check_adapter
+
         try:
             cls = ep.load()
             check_adapter(cls)
@@ -77,6 +84,8 @@ def get(kind: str) -> type[Adapter]:
     if kind in _loaded:
         return _loaded[kind]
     if kind in BUILTIN:
+        from .contract import check_adapter
+
         cls = _import(BUILTIN[kind])
         check_adapter(cls)
         _loaded[kind] = cls
@@ -90,6 +99,12 @@ def get(kind: str) -> type[Adapter]:
 def options_model(kind: str) -> type[BaseModel]:
     """The options model of a kind (what `config` validates a device's own keys with)."""
     return get(kind).options_model
+
+
+def plugins() -> list[type[Adapter]]:
+    """The installed plug-ins' classes (no built-in kind is imported)."""
+    _scan()
+    return [cls for kind, cls in sorted(_loaded.items()) if kind not in BUILTIN]
 
 
 def all_adapters() -> list[type[Adapter]]:

@@ -5,55 +5,79 @@ hub (the runtime) → API (each part's routes) and the forwarder; the CLI asks h
 and the demo for its parts. A *part* is an adapter class or a feature (`forward.Forwarding`) and
 brings what it has through the contract's abilities (`HasTables`, `HasRoutes`, `HasCommands`,
 `HasDemo`). Nothing below this module imports it.
+
+Each function imports what it wires when it is called, so a command pays only for what it uses
+(`spotme-hub --help` loads no part, `config check` no store, `records` no API).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
+import importlib
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config as _config
 from . import registry
-from .config import HubConfig
-from .contract import HasCommands, HasDemo, HasOutbox, HasRoutes, HasTables, has
-from .store import Store
 
 if TYPE_CHECKING:
+    import asyncio
+
+    import click
     from fastapi import FastAPI
     from sqlalchemy import Table
 
+    from .config import HubConfig
+    from .contract import CommandTools
     from .pipeline.runtime import Hub
+    from .store import Store
+
+#: The built-in parts' `spotme-hub` commands: modules whose `register(cli, tools)` adds them.
+#: Named here rather than found through each part's class, so the CLI lists and runs a command
+#: without loading a part (a kind's class and libraries load when a device of that kind starts);
+#: an installed plug-in brings its commands through `HasCommands`.
+COMMANDS: tuple[str, ...] = (
+    "spotme_hub.adapters.csv.commands",
+    "spotme_hub.adapters.zkteco.commands",
+    "spotme_hub.adapters.zkteco_adms.commands",
+    "spotme_hub.adapters.serial.commands",
+    "spotme_hub.forward.commands",
+    "spotme_hub.attendance.commands",
+)
 
 
 def load_config(path: str | Path) -> HubConfig:
     """A configuration file, validated with every known kind's options."""
-    return _config.load_config(path, registry)
+    from . import config
+
+    return config.load_config(path, registry)
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> HubConfig:
     """A configuration from a dict (tests, embedding), validated as a file is."""
-    return _config.config_from_dict(data, registry, base_dir)
+    from . import config
+
+    return config.config_from_dict(data, registry, base_dir)
 
 
 def json_schema() -> dict[str, Any]:
     """The configuration's JSON Schema, devices a union of every known kind's options."""
-    return _config.json_schema(registry)
+    from . import config
+
+    return config.json_schema(registry)
 
 
 def parts() -> list[type]:
     """Every part: the device kinds, then the features."""
-    from .attendance import Attendance
-    from .forward import Forwarding
+    from .attendance.part import Attendance
+    from .forward.part import Forwarding
 
     return [*registry.all_adapters(), Forwarding, Attendance]
 
 
 def tables() -> list[Table]:
     """The tables the parts bring (the store makes its own)."""
+    from .contract import HasTables, has
+
     out: list[Table] = []
     for part in parts():
         if has(part, HasTables):
@@ -63,6 +87,8 @@ def tables() -> list[Table]:
 
 def open_store(cfg: HubConfig) -> Store:
     """The configured store with every part's tables created (and older layouts moved)."""
+    from .store import Store
+
     store = Store(cfg.database_url, cfg.hub.sqlite_synchronous, cache_mb=cfg.hub.sqlite_cache_mb)
     store.create_all(tables())
     return store
@@ -78,15 +104,25 @@ def open_hub(cfg: HubConfig, store: Store | None = None) -> Hub:
 def create_app(cfg: HubConfig, store: Store, hub: Hub | None = None) -> FastAPI:
     """The HTTP API with every part's routes mounted."""
     from .api.app import create_app as build
+    from .contract import HasRoutes, has
 
     return build(cfg, store, hub, [p for p in parts() if has(p, HasRoutes)])
 
 
-def command_parts() -> list[type]:
-    return [p for p in parts() if has(p, HasCommands)]
+def add_commands(cli: click.Group, tools: CommandTools) -> None:
+    """Every part's `spotme-hub` commands onto `cli` (and `tools.simulate`)."""
+    for module in COMMANDS:
+        importlib.import_module(module).register(cli, tools)
+    for part in registry.plugins():
+        from .contract import HasCommands, has
+
+        if has(part, HasCommands):
+            part.commands(cli, tools)  # type: ignore[attr-defined]
 
 
 def demo_parts() -> list[type]:
+    from .contract import HasDemo, has
+
     return [p for p in parts() if has(p, HasDemo)]
 
 
@@ -98,6 +134,10 @@ async def run_hub(
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """Run the hub (devices, store, API, forwarder) until `stop` is set or SIGINT/SIGTERM."""
+    import asyncio
+    import contextlib
+    import signal
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -127,6 +167,7 @@ def start_services(
 
         out.append(serve(create_app(hub.cfg, hub.store, hub), hub.cfg.api.listen, stop))
     if hub.cfg.core.url:
+        from .contract import HasOutbox, has
         from .forward.forwarder import run_forwarder
 
         out.append(run_forwarder(hub, stop))

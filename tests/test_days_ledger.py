@@ -375,7 +375,7 @@ def test_the_ledger_tables_are_made_with_the_store(store_url: str) -> None:
 
 
 def test_days_go_to_the_core_through_the_outbox_when_asked(tmp_path: Path, store: Store) -> None:
-    from spotme_hub.attendance import Attendance
+    from spotme_hub.attendance.part import Attendance
     from spotme_hub.forward.core_sim import CoreServer, CoreState
     from spotme_hub.forward.forwarder import Forwarder
 

@@ -9,19 +9,19 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..clock import DEFAULT_TZ
-from ..contract import CommandTools
-from ..schedule import parse_day
-from . import report as monthly_report
-from .book import DayBook
-from .calendar import HOLIDAYS_VERSION
-from .rules import Day
+
+if TYPE_CHECKING:
+    from ..contract import CommandTools
+    from .rules import Day
+
+# The days' engine, its calendar and the report's writers load when a command runs, not when
+# the commands are listed.
 
 _COLOURS = {"complete": "green", "incomplete": "yellow", "absent": "red", "leave": "cyan",
             "off": "dim"}  # fmt: skip
@@ -30,6 +30,8 @@ _COLOURS = {"complete": "green", "incomplete": "yellow", "absent": "red", "leave
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
+    from ..schedule import parse_day
+
     try:
         return parse_day(value)
     except ValueError as exc:
@@ -37,6 +39,8 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt
 
 
 def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
+    from . import report as monthly_report
+
     try:
         return monthly_report.parse_month(value)
     except ValueError as exc:
@@ -69,6 +73,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
         """Each officer's attendance day for a date or a range (every officer, every date)."""
         if ctx.invoked_subcommand is not None:
             return
+        from .book import DayBook
+
         cfg = tools.load_config(config_path)
         book = DayBook(cfg, tools.open_store(cfg))
         first = first or dt.date.today()
@@ -93,6 +99,11 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.argument("date", callback=_date)
     def explain(config_path: Path, employee: str, date: dt.date) -> None:
         """Why an officer's day is what it is: the punches, facts and rules, in words."""
+        from rich.console import Console
+
+        from .book import DayBook
+        from .calendar import HOLIDAYS_VERSION
+
         cfg = tools.load_config(config_path)
         if employee not in {e.id for e in cfg.employees}:
             raise click.BadParameter(f"unknown employee {employee!r}", param_hint="EMPLOYEE")
@@ -129,6 +140,9 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     ) -> None:  # fmt: skip
         """The month's attendance report (Laporan Kehadiran): one row per officer with the
         month's counts and colour card."""
+        from . import report as monthly_report
+        from .book import DayBook
+
         cfg = tools.load_config(config_path)
         home = None
         if office is not None:
@@ -173,6 +187,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
 
 
 def _csv(rows: list[Day]) -> None:
+    from .rules import Day
+
     fields = list(Day.__dataclass_fields__)
     w = csv.DictWriter(sys.stdout, fieldnames=fields)
     w.writeheader()
@@ -185,6 +201,9 @@ def _csv(rows: list[Day]) -> None:
 
 
 def _table(rows: list[Day], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     t = Table(title=title)
     for col in ("date", "employee", "office", "kind", "status", "in", "out", "due", "late",
                 "early", "tags"):  # fmt: skip

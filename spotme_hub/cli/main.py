@@ -1,32 +1,32 @@
 """The `spotme-hub` command line.
 
-Core commands live here; every part (device kinds, forwarding) adds its own through the
-contract's `HasCommands`, handed the shared tools (`CommandTools`), so the CLI grows without
-this module knowing any kind.
+Core commands live here; every part (device kinds, forwarding, days) adds its own through the
+composition root (`service.add_commands`), handed the shared tools (`CommandTools`), so the CLI
+grows without this module knowing any kind.
+
+A command pays only for what it uses: this module imports click and nothing of the hub at the
+top; the parts' commands load when one of them is asked for or the commands are listed, and each
+command imports the store, the API or a kind's libraries when it runs (`tests/test_startup.py`
+keeps the list).
 """
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ..contract import CommandTools
-from ..service import command_parts, json_schema, load_config, open_hub, open_store, run_hub
-from ..store import RecordFilter
-from ..yamlsource import ConfigError
-
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from ..config import HubConfig
+    from ..pipeline.runtime import Hub
+    from ..store import Store
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -35,16 +35,33 @@ CONFIG_OPTION = click.option(
 )  # fmt: skip
 
 
-class HubGroup(click.Group):
+class PartsGroup(click.Group):
+    """A group whose commands the parts also add to: loads them (once, for the whole CLI) when
+    asked for a command it does not have of its own, or for the list."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and _add_part_commands():
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _add_part_commands()
+        return super().list_commands(ctx)
+
+
+class HubGroup(PartsGroup):
     """Turns known errors into one clear line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ..yamlsource import ConfigError
+
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             for issue in exc.issues:
-                err_console.print(f"[red]error[/red] {issue}", highlight=False, soft_wrap=True)
-            err_console.print(f"{len(exc.issues)} problem(s) in the configuration", highlight=False)
+                click.echo(f"{click.style('error', fg='red')} {issue}", err=True)
+            click.echo(f"{len(exc.issues)} problem(s) in the configuration", err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
@@ -53,7 +70,7 @@ class HubGroup(click.Group):
         except Exception as exc:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
-            err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            click.echo(f"{click.style('error:', fg='red')} {type(exc).__name__}: {exc}", err=True)
             sys.exit(1)
 
 
@@ -76,6 +93,10 @@ def cli(verbose: int) -> None:
 @click.option("--no-api", is_flag=True, help="Do not serve the HTTP API.")
 def run(config_path: Path, no_api: bool) -> None:
     """Run the hub: every configured device, the store and the API, until SIGINT/SIGTERM."""
+    import asyncio
+
+    from ..service import load_config, run_hub
+
     cfg = load_config(config_path)
     announce = functools.partial(click.echo, err=True)
     asyncio.run(run_hub(cfg, serve_api=cfg.api.enabled and not no_api, announce=announce))
@@ -93,6 +114,8 @@ def config() -> None:
 @CONFIG_OPTION
 def config_check(config_path: Path) -> None:
     """Validate a configuration: every error with file, line and field; exit 0 when valid."""
+    from ..service import load_config
+
     cfg = load_config(config_path)
     kinds: dict[str, int] = {}
     for d in cfg.devices:
@@ -107,6 +130,8 @@ def config_check(config_path: Path) -> None:
 @config.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the configuration (for editors)."""
+    from ..service import json_schema
+
     click.echo(json.dumps(json_schema(), indent=2))
 
 
@@ -128,6 +153,9 @@ def records(
     since: str | None, until: str | None, flag: str | None, limit: int, fmt: str,
 ) -> None:  # fmt: skip
     """Query the local store (newest last)."""
+    from ..service import load_config, open_store
+    from ..store import RecordFilter
+
     cfg = load_config(config_path)
     store = open_store(cfg)
     flt = RecordFilter(office, employee, device, since, until, flag)
@@ -136,6 +164,8 @@ def records(
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))
     elif fmt == "csv":
+        import csv
+
         if rows:
             w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
             w.writeheader()
@@ -144,6 +174,9 @@ def records(
                     {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
                 )
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         t = Table(title=f"{len(rows)} record(s)")
         for col in (
             "local_time",
@@ -161,7 +194,7 @@ def records(
                 r["local_time"], r["employee_id"] or "—", r["source_user_id"] or r["card"] or "",
                 r["punch"], r["verify"], r["device_id"], r["office_id"], ",".join(r["flags"]),
             )  # fmt: skip
-        console.print(t)
+        Console().print(t)
 
 
 @cli.command()
@@ -169,6 +202,8 @@ def records(
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def devices(config_path: Path, fmt: str) -> None:
     """Device health: state, last seen, last error, counters."""
+    from ..service import load_config, open_store
+
     cfg = load_config(config_path)
     store = open_store(cfg)
     rows = {h["device_id"]: h for h in store.health()}
@@ -179,6 +214,9 @@ def devices(config_path: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(out, indent=2, default=str))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     colors = {"UP": "green", "DOWN": "red", "DEGRADED": "yellow"}
     t = Table(title="devices")
     for col in (
@@ -201,7 +239,7 @@ def devices(config_path: Path, fmt: str) -> None:
             h.get("last_seen") or "never", str(c.get("new", 0)), str(c.get("duplicate", 0)),
             str(c.get("quarantined", 0)), h.get("last_error") or "",
         )  # fmt: skip
-    console.print(t)
+    Console().print(t)
 
 
 @cli.group()
@@ -221,6 +259,8 @@ def quarantine_list(
     config_path: Path, status: str, device: str | None, limit: int, fmt: str
 ) -> None:
     """List quarantined inputs with their source and reason."""
+    from ..service import load_config, open_store
+
     cfg = load_config(config_path)
     store = open_store(cfg)
     items = store.quarantine_items(None if status == "all" else status, limit, device)
@@ -228,6 +268,9 @@ def quarantine_list(
         for it in items:
             click.echo(json.dumps(it, ensure_ascii=False))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     t = Table(title=f"{len(items)} quarantined item(s)")
     for col in ("id", "when", "device", "source", "reason", "status"):
         t.add_column(col)
@@ -235,7 +278,7 @@ def quarantine_list(
         src = {k: v for k, v in it["source"].items() if k != "punch"}
         t.add_row(str(it["qid"]), it["created_at"], it["device_id"] or "", json.dumps(src)[:60],
                   it["reason"], it["status"])  # fmt: skip
-    console.print(t)
+    Console().print(t)
 
 
 @quarantine.command("replay")
@@ -245,6 +288,7 @@ def quarantine_list(
 def quarantine_replay(config_path: Path, ids: tuple[int, ...], replay_all: bool) -> None:
     """Re-process quarantined inputs with the current configuration."""
     from ..pipeline.replay import replay_item
+    from ..service import load_config, open_store
 
     cfg = load_config(config_path)
     store = open_store(cfg)
@@ -279,23 +323,57 @@ def quarantine_replay(config_path: Path, ids: tuple[int, ...], replay_all: bool)
               help="Keep the demo's data here (default: a temporary directory).")  # fmt: skip
 def demo(duration: float, port: int, data_dir: Path | None) -> None:
     """Run a self-contained demo: simulated devices, embedded SQLite, the API — nothing external."""
+    import asyncio
+
     from .demo import run_demo
 
     asyncio.run(run_demo(duration=duration, port=port, data_dir=data_dir))
 
 
-@cli.group()
+@cli.group(cls=PartsGroup)
 def simulate() -> None:
     """Simulators for rehearsal and tests (terminals, readers, the SPOT-Me core...)."""
 
 
-def _add_part_commands() -> None:
-    tools = CommandTools(CONFIG_OPTION, load_config, open_store, open_hub, simulate)
-    for part in command_parts():
-        part.commands(cli, tools)  # type: ignore[attr-defined]
+# --- the parts' commands ----------------------------------------------------------------------
 
 
-_add_part_commands()
+@dataclass(frozen=True)
+class Tools:
+    """The CLI's `contract.CommandTools`: the hub's pieces, each imported when first used."""
+
+    config_option: Callable[[Callable[..., Any]], Callable[..., Any]]
+    simulate: click.Group
+
+    def load_config(self, path: str | Path) -> HubConfig:
+        from ..service import load_config
+
+        return load_config(path)
+
+    def open_store(self, cfg: HubConfig) -> Store:
+        from ..service import open_store
+
+        return open_store(cfg)
+
+    def open_hub(self, cfg: HubConfig) -> Hub:
+        from ..service import open_hub
+
+        return open_hub(cfg)
+
+
+_parts_added = False
+
+
+def _add_part_commands() -> bool:
+    """Add the parts' commands, once; False when they were already there."""
+    global _parts_added
+    if _parts_added:
+        return False
+    _parts_added = True
+    from ..service import add_commands
+
+    add_commands(cli, Tools(CONFIG_OPTION, simulate))
+    return True
 
 
 def main() -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ..contract import CommandTools
-
-console = Console()
+if TYPE_CHECKING:
+    from ..contract import CommandTools
 
 
 def register(cli: click.Group, tools: CommandTools) -> None:
@@ -29,8 +26,12 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def status(config_path: Path, as_json: bool) -> None:
         """Backlog size and age, delivery counters, dead letters and alert state."""
+        from rich.console import Console
+        from rich.table import Table
+
         from .outbox import forward_status
 
+        console = Console()
         cfg = load_config(config_path)
         st = forward_status(open_store(cfg), cfg)
         if as_json:
@@ -52,8 +53,12 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def dead(config_path: Path, show_all: bool, limit: int, as_json: bool) -> None:
         """List dead letters: records the core refused, with its reason."""
+        from rich.console import Console
+        from rich.table import Table
+
         from .outbox import dead_letters
 
+        console = Console()
         cfg = load_config(config_path)
         rows = dead_letters(open_store(cfg), None if show_all else "open", limit)
         if as_json:

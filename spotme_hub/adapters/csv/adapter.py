@@ -24,7 +24,6 @@ from ...contract import (
     BulkCounts,
     DeviceContext,
     DeviceError,
-    HasCommands,
     HasDemo,
     HasPunchWords,
     Polling,
@@ -32,14 +31,14 @@ from ...contract import (
     sibling,
 )
 from ...record import RawPunch, Rejection
-from ...store import Store, is_database_error
-from .importer import ImportSummary, import_file
 from .options import CsvOptions
-from .reader import FileRefused
-from .source import fingerprint
 
 if TYPE_CHECKING:
-    pass
+    from ...store import Store
+    from .importer import ImportSummary
+
+# The file engine (pandas, the readers) and the store load with the first file, not with the
+# class: `config check` reads only `CsvOptions`.
 
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".error.txt")
@@ -47,11 +46,10 @@ T = TypeVar("T")
 WATCH_CHUNK_ROWS = 5_000  # rows a commit from a watch folder (unless `chunk_rows` says)
 
 
-class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
+class CsvAdapter(Polling, Replayable, HasPunchWords, HasDemo):
     kind: ClassVar[str] = "csv"
     options_model: ClassVar[type[CsvOptions]] = CsvOptions
 
-    commands = sibling("commands", "register")
     demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: CsvOptions):
@@ -122,6 +120,9 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
         """The file through `import_file`, the same code path as `spotme-hub import` (its chunks
         commit through the store's bulk path, each with its quarantine; the file's fingerprint
         with its last chunk), then moved to processed/ — or to failed/ when it is refused."""
+        from .importer import import_file
+        from .source import fingerprint
+
         owner = self._owner(ctx, path)
         digest = await ctx.to_thread(fingerprint, path)
         summary: dict[str, Any] = {"file": path.name}
@@ -162,6 +163,8 @@ class CsvAdapter(Polling, Replayable, HasPunchWords, HasCommands, HasDemo):
     def _done(self, path: Path, where: str, error: str | None = None) -> None:
         if not self.opts.watch:
             if error:
+                from .source import fingerprint
+
                 self.refused.add(fingerprint(path))
             return
         target = path.parent / where  # the watch folder's, or its device subfolder's
@@ -184,6 +187,9 @@ async def _guarded(work: Awaitable[T]) -> T:
     workbook libraries raise errors of their own kinds (a truncated `.xlsx`, XML that is not
     well-formed), and one bad file must not hold up the folder. A store that fails propagates,
     and the file stays for the next scan."""
+    from ...store import is_database_error
+    from .reader import FileRefused
+
     try:
         return await work
     except OSError:

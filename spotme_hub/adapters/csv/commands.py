@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ...contract import CommandTools
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ...contract import CommandTools
 
 
 def register(cli: click.Group, tools: CommandTools) -> None:
@@ -52,6 +53,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
         force: bool, writer: str,
     ) -> None:  # fmt: skip
         """Import CSV/Excel exports (attlog.dat, BioTime, generic columns): idempotent, fast."""
+        from rich.console import Console
+
         from ...normalize import Normalizer
         from .importer import import_file, options_for, resolve_device
         from .reader import FileRefused
@@ -90,6 +93,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
 
 def _one(console: Console, cfg: Any, store: Any, path: Path, device: Any, opts: Any, dry_run: bool,
          force: bool, normalizer: Any, import_file: Any, writer: str) -> Any:  # fmt: skip
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console, transient=False,

@@ -20,7 +20,7 @@ import multiprocessing
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -37,8 +37,10 @@ from ...contract import (
 )
 from ...normalize.mapping import Ignored, Mapping, MappingError
 from ...record import Flag, RawPunch, Rejection
-from .link import LinkSettings, Message, serve
 from .presets import apply_first, mappings_for
+
+if TYPE_CHECKING:  # paho loads in the network process's module when a device starts
+    from .link import LinkSettings, Message
 
 _UNTIMED_KEEP = 2000  # recent untimed payload hashes kept for DUP redeliveries
 _PIPELINE = 4  # batches being committed at once
@@ -157,6 +159,8 @@ class MqttAdapter(Streaming, Replayable, HasDemo):
         filters = [
             f"$share/{opts.shared_group}/{t}" if opts.shared_group else t for t in opts.topics
         ]
+        from .link import LinkSettings
+
         path = lambda p: str(ctx.config.resolve_path(p)) if p else None  # noqa: E731
         settings = LinkSettings(
             host=self.host, port=self.port, client_id=client_id, v5=opts.protocol == "5",
@@ -339,6 +343,8 @@ class _Link:
     """The adapter's end of the network process (`mqtt_link`): a pipe read by the event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: LinkSettings, name: str):
+        from .link import serve
+
         self.loop = loop
         mp = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self.conn, child = mp.Pipe()

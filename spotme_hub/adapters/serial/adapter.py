@@ -20,14 +20,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import serial
-
 from ...cards import card_forms
 from ...config import Device
 from ...contract import (
     DeviceContext,
     DeviceError,
-    HasCommands,
     HasDemo,
     Options,
     Replayable,
@@ -45,11 +42,10 @@ if TYPE_CHECKING:
 _OPENED = object()
 
 
-class SerialAdapter(Streaming, Replayable, HasCommands, HasDemo):
+class SerialAdapter(Streaming, Replayable, HasDemo):
     kind: ClassVar[str] = "serial"
     options_model: ClassVar[type[Options]] = SerialOptions
 
-    commands = sibling("commands", "register")
     demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: SerialOptions):
@@ -95,6 +91,8 @@ class SerialAdapter(Streaming, Replayable, HasCommands, HasDemo):
 
     def _read_loop(self, stop: threading.Event, emit: Callable[[Any], None]) -> None:
         """Runs in the port's own thread: owns the port from open to close."""
+        import serial
+
         try:
             port = open_port(self.opts.port, self.opts.baudrate, self.opts.frame_timeout)
         except DeviceError as exc:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ...contract import CommandTools
+if TYPE_CHECKING:
+    from ...contract import CommandTools
 
 
 def register(cli: click.Group, tools: CommandTools) -> None:

@@ -7,14 +7,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import serial
 from pydantic import Field, field_validator, model_validator
 
 from ...config import check_regex
 from ...contract import DeviceContext, DeviceError, Options
 from .framing import Decoded, Decoder, make_decoder
+
+if TYPE_CHECKING:
+    import serial  # pyserial loads when a port opens, not with the options
 
 
 class SerialOptions(Options):
@@ -112,6 +114,8 @@ class SerialOptions(Options):
 
 def open_port(url: str, baudrate: int, timeout: float | None) -> serial.SerialBase:
     """Open a device path (exclusively, so a second process cannot steal frames) or a URL."""
+    import serial
+
     kwargs: dict[str, Any] = {"baudrate": baudrate, "timeout": timeout}
     if "://" not in url:
         kwargs["exclusive"] = True

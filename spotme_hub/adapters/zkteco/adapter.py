@@ -23,7 +23,6 @@ from ...config import Device
 from ...contract import (
     DeviceContext,
     DeviceError,
-    HasCommands,
     HasDemo,
     Options,
     Replayable,
@@ -32,7 +31,9 @@ from ...contract import (
 )
 from ...record import RawPunch, Rejection
 from . import wire as w
-from .client import Progress, ZKClient
+
+if TYPE_CHECKING:  # pyzk loads when a terminal is opened, not with the options
+    from .client import Progress, ZKClient
 
 if TYPE_CHECKING:
     pass
@@ -84,11 +85,10 @@ class PullStats:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
+class ZKTecoAdapter(Streaming, Replayable, HasDemo):
     kind: ClassVar[str] = "zkteco"
     options_model: ClassVar[type[Options]] = ZKTecoOptions
 
-    commands = sibling("commands", "register")
     demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: ZKTecoOptions):
@@ -127,6 +127,8 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
 
     # -- pulling ---------------------------------------------------------------------------
     def _open(self) -> ZKClient:
+        from .client import ZKClient
+
         o = self.opts
         c = ZKClient(o.host, o.port, o.timeout, o.comm_key, o.transport == "udp", o.retries)
         c.open()
@@ -208,6 +210,8 @@ class ZKTecoAdapter(Streaming, Replayable, HasCommands, HasDemo):
         for attempt in range(2):
             try:
                 if attempt:
+                    from .client import ZKClient
+
                     c = ZKClient(self.opts.host, self.opts.port, self.opts.timeout,
                                  self.opts.comm_key, self.opts.transport == "udp").open()  # fmt: skip
                 with c.call("enable device"):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ...contract import CommandTools
+if TYPE_CHECKING:
+    from ...contract import CommandTools
 
 
 def register(cli: click.Group, tools: CommandTools) -> None:
@@ -103,6 +102,8 @@ def _pull_once(tools: CommandTools, device_id: str, config_path: Path) -> None:
         raise click.ClickException(f"no device {device_id!r} in {config_path}") from None
     if dev.kind != "zkteco":
         raise click.ClickException(f"{device_id} is a {dev.kind} device; pull is for zkteco")
+    from rich.console import Console
+
     stats = asyncio.run(_pull(tools, cfg, device_id))
     out = Console()
     out.print(
@@ -115,6 +116,8 @@ def _pull_once(tools: CommandTools, device_id: str, config_path: Path) -> None:
 
 async def _pull(tools: CommandTools, cfg: Any, device_id: str) -> Any:
     """One pull through the hub's own context: same normalisation, commit and checkpoints."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from ...contract import DeviceError
     from .adapter import ZKTecoAdapter
 

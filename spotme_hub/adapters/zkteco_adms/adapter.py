@@ -2,8 +2,8 @@
 
 The terminal is the HTTP client (routes in `spotme_hub/api/adms.py`); this module owns the wire
 format (handshake options, ATTLOG/OPERLOG lines, command strings and results), the per-device
-state the HTTP side needs, and the tables that keep the command queue, command results, the
-device user directory, device events and unknown serial numbers durably.
+state the HTTP side needs; `tables.py` keeps the command queue, command results, the device
+user directory, device events and unknown serial numbers durably.
 
 `run(ctx)` only watches for silence: a terminal that stops calling fails the session, so its
 health goes DOWN after `hub.failures_to_down` silent periods and back UP on its next request.
@@ -21,16 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from pydantic import Field
-from sqlalchemy import UniqueConstraint
-from sqlmodel import Field as Col
-from sqlmodel import SQLModel
 
 from ...clock import zone
 from ...config import Device
 from ...contract import (
     DeviceContext,
     DeviceError,
-    HasCommands,
     HasDemo,
     HasRoutes,
     HasTables,
@@ -81,76 +77,6 @@ class AdmsOptions(Options):
         900, gt=0, description="No request for this long counts as a failure (health DOWN)."
     )
 
-
-# --- tables -----------------------------------------------------------------------------------
-
-
-class AdmsCommandRow(SQLModel, table=True):
-    """One command for one terminal: queued → sent → done | failed | expired."""
-
-    __tablename__ = "adms_commands"
-    id: int | None = Col(default=None, primary_key=True)
-    device_id: str = Col(index=True)
-    kind: str  # backfill | verify | info
-    command: str
-    origin: str = "admin"  # admin | schedule | reconcile | recheck
-    window_start: str | None = None  # device-local wall clock, as sent
-    window_end: str | None = None
-    status: str = Col(default="queued", index=True)
-    attempts: int = 0
-    created_at: str
-    sent_at: str | None = None
-    done_at: str | None = None
-    return_code: int | None = None
-    result: str = "{}"
-    verdict: str | None = None
-
-
-class AdmsPendingRow(SQLModel, table=True):
-    """A serial number that called the hub but is not in the configuration."""
-
-    __tablename__ = "adms_pending"
-    serial: str = Col(primary_key=True)
-    first_seen: str
-    last_seen: str
-    requests: int = 1
-    remote: str | None = None
-    last_path: str | None = None
-    detail: str = "{}"
-
-
-class AdmsUserRow(SQLModel, table=True):
-    """The terminal's user directory from OPERLOG `USER` lines (PIN ↔ name, card)."""
-
-    __tablename__ = "adms_users"
-    device_id: str = Col(primary_key=True)
-    pin: str = Col(primary_key=True)
-    name: str | None = None
-    card: str | None = None
-    privilege: str | None = None
-    fields: str = "{}"
-    updated_at: str
-
-
-class AdmsEventRow(SQLModel, table=True):
-    """An OPLOG line (power on, menu, user deleted, clock set...), kept once."""
-
-    __tablename__ = "adms_events"
-    __table_args__ = (UniqueConstraint("device_id", "raw", name="uq_adms_events_line"),)
-    id: int | None = Col(default=None, primary_key=True)
-    device_id: str = Col(index=True)
-    op_code: int
-    operator: str | None = None
-    op_time: str
-    fields: str = "[]"
-    raw: str
-    received_at: str
-
-
-COMMANDS = AdmsCommandRow.__table__  # type: ignore[attr-defined]
-PENDING = AdmsPendingRow.__table__  # type: ignore[attr-defined]
-USERS = AdmsUserRow.__table__  # type: ignore[attr-defined]
-EVENTS = AdmsEventRow.__table__  # type: ignore[attr-defined]
 
 #: What an OPLOG operation code means (PUSH protocol; codes not listed are shown as numbers).
 OPLOG_CODES = {0: "power on", 1: "power off", 3: "alarm", 4: "menu", 5: "change setting",
@@ -430,17 +356,18 @@ def state_of(ctx: DeviceContext) -> AdmsState:
     return ctx.state(AdmsState)
 
 
-class ZktecoAdmsAdapter(Streaming, Replayable, HasTables, HasRoutes, HasCommands, HasDemo):
+class ZktecoAdmsAdapter(Streaming, Replayable, HasTables, HasRoutes, HasDemo):
     kind: ClassVar[str] = KIND
     options_model: ClassVar[type[Options]] = AdmsOptions
 
     @classmethod
     def tables(cls) -> Sequence[Table]:
         """The command queue, the unknown serials, the user directory and device events."""
+        from .tables import COMMANDS, EVENTS, PENDING, USERS
+
         return [COMMANDS, PENDING, USERS, EVENTS]
 
     routes = sibling("routes", "router")
-    commands = sibling("commands", "register")
     demo_part = sibling("demo", "part")
 
     def __init__(self, device: Device, options: AdmsOptions):

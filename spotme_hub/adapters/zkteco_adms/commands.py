@@ -6,22 +6,34 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ...config import Device, HubConfig
-from ...contract import CommandTools
-from .adapter import KIND
+if TYPE_CHECKING:
+    from rich.table import Table
 
-console = Console()
+    from ...config import Device, HubConfig
+    from ...contract import CommandTools
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title)
+
+
+def _print(table: Table) -> None:
+    from rich.console import Console
+
+    Console().print(table)
 
 
 def _setup(
     tools: CommandTools, config_path: Path, device_id: str | None = None
 ) -> tuple[HubConfig, Any, Device | None]:
+    from .adapter import KIND
+
     cfg = tools.load_config(config_path)
     device = None
     if device_id is not None:
@@ -115,14 +127,14 @@ def register(cli: click.Group, tools: CommandTools) -> None:
             for r in rows:
                 click.echo(json.dumps(r, ensure_ascii=False))
             return
-        t = Table(title=f"{len(rows)} command(s)")
+        t = _table(f"{len(rows)} command(s)")
         for col in ("id", "device", "command", "origin", "status", "return", "verdict"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["cmd_id"], r["device_id"], r["command"].replace("\t", " "), r["origin"],
                       r["status"], "" if r["return_code"] is None else str(r["return_code"]),
                       r["verdict"] or "")  # fmt: skip
-        console.print(t)
+        _print(t)
 
     @adms.command("pending")
     @CONFIG_OPTION
@@ -130,6 +142,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     def pending(config_path: Path, fmt: str) -> None:
         """Terminals that called with an unknown serial number (refused until you add them)."""
         from . import db
+        from .adapter import KIND
 
         _cfg, store, _device = _setup(tools, config_path)
         rows = db.pending(store)
@@ -137,13 +150,13 @@ def register(cli: click.Group, tools: CommandTools) -> None:
             for r in rows:
                 click.echo(json.dumps(r, ensure_ascii=False))
             return
-        t = Table(title=f"{len(rows)} unknown terminal(s) — add them as kind: {KIND}, serial: <SN>")
+        t = _table(f"{len(rows)} unknown terminal(s) — add them as kind: {KIND}, serial: <SN>")
         for col in ("serial", "first seen", "last seen", "requests", "from", "detail"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["serial"], r["first_seen"], r["last_seen"], str(r["requests"]),
                       r["remote"] or "", json.dumps(r["detail"])[:60])  # fmt: skip
-        console.print(t)
+        _print(t)
 
     @adms.command("users")
     @CONFIG_OPTION
@@ -153,14 +166,14 @@ def register(cli: click.Group, tools: CommandTools) -> None:
         from . import db
 
         _cfg, store, device = _setup(tools, config_path, device_id)
-        t = Table(title=f"users on {device_id}")
+        t = _table(f"users on {device_id}")
         for col in ("PIN", "name", "card", "privilege", "updated"):
             t.add_column(col)
         for u in db.users(store, device_id):
             t.add_row(
                 u["pin"], u["name"] or "", u["card"] or "", u["privilege"] or "", u["updated_at"]
             )
-        console.print(t)
+        _print(t)
 
     simulate = tools.simulate
 

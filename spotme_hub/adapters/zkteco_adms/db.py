@@ -18,15 +18,8 @@ from sqlalchemy import and_, func, or_, select
 from ...clock import now_z_ms, to_aware, utc_z, zone
 from ...config import Device
 from ...store import RecordFilter, Store, dumps
-from .adapter import (
-    COMMANDS,
-    EVENTS,
-    OPLOG_CODES,
-    PENDING,
-    TIME_FORMAT,
-    USERS,
-    command_text,
-)
+from .adapter import OPLOG_CODES, TIME_FORMAT, command_text
+from .tables import COMMANDS, EVENTS, PENDING, USERS
 
 MAX_ATTEMPTS = 3
 SECRET_KEYS = ("passwd", "password")  # never stored from USER lines
