@@ -12,6 +12,11 @@ process with the interpreter the hub is installed in:
 The simulator and the reference core run in this process, started before the clock does.
 Prints the median, spread and the ratio to `python -c pass` for each case.
 
+The processes run as an installed hub does, with its modules' bytecode cached: they write it to
+a cache of their own (`PYTHONPYCACHEPREFIX`, even where `PYTHONDONTWRITEBYTECODE` is set), and a
+first round that fills it is not counted. `--cold` measures without any cache of the hub's own
+modules (every start compiles them).
+
     .venv/bin/python bench/startup.py [--rounds 7] [--punches 1000]
 """
 
@@ -40,9 +45,15 @@ EXAMPLE_SECRETS = ("PJY_MQTT_PASSWORD", "PJY_OSDP_SCBK", "SPOTME_ADMIN_TOKEN", "
                    "SPOTME_FEED_TOKEN", "SPOTME_HR_TOKEN")  # fmt: skip
 
 
+#: the environment of every process measured (see the module's docstring)
+ENV = dict(os.environ)
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+    subprocess.run(
+        argv, check=True, stdout=subprocess.DEVNULL, env={**ENV, **(env or {})}, cwd=ROOT
+    )
     return time.perf_counter() - t0
 
 
@@ -59,7 +70,9 @@ def get(port: int, path: str) -> tuple[int, bytes] | None:
 def run_until(cfg: Path, done: Callable[[], bool], timeout: float = 60) -> float:
     """Start `spotme-hub run`, poll `done` every 5 ms; the seconds from spawn to done."""
     t0 = time.perf_counter()
-    p = subprocess.Popen([*HUB, "run", "-c", str(cfg)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [*HUB, "run", "-c", str(cfg)], cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL
+    )
     try:
         while not done():
             if p.poll() is not None:
@@ -110,18 +123,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--punches", type=int, default=1000)
+    ap.add_argument("--cold", action="store_true", help="no bytecode cache of the hub's modules")
     args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="spotme-startup-"))
+    if args.cold:
+        ENV["PYTHONDONTWRITEBYTECODE"] = "1"
+        ENV["PYTHONPYCACHEPREFIX"] = str(tmp / "no-pycache")  # nothing there: no cached module
+    else:
+        ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+        ENV["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
 
     sim = ZKSimulator(records=args.punches, record_size=40).start()
-    tmp = Path(tempfile.mkdtemp(prefix="spotme-startup-"))
     # a store with the punches in it, for `records`
     seed = tmp / "seed" / "hub.yaml"
     seed.parent.mkdir()
     write_config(seed, free_port(), sim.port, None)
     run_until(seed, lambda: device_up_count(seed) >= args.punches)
 
-    env = {**os.environ, "SPOTME_HUB_CONFIG": str(seed)}
-    example = {**os.environ, **{v: "00" * 16 if "SCBK" in v else "x" for v in EXAMPLE_SECRETS}}
+    env = {"SPOTME_HUB_CONFIG": str(seed)}
+    example = {v: "00" * 16 if "SCBK" in v else "x" for v in EXAMPLE_SECRETS}
     cases: dict[str, Callable[[int], float]] = {
         "python -c pass": lambda _i: timed([sys.executable, "-c", "pass"]),
         "--version": lambda _i: timed([*HUB, "--version"]),
@@ -135,14 +155,18 @@ def main() -> None:
         f"run → core holds {args.punches}": lambda i: delivered(tmp, i, sim.port, args.punches),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
-    for i in range(args.rounds):
+    for i in range(args.rounds + 1):  # round 0 fills the bytecode cache and is not counted
         for name, case in cases.items():
-            times[name].append(case(i))
-        print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
+            t = case(i)
+            if i:
+                times[name].append(t)
+        print(f"round {i}/{args.rounds} done" + (" (warm-up)" if not i else ""), file=sys.stderr)
     sim.stop()
 
     base = statistics.median(times["python -c pass"])
-    print(f"{'case':28} {'median':>8} {'min':>8} {'max':>8} {'× pass':>8}   ({args.rounds} rounds)")
+    mode = "cold: no bytecode cache" if args.cold else "bytecode cached"
+    print(f"{'case':28} {'median':>8} {'min':>8} {'max':>8} {'× pass':>8}   "
+          f"({args.rounds} rounds, {mode})")  # fmt: skip
     for name, ts in times.items():
         m = statistics.median(ts)
         print(f"{name:28} {m:8.3f} {min(ts):8.3f} {max(ts):8.3f} {m / base:8.1f}")

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from sqlmodel import SQLModel
 
 from spotme_hub.config import HubConfig
 from spotme_hub.pipeline.runtime import Hub
@@ -89,7 +88,11 @@ def fresh_database(url: str) -> None:
     """Drop every table of the hub (incl. the adms_* ones) in a PostgreSQL test database."""
     store = Store(url)
     store.create_all(tables())
-    SQLModel.metadata.drop_all(store.engine)
+    from sqlalchemy import MetaData
+
+    from spotme_hub.store.schema import OWN_TABLES
+
+    MetaData().drop_all(store.engine, tables=[*OWN_TABLES, *tables()])
     store.close()
 
 

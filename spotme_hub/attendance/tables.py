@@ -7,66 +7,56 @@ checkpoints under the scope `attendance`.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, text
 
+_META = MetaData()
 
-class DayRow(SQLModel, table=True):
-    __tablename__ = "attendance_days"
-    __table_args__ = (
-        Index("ix_attendance_days_date_office", "date", "office_id"),
-        # only the provisional days (a settled day has none): small, and cheap to keep
-        Index(
-            "ix_attendance_days_settles_at", "settles_at",
-            sqlite_where=text("settles_at IS NOT NULL"),
-            postgresql_where=text("settles_at IS NOT NULL"),
-        ),
-    )  # fmt: skip
-    employee_id: str = Field(primary_key=True)
-    date: str = Field(primary_key=True)  # YYYY-MM-DD, the working date
-    office_id: str
-    status: str
+DAYS = Table(
+    "attendance_days", _META,
+    Column("employee_id", String, primary_key=True),
+    Column("date", String, primary_key=True),  # YYYY-MM-DD, the working date
+    Column("office_id", String, nullable=False),
+    Column("status", String, nullable=False),
     # the change sequence: every write of a day that changed takes the next number
-    seq: int = Field(
-        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False, unique=True)
-    )
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False, unique=True),
     # a provisional day is worked out again at this time (UTC); NULL once settled
-    settles_at: str | None = None
-    doc: str = Field(sa_column=Column(Text, nullable=False))  # the day's JSON (`Day.to_dict`)
-    updated_at: str
+    Column("settles_at", String),
+    Column("doc", Text, nullable=False),  # the day's JSON (`Day.to_dict`)
+    Column("updated_at", String, nullable=False),
+    Index("ix_attendance_days_date_office", "date", "office_id"),
+    # only the provisional days (a settled day has none): small, and cheap to keep
+    Index(
+        "ix_attendance_days_settles_at", "settles_at",
+        sqlite_where=text("settles_at IS NOT NULL"),
+        postgresql_where=text("settles_at IS NOT NULL"),
+    ),
+)  # fmt: skip
 
+FACTS = Table(
+    "attendance_facts", _META,
+    Column("id", String, primary_key=True),
+    Column("employee_id", String, nullable=False, index=True),
+    Column("doc", Text, nullable=False),  # the fact as given (validated)
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+)  # fmt: skip
 
-class FactRow(SQLModel, table=True):
-    __tablename__ = "attendance_facts"
-    id: str = Field(primary_key=True)
-    employee_id: str = Field(index=True)
-    doc: str = Field(sa_column=Column(Text, nullable=False))  # the fact as given (validated)
-    created_at: str
-    updated_at: str
+#: A date whose days are kept for every configured officer (punches or not).
+OPEN_DATES = Table(
+    "attendance_dates", _META,
+    Column("date", String, primary_key=True),
+    Column("opened_at", String, nullable=False),
+)  # fmt: skip
 
+#: Days to work out again: a fact changed, the rules changed (`employee_id` NULL: all).
+DIRTY = Table(
+    "attendance_dirty", _META,
+    Column("did", Integer, primary_key=True),
+    Column("employee_id", String),
+    Column("first", String, nullable=False),
+    Column("last", String, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("created_at", String, nullable=False),
+)  # fmt: skip
 
-class OpenDateRow(SQLModel, table=True):
-    """A date whose days are kept for every configured officer (punches or not)."""
-
-    __tablename__ = "attendance_dates"
-    date: str = Field(primary_key=True)
-    opened_at: str
-
-
-class DirtyRow(SQLModel, table=True):
-    """Days to work out again: a fact changed, the rules changed (`employee_id` NULL: all)."""
-
-    __tablename__ = "attendance_dirty"
-    did: int | None = Field(default=None, primary_key=True)
-    employee_id: str | None = None
-    first: str
-    last: str
-    reason: str
-    created_at: str
-
-
-DAYS: Table = DayRow.__table__  # type: ignore[attr-defined]
-FACTS: Table = FactRow.__table__  # type: ignore[attr-defined]
-OPEN_DATES: Table = OpenDateRow.__table__  # type: ignore[attr-defined]
-DIRTY: Table = DirtyRow.__table__  # type: ignore[attr-defined]
 TABLES = (DAYS, FACTS, OPEN_DATES, DIRTY)

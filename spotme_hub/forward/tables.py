@@ -6,22 +6,18 @@ and the delivery counters live in the store's checkpoints under the scope `forwa
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
-
-class DeadLetterRow(SQLModel, table=True):
-    __tablename__ = "forward_dead_letters"
-    dlid: int | None = Field(default=None, primary_key=True)
-    seq: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), index=True))
-    record_id: str = Field(index=True)
-    reason: str
-    status: str = Field(default="open", index=True)  # open | delivered
-    attempts: int = 1
-    created_at: str
-    updated_at: str
-
-
-DEAD_LETTERS = DeadLetterRow.__table__  # type: ignore[attr-defined]
-# its rows name records by seq and id: the store keeps the ids in step when it moves them
-DEAD_LETTERS.info["record_ref"] = ("seq", "record_id")
+DEAD_LETTERS = Table(
+    "forward_dead_letters", MetaData(),
+    Column("dlid", Integer, primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), index=True),
+    Column("record_id", String, nullable=False, index=True),
+    Column("reason", String, nullable=False),
+    Column("status", String, nullable=False, default="open", index=True),  # open | delivered
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    # its rows name records by seq and id: the store keeps the ids in step when it moves them
+    info={"record_ref": ("seq", "record_id")},
+)  # fmt: skip

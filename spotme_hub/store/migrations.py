@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from sqlalchemy import MetaData, Table, bindparam, inspect, select
 from sqlalchemy.schema import CreateIndex
-from sqlmodel import SQLModel
 
 from ..clock import now_z_ms
 from ..record import RECORD_FIELDS, Record, credential, identity_key, record_id
@@ -35,7 +34,7 @@ class Migrations(RecordPages, CheckpointStore):
         extra = list(tables)
         self._record_refs = [t for t in extra if "record_ref" in t.info]
         self._migrate_v1()
-        SQLModel.metadata.create_all(self.engine, tables=[*OWN_TABLES, *extra])
+        MetaData().create_all(self.engine, tables=[*OWN_TABLES, *extra])
         self._add_quarantine_place()
         self._add_record_shape()
         self._add_record_indexes()

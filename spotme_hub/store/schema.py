@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text, text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, text
 from sqlalchemy.engine import make_url
-from sqlmodel import Field, SQLModel
 
 from ..record import RECORD_FIELDS, Record
 from .shapes import SHAPES
@@ -46,107 +45,94 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-class RecordRow(SQLModel, table=True):
-    __tablename__ = "records"
-    __table_args__ = (
-        Index("ix_records_occurred_at", "occurred_at"),
-        {"sqlite_autoincrement": True},
-    )
-    seq: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
-    )
-    id: str = Field(sa_column=Column(Text, nullable=False, unique=True))
-    employee_id: str | None = None
-    device_id: str
-    office_id: str
-    occurred_at: str
-    flags: str = "[]"
-    committed_at: str
-    doc: str = Field(sa_column=Column(Text, nullable=False))
+_META = MetaData()
+#: seq: BIGINT on PostgreSQL, the rowid on SQLite
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+
+RECORDS = Table(
+    "records", _META,
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
+    Column("id", Text, nullable=False, unique=True),
+    Column("employee_id", String),
+    Column("device_id", String, nullable=False),
+    Column("office_id", String, nullable=False),
+    Column("occurred_at", String, nullable=False),
+    Column("flags", String, nullable=False, default="[]"),
+    Column("committed_at", String, nullable=False),
+    Column("doc", Text, nullable=False),
     # NULL: `doc` is the whole JSON; else the id of the record's shape (see `shapes.py`)
-    shape: int | None = None
+    Column("shape", Integer),
+    Index("ix_records_occurred_at", "occurred_at"),
+    sqlite_autoincrement=True,
+)  # fmt: skip
 
-
-class QuarantineRow(SQLModel, table=True):
-    __tablename__ = "quarantine"
+QUARANTINE = Table(
+    "quarantine", _META,
+    Column("qid", Integer, primary_key=True),
+    Column("created_at", String, nullable=False),
+    Column("device_id", String, index=True),
+    Column("source", String, nullable=False, default="{}"),
+    Column("reason", String, nullable=False),
+    Column("raw", String, nullable=False, default="null"),
+    Column("status", String, nullable=False, default="open", index=True),  # open | replayed | discarded
+    Column("resolved_at", String),
+    Column("resolution", String),
+    Column("place", String),  # a file row's file, sheet and line (None for live input)
     # finds the item a file row's rejection repeats (see Store._quarantine); column and index
     # are added to databases created before them too (`create_all`)
-    __table_args__ = (Index("ix_quarantine_device_place", "device_id", "place"),)
-    qid: int | None = Field(default=None, primary_key=True)
-    created_at: str
-    device_id: str | None = Field(default=None, index=True)
-    source: str = "{}"
-    reason: str
-    raw: str = "null"
-    status: str = Field(default="open", index=True)  # open | replayed | discarded
-    resolved_at: str | None = None
-    resolution: str | None = None
-    place: str | None = None  # a file row's file, sheet and line (None for live input)
+    Index("ix_quarantine_device_place", "device_id", "place"),
+)  # fmt: skip
 
+CHECKPOINTS = Table(
+    "checkpoints", _META,
+    Column("scope", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("value", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+)  # fmt: skip
 
-class CheckpointRow(SQLModel, table=True):
-    __tablename__ = "checkpoints"
-    scope: str = Field(primary_key=True)
-    key: str = Field(primary_key=True)
-    value: str
-    updated_at: str
+HEALTH = Table(
+    "device_health", _META,
+    Column("device_id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("office_id", String),
+    Column("state", String, nullable=False, default="UNKNOWN"),  # UNKNOWN | UP | DEGRADED | DOWN | DISABLED
+    Column("last_seen", String),
+    Column("last_error", String),
+    Column("last_error_at", String),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("counters", String, nullable=False, default="{}"),
+    Column("detail", String, nullable=False, default="{}"),
+    Column("updated_at", String, nullable=False),
+)  # fmt: skip
 
+#: How many records each UTC hour of `occurred_at` holds per device and office, and their first
+#: and last seq: kept in the transaction that commits them (`counts.py`). The key is the row
+#: (one B-tree, not two); the backlog's index.
+RECORD_COUNTS = Table(
+    "record_counts", _META,
+    Column("hour", String, primary_key=True),  # occurred_at's first 13 characters: YYYY-MM-DDTHH
+    Column("device_id", String, primary_key=True),
+    Column("office_id", String, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Index("ix_record_counts_last_seq", "last_seq"),
+    sqlite_with_rowid=False,
+)  # fmt: skip
 
-class DeviceHealthRow(SQLModel, table=True):
-    __tablename__ = "device_health"
-    device_id: str = Field(primary_key=True)
-    kind: str
-    office_id: str | None = None
-    state: str = "UNKNOWN"  # UNKNOWN | UP | DEGRADED | DOWN | DISABLED
-    last_seen: str | None = None
-    last_error: str | None = None
-    last_error_at: str | None = None
-    consecutive_failures: int = 0
-    counters: str = "{}"
-    detail: str = "{}"
-    updated_at: str
-
-
-class RecordCountRow(SQLModel, table=True):
-    """How many records each UTC hour of `occurred_at` holds per device and office, and their
-    first and last seq: kept in the transaction that commits them (`counts.py`)."""
-
-    __tablename__ = "record_counts"
-    __table_args__ = (  # the key is the row (one B-tree, not two); the backlog's index
-        Index("ix_record_counts_last_seq", "last_seq"),
-        {"sqlite_with_rowid": False},
-    )
-    hour: str = Field(primary_key=True)  # occurred_at's first 13 characters: YYYY-MM-DDTHH
-    device_id: str = Field(primary_key=True)
-    office_id: str = Field(primary_key=True)
-    n: int = Field(sa_column=Column(BigInteger, nullable=False))
-    first_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class RecordTotalRow(SQLModel, table=True):
-    """Totals of the records: scope `all` (key ''), `device`, `office` (their id), `day` and
-    `hour` (occurred_at's UTC date, its first 13 characters), with their first and last seq;
-    kept like `record_counts`."""
-
-    __tablename__ = "record_totals"
-    __table_args__ = {"sqlite_with_rowid": False}
-    scope: str = Field(primary_key=True)
-    key: str = Field(primary_key=True)
-    n: int = Field(sa_column=Column(BigInteger, nullable=False))
-    first_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
-    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-RECORDS: Table = RecordRow.__table__  # type: ignore[attr-defined]
-QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[attr-defined]
-CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
-HEALTH: Table = DeviceHealthRow.__table__  # type: ignore[attr-defined]
-RECORD_COUNTS: Table = RecordCountRow.__table__  # type: ignore[attr-defined]
-RECORD_TOTALS: Table = RecordTotalRow.__table__  # type: ignore[attr-defined]
+#: Totals of the records: scope `all` (key ''), `device`, `office` (their id), `day` and `hour`
+#: (occurred_at's UTC date, its first 13 characters), with their first and last seq; kept like
+#: `record_counts`.
+RECORD_TOTALS = Table(
+    "record_totals", _META,
+    Column("scope", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)  # fmt: skip
 #: The store's own tables (the other parts' come through `create_all`).
 OWN_TABLES = (RECORDS, QUARANTINE, CHECKPOINTS, HEALTH, SHAPES, RECORD_COUNTS, RECORD_TOTALS)
 

@@ -25,8 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Engine, Text, select
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, Text, select
 
 from ..record import RECORD_FIELDS, plain_strings
 
@@ -36,13 +35,12 @@ SEP = "\x1f"
 JSON_FIELDS = ("flags", "source", "raw")
 
 
-class ShapeRow(SQLModel, table=True):
-    __tablename__ = "record_shapes"
-    shape: int | None = Field(default=None, primary_key=True)
-    fmt: str = Field(sa_column=Column(Text, nullable=False))
-
-
-SHAPES = ShapeRow.__table__  # type: ignore[attr-defined]
+SHAPES = Table(
+    "record_shapes",
+    MetaData(),
+    Column("shape", Integer, primary_key=True),
+    Column("fmt", Text, nullable=False),
+)
 
 
 def _dumps(value: Any) -> str:

@@ -3,74 +3,64 @@ numbers, each terminal's user directory and its OPLOG events (created beside the
 
 from __future__ import annotations
 
-from sqlalchemy import UniqueConstraint
-from sqlmodel import Field as Col
-from sqlmodel import SQLModel
+from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint
 
+_META = MetaData()
 
-class AdmsCommandRow(SQLModel, table=True):
-    """One command for one terminal: queued → sent → done | failed | expired."""
+#: One command for one terminal: queued → sent → done | failed | expired.
+COMMANDS = Table(
+    "adms_commands", _META,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", String, nullable=False, index=True),
+    Column("kind", String, nullable=False),  # backfill | verify | info
+    Column("command", String, nullable=False),
+    Column("origin", String, nullable=False, default="admin"),  # admin | schedule | reconcile | recheck
+    Column("window_start", String),  # device-local wall clock, as sent
+    Column("window_end", String),
+    Column("status", String, nullable=False, default="queued", index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", String, nullable=False),
+    Column("sent_at", String),
+    Column("done_at", String),
+    Column("return_code", Integer),
+    Column("result", String, nullable=False, default="{}"),
+    Column("verdict", String),
+)  # fmt: skip
 
-    __tablename__ = "adms_commands"
-    id: int | None = Col(default=None, primary_key=True)
-    device_id: str = Col(index=True)
-    kind: str  # backfill | verify | info
-    command: str
-    origin: str = "admin"  # admin | schedule | reconcile | recheck
-    window_start: str | None = None  # device-local wall clock, as sent
-    window_end: str | None = None
-    status: str = Col(default="queued", index=True)
-    attempts: int = 0
-    created_at: str
-    sent_at: str | None = None
-    done_at: str | None = None
-    return_code: int | None = None
-    result: str = "{}"
-    verdict: str | None = None
+#: A serial number that called the hub but is not in the configuration.
+PENDING = Table(
+    "adms_pending", _META,
+    Column("serial", String, primary_key=True),
+    Column("first_seen", String, nullable=False),
+    Column("last_seen", String, nullable=False),
+    Column("requests", Integer, nullable=False, default=1),
+    Column("remote", String),
+    Column("last_path", String),
+    Column("detail", String, nullable=False, default="{}"),
+)  # fmt: skip
 
+#: The terminal's user directory from OPERLOG `USER` lines (PIN ↔ name, card).
+USERS = Table(
+    "adms_users", _META,
+    Column("device_id", String, primary_key=True),
+    Column("pin", String, primary_key=True),
+    Column("name", String),
+    Column("card", String),
+    Column("privilege", String),
+    Column("fields", String, nullable=False, default="{}"),
+    Column("updated_at", String, nullable=False),
+)  # fmt: skip
 
-class AdmsPendingRow(SQLModel, table=True):
-    """A serial number that called the hub but is not in the configuration."""
-
-    __tablename__ = "adms_pending"
-    serial: str = Col(primary_key=True)
-    first_seen: str
-    last_seen: str
-    requests: int = 1
-    remote: str | None = None
-    last_path: str | None = None
-    detail: str = "{}"
-
-
-class AdmsUserRow(SQLModel, table=True):
-    """The terminal's user directory from OPERLOG `USER` lines (PIN ↔ name, card)."""
-
-    __tablename__ = "adms_users"
-    device_id: str = Col(primary_key=True)
-    pin: str = Col(primary_key=True)
-    name: str | None = None
-    card: str | None = None
-    privilege: str | None = None
-    fields: str = "{}"
-    updated_at: str
-
-
-class AdmsEventRow(SQLModel, table=True):
-    """An OPLOG line (power on, menu, user deleted, clock set...), kept once."""
-
-    __tablename__ = "adms_events"
-    __table_args__ = (UniqueConstraint("device_id", "raw", name="uq_adms_events_line"),)
-    id: int | None = Col(default=None, primary_key=True)
-    device_id: str = Col(index=True)
-    op_code: int
-    operator: str | None = None
-    op_time: str
-    fields: str = "[]"
-    raw: str
-    received_at: str
-
-
-COMMANDS = AdmsCommandRow.__table__  # type: ignore[attr-defined]
-PENDING = AdmsPendingRow.__table__  # type: ignore[attr-defined]
-USERS = AdmsUserRow.__table__  # type: ignore[attr-defined]
-EVENTS = AdmsEventRow.__table__  # type: ignore[attr-defined]
+#: An OPLOG line (power on, menu, user deleted, clock set...), kept once.
+EVENTS = Table(
+    "adms_events", _META,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", String, nullable=False, index=True),
+    Column("op_code", Integer, nullable=False),
+    Column("operator", String),
+    Column("op_time", String, nullable=False),
+    Column("fields", String, nullable=False, default="[]"),
+    Column("raw", String, nullable=False),
+    Column("received_at", String, nullable=False),
+    UniqueConstraint("device_id", "raw", name="uq_adms_events_line"),
+)  # fmt: skip
