@@ -91,7 +91,7 @@ def run_until(cfg: Path, done: Callable[[], bool], timeout: float = 60) -> float
 
 
 def write_config(path: Path, port: int, zk_port: int, core_url: str | None) -> None:
-    core = f"core:\n  url: {core_url}\n  poll_s: 0.05\n" if core_url else ""
+    core = f"core:\n  url: {core_url}\n" if core_url else ""
     path.write_text(
         f"""hub:
   data_dir: {path.parent / "data"}

@@ -67,6 +67,7 @@ async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
             port=int(port),
             log_level="warning",
             lifespan="off",
+            ws="none",  # the API streams with server-sent events; no websocket stack to load
             timeout_graceful_shutdown=3,  # open event streams must not hold the hub's shutdown
         )  # fmt: skip
     )

@@ -439,7 +439,10 @@ class DayLedger:
 
 async def run_ledger(hub: Hub, stop: asyncio.Event) -> None:
     """The service `spotme-hub run` starts when officers are configured: a pass whenever records
-    commit, else every `attendance.poll_s`."""
+    commit, else every `attendance.poll_s`. The first pass (catching up on the dates the hub was
+    stopped; the calendar's holiday tables load with it) waits until the devices run, so it does
+    not hold up the hub's start."""
+    await hub.started.wait()
     ledger = DayLedger(hub.cfg, hub.store)
     hub.commit_listeners.append(ledger.notify)
     poll = hub.cfg.attendance.poll_s
