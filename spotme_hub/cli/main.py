@@ -54,20 +54,20 @@ class HubGroup(PartsGroup):
     """Turns known errors into one clear line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ..yamlsource import ConfigError
-
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            for issue in exc.issues:
-                click.echo(f"{click.style('error', fg='red')} {issue}", err=True)
-            click.echo(f"{len(exc.issues)} problem(s) in the configuration", err=True)
-            sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
             sys.exit(130)
         except Exception as exc:
+            from ..yamlsource import ConfigError
+
+            if isinstance(exc, ConfigError):
+                for issue in exc.issues:
+                    click.echo(f"{click.style('error', fg='red')} {issue}", err=True)
+                click.echo(f"{len(exc.issues)} problem(s) in the configuration", err=True)
+                sys.exit(2)
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             click.echo(f"{click.style('error:', fg='red')} {type(exc).__name__}: {exc}", err=True)
