@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from zk import ZK
 
-from spotme_hub.adapters.zkteco.simulator import ZKSimulator
+from spotme_hub.adapters.zkteco.simulator import Faults, ZKSimulator
 from spotme_hub.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +92,19 @@ def test_example_config_is_valid() -> None:
         cli, ["config", "check", "-c", str(ROOT / "configs" / "example.yaml")]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_pull_goes_on_when_the_terminal_refuses_informational_options(tmp_path: Path) -> None:
+    """Older firmwares answer ACK_ERROR to ~Platform, ~SerialNumber, ~DeviceName and the
+    version query: those are recorded as unknown, and the log is pulled."""
+    refused = Faults(refuse=("~Platform", "~SerialNumber", "~DeviceName", "version"))
+    with ZKSimulator(records=300, record_size=40, faults=refused) as sim:
+        path = write_config(tmp_path, sim.port)
+        pulled = CliRunner().invoke(cli, ["pull", "zk-lobby", "-c", str(path)])
+        assert pulled.exit_code == 0, pulled.output
+        assert "read 300, new 300, duplicate 0, quarantined 0" in pulled.output
+        devices = CliRunner().invoke(cli, ["devices", "-c", str(path), "--format", "json"])
+        (zk,) = json.loads(devices.output)
+        detail = zk["detail"]
+        assert zk["state"] == "UP", zk
+        assert {detail[k] for k in ("serial", "firmware", "platform", "model")} == {"unknown"}

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 BATCH = 5000
 
 
+#: an informational field the terminal would not give
+UNKNOWN = "unknown"
+
+
 class ZKTecoOptions(Options):
     host: str = Field(min_length=1, description="Terminal address.")
     port: int = Field(4370, ge=1, le=65535)
@@ -135,10 +139,26 @@ class ZKTecoAdapter(Streaming, Replayable, HasDemo):
         if self.left_disabled:  # an earlier session could not re-enable it: do it first
             self._enable(c)
         if not self.info:
-            with c.call("device info"):
-                self.info = {"serial": c.get_serialnumber(), "firmware": c.get_firmware_version(),
-                             "platform": c.get_platform(), "model": c.get_device_name()}  # fmt: skip
+            self.info = self._device_info(c)
         return c
+
+    @staticmethod
+    def _device_info(c: ZKClient) -> dict[str, str]:
+        """The terminal's informational options. One it refuses (older firmwares answer
+        ACK_ERROR to `~Platform`, `~SerialNumber`, `~DeviceName` or the version) is recorded as
+        unknown and the pull goes on; a connection that fails still fails the pull."""
+        reads = {"serial": c.get_serialnumber, "firmware": c.get_firmware_version,
+                 "platform": c.get_platform, "model": c.get_device_name}  # fmt: skip
+        info: dict[str, str] = {}
+        for key, read in reads.items():
+            try:
+                with c.call(f"device info ({key})"):
+                    info[key] = read() or UNKNOWN
+            except DeviceError as exc:
+                if exc.category != "protocol":
+                    raise
+                info[key] = UNKNOWN
+        return info
 
     async def _pull(self, ctx: DeviceContext, c: ZKClient, progress: Progress | None) -> PullStats:
         keep = self.opts.clear_after_sync  # the log must not grow between read and clear

@@ -42,6 +42,9 @@ class Faults:
     delay_replies: int = 0  # ... this many times
     corrupt_checksum: int = 0  # send this many data packets with a wrong checksum
     wrong_count: int = 0  # add this to the record count GET_FREE_SIZES reports
+    #: options answered ACK_ERROR, as older firmwares do ("~Platform", ...; "version": the
+    #: firmware version query)
+    refuse: tuple[str, ...] = ()
 
     def take(self, name: str) -> bool:
         left = getattr(self, name)
@@ -362,6 +365,9 @@ class ZKSimulator:
         self._reply(s, w.CMD_ACK_OK, reply)
 
     def _version(self, s: _Session, reply: int, data: bytes) -> None:
+        if "version" in self.faults.refuse:
+            self._reply(s, w.CMD_ACK_ERROR, reply)
+            return
         self._reply(s, w.CMD_ACK_OK, reply, b"Ver 6.60 Apr 28 2021\x00")
 
     def options(self) -> dict[str, str]:
@@ -387,7 +393,7 @@ class ZKSimulator:
 
     def _options_rrq(self, s: _Session, reply: int, data: bytes) -> None:
         name = data.split(b"\x00", 1)[0].decode(errors="replace")
-        value = self.options().get(name)
+        value = None if name in self.faults.refuse else self.options().get(name)
         if value is None:
             self._reply(s, w.CMD_ACK_ERROR, reply)
         else:
