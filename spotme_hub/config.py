@@ -119,6 +119,13 @@ class HubSection(Strict):
         default_factory=dict,
         description="The agency's own punch words, e.g. {Hadir: in, Pulang: out}.",
     )  # fmt: skip
+    verify_map: dict[str, Literal[
+        "fingerprint", "face", "card", "password", "palm", "vein", "other", "unknown"
+    ]] = Field(
+        default_factory=dict,
+        description="The agency's own verify words, for every source: a door lock's or an "
+        "export's word for how the officer proved who they are, e.g. {kad_pekerja: card}.",
+    )  # fmt: skip
 
 
 class Office(Strict):

@@ -131,6 +131,30 @@ async def test_zigbee2mqtt_lock(broker: Broker, tmp_path: Path) -> None:
     assert by_user["7"]["verify"] == "card"
 
 
+@aio
+async def test_zigbee2mqtt_lock_credential_words(broker: Broker, tmp_path: Path) -> None:
+    """The words locks put in `action_source_name` (zigbee2mqtt's lock converters, Tuya's
+    `unlock_*`), and an agency's own word through `hub.verify_map`."""
+    words = {"rfid_card_unlock": "card", "keypad_unlock": "password",
+             "fingerprint_unlock": "fingerprint", "unlock_face": "face", "touch_unlock": "other",
+             "kad_pekerja": "card"}  # fmt: skip
+    cfg = make_hub_config(
+        tmp_path, [dev(broker, preset="zigbee2mqtt_lock", topics=["zigbee2mqtt/+"])],
+        verify_map={"kad_pekerja": "card"},
+    )  # fmt: skip
+    pub = Publisher(broker)
+    async with running(cfg) as hub:
+        await wait_until(lambda: hub.health["door"].state == "UP")
+        for slot, word in enumerate(words, start=10):
+            pub.publish(f"zigbee2mqtt/lock_{slot}", {"action": "unlock", "action_user": slot,
+                        "action_source_name": word, "state": "UNLOCK"})  # fmt: skip
+        await wait_until(lambda: messages(hub) == len(words))
+        got = records(hub)
+    pub.close()
+    verify = {r["source_user_id"]: r["verify"] for r in got}
+    assert verify == {str(slot): v for slot, v in enumerate(words.values(), start=10)}
+
+
 GENERIC_YAML = """
 hub: {{id: yaml-hub, data_dir: data, sqlite_synchronous: NORMAL}}
 offices: [{{id: kch, state: SWK, timezone: Asia/Kuching}}]

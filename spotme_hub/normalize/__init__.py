@@ -76,6 +76,8 @@ class Normalizer:
                     self.by_card[key] = emp.id
         self.max_skew = cfg.hub.max_clock_skew_s
         self._punch_map: dict[str, str] = dict(cfg.hub.punch_map)
+        #: the agency's own verify words (`hub.verify_map`), for every source
+        self.verify_words: dict[str, str] | None = dict(cfg.hub.verify_map) or None
         self._places: dict[str, Place] = {}
         self._last_received: tuple[datetime | None, str] = (None, "")
 
@@ -136,7 +138,6 @@ class Normalizer:
         raw: RawPunch,
         now: datetime | None = None,
         punch_map: Mapping[str, str] | None = None,
-        verify_map: Mapping[str, str] | None = None,
     ) -> Record | Rejection:
         now = now or datetime.now(UTC)
         received = raw.received_at or now
@@ -183,7 +184,7 @@ class Normalizer:
         punch = to_punch(raw.punch, self.punch_map_for(punch_map))
         if punch is None:
             return reject(f"unknown punch type {raw.punch!r}")
-        verify = to_verify(raw.verify, verify_map)
+        verify = to_verify(raw.verify, self.verify_words)
         if card is not None and raw.verify is None:
             verify = to_verify("card")
 

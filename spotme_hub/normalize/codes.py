@@ -64,12 +64,18 @@ VERIFY_WORDS: dict[str, Verify] = {
     _key(w): v
     for v, words in {
         Verify.FINGERPRINT: ["fingerprint", "finger", "fp", "thumb", "cap jari", "biometric"],
-        Verify.FACE: ["face", "wajah", "muka", "facial"],
-        Verify.CARD: ["card", "kad", "rfid", "badge", "nfc", "mifare", "em"],
-        Verify.PASSWORD: ["password", "pwd", "pin", "kata laluan", "keypad", "code"],
+        Verify.FACE: ["face", "wajah", "muka", "facial", "face id"],
+        Verify.CARD: ["card", "kad", "rfid", "badge", "nfc", "mifare", "em", "rfid card",
+                      "ic card", "id card", "proximity"],
+        Verify.PASSWORD: ["password", "pwd", "pin", "kata laluan", "keypad", "code", "passcode",
+                          "temporary password", "dynamic password", "one time password",
+                          "temporary", "dynamic"],
         Verify.PALM: ["palm", "tapak tangan"],
         Verify.VEIN: ["vein", "finger vein"],
-        Verify.OTHER: ["other", "lain", "manual", "mobile", "gps", "web"],
+        # door locks' other ways in (zigbee2mqtt's lock sources, Tuya and Aqara lock events)
+        Verify.OTHER: ["other", "lain", "manual", "mobile", "gps", "web", "rf", "remote", "app",
+                       "key", "mechanical key", "touch", "pairing", "homekit", "bluetooth",
+                       "ble", "auto", "button", "inside", "outside"],
         Verify.UNKNOWN: ["unknown", "", "none"],
     }.items()
     for w in words
@@ -116,4 +122,21 @@ def to_verify(value: Any, value_map: Mapping[str, str] | None = None) -> Verify:
     text = str(value).strip()
     if text.isdigit():
         return zk_verify(int(text))
-    return VERIFY_WORDS.get(_key(text), Verify.OTHER if text else Verify.UNKNOWN)
+    return _verify_word(_key(text)) or (Verify.OTHER if text else Verify.UNKNOWN)
+
+
+#: What door locks put around the credential word: `rfid_card_unlock`, `unlock_fingerprint`.
+_UNLOCK = ("unlocked", "unlock", "opened", "open")
+
+
+def _verify_word(key: str) -> Verify | None:
+    """A verify word (a lookup key), or the same word with a lock's "unlock" before or after."""
+    found = VERIFY_WORDS.get(key)
+    if found is not None or not key:
+        return found
+    for affix in _UNLOCK:
+        if key.endswith(affix) and key != affix:
+            return VERIFY_WORDS.get(key[: -len(affix)])
+        if key.startswith(affix) and key != affix:
+            return VERIFY_WORDS.get(key[len(affix) :])
+    return None

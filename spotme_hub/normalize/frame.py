@@ -292,7 +292,7 @@ def normalize_frame(
         """(verify, verify missing, serial) of every row: never bad, so only needed (and made)
         once some row is not stored already."""
         return (
-            column(mapping.verify, lambda v: str(to_verify(v))),
+            column(mapping.verify, lambda v: str(to_verify(v, normalizer.verify_words))),
             column(mapping.verify, lambda v: v is None),
             column(mapping.device_serial, lambda v: None if v is None else str(v)),
         )

@@ -17,7 +17,9 @@ accept a payload reads it; when every one skips it the payload is not a punch (`
   boot: then the receive time is used and the record is flagged `device_time_untrusted`.
 * ``zigbee2mqtt_lock`` — `zigbee2mqtt/<name>` lock events: `action: unlock` with an
   `action_user` (the lock's user slot; map it with `user_ids: ["<device>:<slot>"]`); the empty
-  `action` z2m publishes after each event and manual/keyless unlocks are skipped. z2m sends no
+  `action` z2m publishes after each event and manual/keyless unlocks are skipped. The lock's
+  `action_source_name` (keypad, rfid, `rfid_card_unlock`, `fingerprint_unlock`…) is read by the
+  hub's verify vocabulary (`normalize.codes`), which `hub.verify_map` extends. z2m sends no
   time unless `last_seen` is on (ISO 8601 or epoch ms): otherwise the receive time is used.
 * ``generic`` — the admin's own `mapping:` (one mapping or a list tried in order).
 """
@@ -74,16 +76,9 @@ PRESETS: dict[str, list[Mapping]] = {
                 "user_id": "action_user",
                 "time": "last_seen",
                 "device_serial": "topic[1]",
-                "verify": {
-                    "path": "action_source_name",
-                    "map": {
-                        "keypad": "password",
-                        "rfid": "card",
-                        "fingerprint": "fingerprint",
-                        "rf": "other",
-                        "manual": "other",
-                    },
-                },
+                # the lock's credential word (keypad, rfid, rfid_card_unlock, fingerprint_unlock,
+                # manual…) is read by the hub's verify vocabulary; `hub.verify_map` extends it
+                "verify": "action_source_name",
             }
         )
     ],
