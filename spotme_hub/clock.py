@@ -6,7 +6,7 @@ Stored and served times are RFC 3339 UTC with `Z`; office-local times carry thei
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 #: The zone of an office that names none (Peninsular Malaysia; Sabah and Sarawak keep the same
@@ -49,6 +49,31 @@ def now_z_ms() -> str:
 def local_rfc3339(when: datetime, tz_name: str) -> str:
     """RFC 3339 in the zone's offset, e.g. 2026-11-23T08:01:00+08:00."""
     return when.astimezone(zone(tz_name)).replace(microsecond=0).isoformat()
+
+
+def utc_bound(text: str, date_zone: str | None = None) -> str:
+    """A time bound as the store compares it (`YYYY-MM-DDTHH:MM:SS.000Z`) from RFC 3339 with an
+    offset or `Z`; with `date_zone`, a date alone (`2026-12-07`) is that day's midnight there.
+    ValueError saying what is wrong otherwise (a time without an offset is refused, not
+    guessed). Stored times are whole seconds, so a bound inside a second moves up to the next:
+    `>= 05:00:00.5` and `< 05:00:00.5` both mean "from 05:00:01" / "up to 05:00:00"."""
+    value = text.strip()
+    try:
+        if date_zone is not None and len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d")
+            return utc_z_ms(day.replace(tzinfo=zone(date_zone)))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        form = "an RFC 3339 time" + (" or a date (YYYY-MM-DD)" if date_zone else "")
+        raise ValueError(f"not {form}: {text!r}, e.g. 2026-11-20T00:00:00Z") from None
+    if when.tzinfo is None:
+        raise ValueError(f"give a UTC offset or Z: {text!r}, e.g. 2026-11-20T08:00:00+08:00")
+    try:
+        if when.microsecond:
+            when = when.replace(microsecond=0) + timedelta(seconds=1)
+        return utc_z_ms(when)
+    except (OverflowError, ValueError):
+        raise ValueError(f"out of range: {text!r}") from None
 
 
 def parse_utc(text: str) -> datetime:

@@ -253,6 +253,12 @@ def test_records_filters_cursor_and_limits(tmp_path: Path) -> None:
                 for r in ranged
             )
             assert len(ranged) == 120  # 60 s × 2 devices
+            # inside a second: times are stored to the second, so 00:01:00.5 ≤ t < 00:02:00.5
+            # holds 00:01:01 … 00:02:00
+            inside = await all_pages(since="2026-11-20T00:01:00.5Z", until="2026-11-20T00:02:00.5Z")
+            assert sorted({r["occurred_at"][:19] for r in inside})[::59] == [
+                "2026-11-20T00:01:01", "2026-11-20T00:02:00"]  # fmt: skip
+            assert len(inside) == 120
             assert (await get(device="nope")).json() == {"records": [], "next_cursor": 0}
             for bad in ({"since": "yesterday"}, {"until": "2026-11-20T08:00:00"}, {"limit": 0},
                         {"after": -1}, {"after": "x"}, {"flag": "DROP TABLE"}):  # fmt: skip

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -128,3 +128,37 @@ def test_demo_runs_and_shows_punches(tmp_path: Path) -> None:
     assert "; kch-branch 4 officers, " in line and "; pjy-hq 12 officers, " in line
     present = int(line.split("pjy-hq 12 officers, ")[1].split(" ")[0])
     assert present >= 1  # the morning's arrivals come first, one a second
+
+
+def test_records_since_and_until_read_times_as_the_api_does(tmp_path: Path) -> None:
+    """Offsets, Z and dates are read as times (the store keeps UTC); anything else is refused
+    with exit 2 instead of an empty answer."""
+    path = write_config(tmp_path)
+    cfg = load_config(path)
+    normalizer, device = Normalizer(cfg), cfg.device("sim")
+    # device-local (Malaysian) times: 6 Dec 23:30, 7 Dec 04:59:59, 05:00, 05:00:01, 13:00
+    local = [datetime(2026, 12, 6, 23, 30), datetime(2026, 12, 7, 4, 59, 59),
+             datetime(2026, 12, 7, 5, 0), datetime(2026, 12, 7, 5, 0, 1),
+             datetime(2026, 12, 7, 13, 0)]  # fmt: skip
+    made = [normalizer.normalize(device, RawPunch(device_time=t, user_id="1", punch="in"),
+                                 now=datetime(2026, 12, 7, 12, tzinfo=UTC)) for t in local]  # fmt: skip
+    store = Store(cfg.database_url)
+    store.create_all()
+    store.commit([r for r in made if not isinstance(r, Rejection)])
+    store.close()
+
+    def times(*bounds: str) -> list[str]:
+        res = cli("records", "-c", str(path), "--format", "json", "--limit", "0", *bounds)
+        assert res.returncode == 0, res.stderr
+        return [json.loads(line)["local_time"][11:19] for line in res.stdout.splitlines()]
+
+    assert times("--since", "2026-12-07T05:00:00+08:00") == ["05:00:00", "05:00:01", "13:00:00"]
+    assert times("--since", "2026-12-06T21:00:00Z") == ["05:00:00", "05:00:01", "13:00:00"]
+    assert times("--until", "2026-12-07T05:00:01+08:00") == ["23:30:00", "04:59:59", "05:00:00"]
+    assert times("--since", "2026-12-07") == ["04:59:59", "05:00:00", "05:00:01", "13:00:00"]
+    assert times("--since", "2026-12-07", "--until", "2026-12-07T05:00:00.5+08:00") == [
+        "04:59:59", "05:00:00"]  # fmt: skip
+    for bad in ("yesterday", "2026-12-07T05:00:00", "2026-13-01", "2026-12-07T05:00:00+08:00x"):
+        res = cli("records", "-c", str(path), "--since", bad)
+        assert res.returncode == 2, (bad, res.stdout, res.stderr)
+        assert "--since" in res.stderr and "Traceback" not in res.stderr

@@ -138,13 +138,29 @@ def config_schema() -> None:
 # --- records / devices / quarantine -----------------------------------------------------------
 
 
+def _time_bound(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A --since/--until as the API reads one; anything else is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from ..clock import DEFAULT_TZ, utc_bound
+
+    try:
+        return utc_bound(value, date_zone=DEFAULT_TZ)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command()
 @CONFIG_OPTION
 @click.option("--office")
 @click.option("--employee")
 @click.option("--device")
-@click.option("--since", help="occurred_at >= this UTC time (e.g. 2026-11-23T00:00:00Z)")
-@click.option("--until", help="occurred_at < this UTC time")
+@click.option("--since", callback=_time_bound, metavar="TIME",
+              help="occurred_at >= this: RFC 3339 with an offset or Z (2026-12-07T05:00:00+08:00), "
+              "or a date (its midnight, Malaysian time)")  # fmt: skip
+@click.option(
+    "--until", callback=_time_bound, metavar="TIME", help="occurred_at < this (as --since)"
+)
 @click.option("--flag", help="only records with this flag (e.g. unmapped_employee)")
 @click.option("--limit", type=int, default=50, show_default=True, help="0 = all")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
