@@ -21,6 +21,7 @@ from . import registry
 
 if TYPE_CHECKING:
     import asyncio
+    import socket
 
     import click
     from fastapi import FastAPI
@@ -138,6 +139,11 @@ async def run_hub(
     import contextlib
     import signal
 
+    sock = None
+    if serve_api:  # a busy port is said before anything starts
+        from .api.app import listen_socket
+
+        sock = listen_socket(cfg.api.listen)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,7 +152,7 @@ async def run_hub(
     hub = open_hub(cfg)
     if on_hub is not None:
         on_hub(hub)
-    services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api)]
+    services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api, sock)]
     if announce is not None:
         announce(
             f"spotme-hub {cfg.hub.id}: {len(cfg.devices)} device(s), store {redact(cfg.database_url)}"
@@ -157,15 +163,15 @@ async def run_hub(
 
 
 def start_services(
-    hub: Hub, stop: asyncio.Event, serve_api: bool
+    hub: Hub, stop: asyncio.Event, serve_api: bool, sock: socket.socket | None = None
 ) -> Sequence[Coroutine[Any, Any, None]]:
-    """Coroutines that run beside the devices: the API, the forwarder when `core.url` is set,
-    and the attendance days when officers are configured."""
+    """Coroutines that run beside the devices: the API (on `sock` when given), the forwarder
+    when `core.url` is set, and the attendance days when officers are configured."""
     out: list[Coroutine[Any, Any, None]] = []
     if serve_api:
         from .api.app import serve
 
-        out.append(serve(create_app(hub.cfg, hub.store, hub), hub.cfg.api.listen, stop))
+        out.append(serve(create_app(hub.cfg, hub.store, hub), hub.cfg.api.listen, stop, sock))
     if hub.cfg.core.url:
         from .contract import HasOutbox, has
         from .forward.forwarder import run_forwarder

@@ -162,3 +162,24 @@ def test_records_since_and_until_read_times_as_the_api_does(tmp_path: Path) -> N
         res = cli("records", "-c", str(path), "--since", bad)
         assert res.returncode == 2, (bad, res.stdout, res.stderr)
         assert "--since" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_busy_port_is_one_clear_line_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["api"] = {"listen": f"127.0.0.1:{port}"}
+        path.write_text(yaml.safe_dump(data))
+        for args in (("run", "-c", str(path)), ("demo", "--port", str(port), "--duration", "5")):
+            res = cli(*args)
+            assert res.returncode == 1, (args, res.stdout, res.stderr)
+            assert res.stderr.strip().splitlines() == [
+                f"Error: cannot listen on 127.0.0.1:{port}: the port is in use (another hub or "
+                "program); free it or choose another port (api.listen, or --port for the demo)"
+            ], res.stderr
+            assert "dashboard and API at" not in res.stdout and "store sqlite" not in res.stderr

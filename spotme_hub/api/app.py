@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -55,8 +57,39 @@ def create_app(
     return app
 
 
-async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
-    """Run uvicorn inside the current event loop until `stop` is set."""
+class ListenError(Exception):
+    """The API's address cannot be listened on (in use, not this host's, not allowed)."""
+
+
+def listen_socket(listen: str) -> socket.socket:
+    """A socket bound to `listen` (HOST:PORT), before anything says the API is there: a busy
+    port is one clear ListenError, not uvicorn's traceback after the hub announced itself."""
+    host, _, port = listen.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _name, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        why = "the port is in use (another hub or program)" if exc.errno == errno.EADDRINUSE else (
+            exc.strerror or str(exc))  # fmt: skip
+        raise ListenError(f"cannot listen on {listen}: {why}; free it or choose another port "
+                          "(api.listen, or --port for the demo)") from None  # fmt: skip
+    return sock
+
+
+async def serve(
+    app: FastAPI, listen: str, stop: asyncio.Event, sock: socket.socket | None = None
+) -> None:
+    """Run uvicorn inside the current event loop until `stop` is set (on `sock` when given:
+    `listen_socket`'s)."""
     import uvicorn
 
     host, _, port = listen.rpartition(":")
@@ -73,7 +106,7 @@ async def serve(app: FastAPI, listen: str, stop: asyncio.Event) -> None:
     )
     # The hub owns SIGINT/SIGTERM (it stops devices and flushes writes first); uvicorn must not.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     await stop.wait()
     app.state.streams.close()
     server.should_exit = True

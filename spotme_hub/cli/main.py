@@ -99,7 +99,14 @@ def run(config_path: Path, no_api: bool) -> None:
 
     cfg = load_config(config_path)
     announce = functools.partial(click.echo, err=True)
-    asyncio.run(run_hub(cfg, serve_api=cfg.api.enabled and not no_api, announce=announce))
+    try:
+        asyncio.run(run_hub(cfg, serve_api=cfg.api.enabled and not no_api, announce=announce))
+    except Exception as exc:
+        from ..api.app import ListenError  # (the API's modules load only when it serves)
+
+        if isinstance(exc, ListenError):
+            raise click.ClickException(str(exc)) from None
+        raise
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -341,9 +348,14 @@ def demo(duration: float, port: int, data_dir: Path | None) -> None:
     """Run a self-contained demo: simulated devices, embedded SQLite, the API — nothing external."""
     import asyncio
 
+    from ..api.app import ListenError, listen_socket
     from .demo import run_demo
 
-    asyncio.run(run_demo(duration=duration, port=port, data_dir=data_dir))
+    try:
+        listen_socket(f"127.0.0.1:{port}").close()  # before any simulator starts
+        asyncio.run(run_demo(duration=duration, port=port, data_dir=data_dir))
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.group(cls=PartsGroup)
