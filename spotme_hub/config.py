@@ -9,10 +9,12 @@ nothing of the adapters.
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -215,6 +217,24 @@ class CoreSection(Strict):
         False, description="Also deliver every change of an attendance day to `days_path`."
     )
     days_path: str = "/api/v1/attendance/days"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        u = urlsplit(v.strip())
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, e.g. "
+                             f"https://spotme.example.gov.my (got {v!r})")  # fmt: skip
+        try:
+            u.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError(f"not a port in {v!r}") from None
+        return v.strip()
+
     retry_min_s: float = Field(0.5, gt=0, description="First retry delay (then exponential).")
     retry_max_s: float = Field(60, gt=0, description="Longest delay between retries.")
 
@@ -230,7 +250,16 @@ class ApiToken(Strict):
 
 class ApiSection(Strict):
     enabled: bool = True
-    listen: str = Field("127.0.0.1:8080", pattern=r"^[^:]+:\d+$")
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT the API listens on.")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (got {v!r})")
+        return v
+
     tokens: list[ApiToken] = Field(default_factory=list)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     max_page: int = Field(5000, ge=1)
@@ -538,10 +567,51 @@ def _validate_device_options(
         try:
             dev._options = model.model_validate(dev.option_values())
         except ValidationError as exc:
-            issues.extend(_pydantic_issues(exc, doc, ["devices", i]))
+            issues.extend(
+                _pydantic_issues(exc, doc, ["devices", i], model, list(Device.model_fields))
+            )
 
 
-def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int]) -> list[Issue]:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds (itself, or inside Optional, list, dict, a union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The keys the model allows at `path` (list indexes skipped); [] when it cannot tell."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        sub = _model_in(field.annotation) if field is not None else None
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _unknown_key(key: str, allowed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
+    return (
+        f"unknown key (did you mean `{close[0]}`?)" if close else "unknown key (check the spelling)"
+    )
+
+
+def _pydantic_issues(
+    exc: ValidationError,
+    doc: Document,
+    prefix: list[str | int],
+    model: type[BaseModel] | None = None,
+    also: Sequence[str] = (),
+) -> list[Issue]:
+    """`exc` as issues at their place in the file; an unknown key says which key `model` (the
+    one validated, with `also` beside its own) allows that is closest to it."""
     out: list[Issue] = []
     for err in exc.errors():
         loc = [*prefix, *err["loc"]]
@@ -551,9 +621,10 @@ def _pydantic_issues(exc: ValidationError, doc: Document, prefix: list[str | int
         ]
         if len(clean) > 2 and clean[0] == "schemes" and clean[2] in SCHEME_KINDS:
             del clean[2]  # the scheme's kind, a union tag, not a key in the file
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
+            allowed = [*_keys_at(model, err["loc"][:-1]), *also] if model is not None else []
+            msg = _unknown_key(str(err["loc"][-1]), allowed)
         elif err["type"] == "missing":
             msg = "required key is missing"
         out.append(doc.issue(clean, msg))
@@ -587,7 +658,7 @@ def _partial(data: dict[str, Any]) -> HubConfig:
 
 def parse_config(doc: Document, kinds: Kinds) -> HubConfig:
     """Validate a loaded document; raises ConfigError listing every problem."""
-    issues: list[Issue] = []
+    issues: list[Issue] = list(doc.issues)  # unset ${VAR}s, reported with everything else
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError([Issue(doc.file, 1, "", "the file must be a mapping of sections")])
@@ -595,7 +666,7 @@ def parse_config(doc: Document, kinds: Kinds) -> HubConfig:
     try:
         cfg = HubConfig.model_validate(data)
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, doc, []))
+        issues.extend(_pydantic_issues(exc, doc, [], HubConfig))
         cfg = _partial(data)
     cfg._base_dir = base_dir
     cfg._source = doc.file
@@ -622,6 +693,8 @@ def parse_config(doc: Document, kinds: Kinds) -> HubConfig:
     _check_references(cfg, doc, data, issues)
     _validate_device_options(cfg, doc, issues, kinds)
     if issues:
+        unset = {i.path for i in doc.issues}  # a field whose ${VAR} is unset: that is its problem
+        issues = [i for i in issues if i in doc.issues or i.path not in unset]
         raise ConfigError(sorted(set(issues), key=lambda i: (i.file, i.line or 0, i.path)))
     return cfg
 

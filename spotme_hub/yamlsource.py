@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class Document:
     file: str
     tree: Any  # ruamel CommentedMap/Seq (positions)
     data: Any  # plain dicts/lists/scalars with ${ENV} resolved
+    #: what reading found (an unset ${VAR}): reported with the validation's, not instead of it
+    issues: list[Issue] = field(default_factory=list)
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """1-based line of the deepest part of `loc` that exists in the file."""
@@ -140,9 +142,8 @@ def load_yaml(path: str | Path) -> Document:
         line = mark.line + 1 if mark else None
         raise ConfigError([Issue(str(path), line, "", f"YAML syntax: {exc.problem}")]) from exc
     if tree is None:
-        tree = CommentedMap()
+        raise ConfigError([Issue(str(path), None, "", "the file is empty: a configuration needs "
+                                 "at least `offices` and `devices` (see configs/example.yaml)")])  # fmt: skip
     issues: list[Issue] = []
     data = _plain(tree, [], str(path), issues, tree)
-    if issues:
-        raise ConfigError(issues)
-    return Document(str(path), tree, data)
+    return Document(str(path), tree, data, issues)

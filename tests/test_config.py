@@ -162,3 +162,45 @@ def test_config_from_dict_reports_errors_without_lines(tmp_path: Path) -> None:
         config_from_dict({"offices": [{"id": "a", "latitude": 500, "longitude": 1}]}, tmp_path)
     (issue,) = err.value.issues
     assert issue.line is None and issue.path == "offices[0].latitude"
+
+
+ALL_AT_ONCE = """\
+hub:
+  failure_to_down: 3
+api:
+  listen: localhost
+  tokens:
+    - {name: feed, token: "${SPOTME_TEST_UNSET_TOKEN}", scopes: [feed:read]}
+core:
+  url: spotme.example.gov.my
+offices:
+  - {id: hq, state: PJY}
+devices:
+  - {id: z, kind: zkteco, office: hq, host: 192.0.2.7, pol_every: 5}
+"""
+
+
+def test_an_unset_variable_hides_nothing_and_each_error_says_what_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text(ALL_AT_ONCE)
+    res = cli("config", "check", "-c", str(path))
+    assert res.returncode == 2
+    assert [line for line in res.stderr.splitlines() if line.startswith("error")] == [
+        f"error {path}:2: hub.failure_to_down: unknown key (did you mean `failures_to_down`?)",
+        f"error {path}:4: api.listen: must be HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 "
+        "(got 'localhost')",
+        f"error {path}:6: api.tokens[0].token: environment variable SPOTME_TEST_UNSET_TOKEN is not "
+        "set",
+        f"error {path}:8: core.url: must be an http:// or https:// URL with a host, e.g. "
+        "https://spotme.example.gov.my (got 'spotme.example.gov.my')",
+        f"error {path}:12: devices[0].pol_every: unknown key (did you mean `poll_every`?)",
+    ], res.stderr
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n"])
+def test_an_empty_file_is_not_ok(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text(text)
+    res = cli("config", "check", "-c", str(path))
+    assert res.returncode == 2 and "OK" not in res.stdout
+    assert "the file is empty" in res.stderr
