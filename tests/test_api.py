@@ -204,6 +204,22 @@ def test_punches_bad_input_is_4xx_never_500(tmp_path: Path) -> None:
                               headers={**h, "content-type": "application/json"})  # fmt: skip
             assert resp.status_code == 413
             assert (await c.get("/healthz")).status_code == 200
+            # JSON has no NaN or Infinity; Python's parser reads them (and 1e999): each such item
+            # is quarantined with where it is, the others are stored
+            t = now_local(-5)
+            body = ('{"device":"hr-api","punches":[{"user_id":"1","time":"%s","punch":"in",'
+                    '"latitude":NaN,"longitude":101.7},{"user_id":"NaN","time":1e999},'
+                    '{"user_id":2,"time":"%s","punch":Infinity},'
+                    '{"user_id":"2","time":"%s","punch":"in"}]}') % (t, t, t)  # fmt: skip
+            resp = await post("/api/v1/punches", content=body.encode(),
+                              headers={**h, "content-type": "application/json"})  # fmt: skip
+            assert resp.status_code == 200, resp.text
+            results = resp.json()["results"]
+            assert [r["status"] for r in results] == ["quarantined"] * 3 + ["created"]
+            assert [r["reason"] for r in results[:3]] == [
+                f"{where}: not a finite number (JSON has no NaN or Infinity)"
+                for where in ("item.latitude", "item.time", "item.punch")
+            ]
 
     asyncio.run(scenario())
 

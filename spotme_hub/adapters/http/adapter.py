@@ -7,6 +7,7 @@ session just keeps the device UP while the hub runs.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -81,7 +82,12 @@ def map_item(
     source: dict[str, Any],
     timezone: str | None = None,
 ) -> RawPunch:
-    """One JSON item → RawPunch through the device's mapping (raises Ignored / MappingError)."""
+    """One JSON item → RawPunch through the device's mapping (raises Ignored / MappingError).
+    JSON has no NaN or Infinity, but Python's parser reads `NaN`, `Infinity` and `1e999` into
+    floats: an item holding one is refused, never read as a value."""
+    where = _non_finite(item)
+    if where is not None:
+        raise MappingError(f"{where}: not a finite number (JSON has no NaN or Infinity)")
     options: HttpIngestOptions = device.options
     return options.mapping.apply(
         item,
@@ -90,3 +96,20 @@ def map_item(
         default_timezone=timezone or device.zone,
         source=source,
     )
+
+
+def _non_finite(value: Any, path: str = "item") -> str | None:
+    """Where in `value` a NaN or infinite float is (a JSON path), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
