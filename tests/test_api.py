@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,10 +208,14 @@ def test_punches_bad_input_is_4xx_never_500(tmp_path: Path) -> None:
             # JSON has no NaN or Infinity; Python's parser reads them (and 1e999): each such item
             # is quarantined with where it is, the others are stored
             t = now_local(-5)
-            body = ('{"device":"hr-api","punches":[{"user_id":"1","time":"%s","punch":"in",'
-                    '"latitude":NaN,"longitude":101.7},{"user_id":"NaN","time":1e999},'
-                    '{"user_id":2,"time":"%s","punch":Infinity},'
-                    '{"user_id":"2","time":"%s","punch":"in"}]}') % (t, t, t)  # fmt: skip
+            ts = json.dumps(t)
+            body = (
+                '{"device":"hr-api","punches":['
+                '{"user_id":"1","time":' + ts + ',"punch":"in","latitude":NaN,"longitude":101.7},'
+                '{"user_id":"NaN","time":1e999},'
+                '{"user_id":2,"time":' + ts + ',"punch":Infinity},'
+                '{"user_id":"2","time":' + ts + ',"punch":"in"}]}'
+            )
             resp = await post("/api/v1/punches", content=body.encode(),
                               headers={**h, "content-type": "application/json"})  # fmt: skip
             assert resp.status_code == 200, resp.text
