@@ -606,3 +606,28 @@ def test_unanswered_command_is_resent_then_expires(tmp_path: Path) -> None:
             assert (cmd["status"], cmd["attempts"]) == ("expired", 3)
 
     asyncio.run(scenario())
+
+
+def test_admin_routes_bound_every_number_and_answer_422_in_one_shape(tmp_path: Path) -> None:
+    """Huge or negative limits and hours were 500s (OverflowError); a refusal's `detail` is the
+    published list of {loc, msg, type}, whichever route refused."""
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path) as h:
+            base = f"/api/v1/adms/{DEVICE}"
+            for path in ("commands", "events"):
+                for limit in ("-99999999999999999999", "0", "99999999999999999999"):
+                    resp = await h.client.get(f"{base}/{path}", params={"limit": limit})
+                    assert resp.status_code == 422, (path, limit, resp.text)
+            for body in ({"kind": "backfill", "hours": 1e40}, {"kind": "verify", "hours": -1},
+                         {"kind": "backfill", "start": "2026-11-20 00:00:00"},
+                         {"kind": "backfill", "start": "x", "end": "y"}):  # fmt: skip
+                resp = await h.client.post(f"{base}/commands", json=body)
+                assert resp.status_code == 422, (body, resp.text)
+                (problem, *_) = resp.json()["detail"]
+                assert set(problem) >= {"loc", "msg", "type"}, resp.text
+            resp = await h.client.get("/api/v1/records", params={"until": "null"})
+            assert resp.status_code == 422
+            assert resp.json()["detail"][0]["msg"].startswith("until: not an RFC 3339 time")
+
+    asyncio.run(scenario())

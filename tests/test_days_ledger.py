@@ -197,7 +197,7 @@ def test_facts_pushed_and_withdrawn_over_the_api(tmp_path: Path, store: Store) -
             assert bad.status_code == 422 and "before" in bad.text
             typo = await http.post("/api/v1/facts", json={**leave, "emplyee": "x"}, headers=core)
             assert typo.status_code == 422
-            assert typo.json()["detail"][0]["field"] == "emplyee"
+            assert typo.json()["detail"][0]["loc"] == ["body", "emplyee"]
             who = await http.post("/api/v1/facts", json={**leave, "employee": "X"}, headers=core)
             assert (who.status_code, "unknown employee" in who.text) == (422, True)
             mine = await http.post("/api/v1/facts", json={**leave, "id": "cfg1"}, headers=core)

@@ -11,7 +11,10 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import HubConfig
 from ..contract import HasRoutes, RouteContext
@@ -40,6 +43,7 @@ def create_app(
         description="Device and system integration hub for SPOT-Me attendance. "
         "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, facts:write, admin.",
     )
+    app.add_exception_handler(StarletteHTTPException, _one_error_shape)
     auth = TokenAuth(cfg)
     read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
     registry, latency = new_registry(cfg, store, hub)
@@ -55,6 +59,17 @@ def create_app(
         app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))
     return app
+
+
+async def _one_error_shape(request: Request, exc: Exception) -> Response:
+    """Every 422 in the published shape (`HTTPValidationError`: a list of {loc, msg, type}),
+    whichever route refused the request and however it said so; other errors as FastAPI
+    answers them."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 422 and not isinstance(exc.detail, list):
+        detail = [{"loc": [], "msg": str(exc.detail), "type": "value_error"}]
+        return JSONResponse({"detail": detail}, 422, headers=exc.headers)
+    return await http_exception_handler(request, exc)
 
 
 class ListenError(Exception):

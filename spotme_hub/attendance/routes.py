@@ -127,11 +127,10 @@ def days_router(ctx: RouteContext) -> APIRouter:
     return r
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    """A fact's problems, each naming its field."""
-    out = []
+def _problems(exc: ValidationError) -> list[dict[str, object]]:
+    """A fact's problems in the API's one error shape, each naming its field (`loc`)."""
+    out: list[dict[str, object]] = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<body>"
         msg = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append({"field": where, "message": msg})
+        out.append({"loc": ["body", *err["loc"]], "msg": msg, "type": err["type"]})
     return out

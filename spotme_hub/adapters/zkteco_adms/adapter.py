@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 KIND = "zkteco_adms"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: the longest window a command may ask a terminal for (a year)
+MAX_WINDOW_H = 24 * 366
 
 
 class AdmsOptions(Options):
@@ -67,7 +69,9 @@ class AdmsOptions(Options):
     verify_sum_every: float | None = Field(
         None, gt=0, description="Seconds between scheduled VERIFY SUM reconciliations."
     )
-    verify_window_h: float = Field(24, gt=0, description="Hours a scheduled reconciliation covers.")
+    verify_window_h: float = Field(
+        24, gt=0, le=MAX_WINDOW_H, description="Hours a scheduled reconciliation covers (≤ a year)."
+    )
     verify_lag_s: float = Field(300, ge=0, description="Leave out the newest seconds (in flight).")
     backfill_on_mismatch: bool = Field(True, description="Queue a DATA QUERY when counts differ.")
     command_timeout_s: float = Field(

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select
 from ...clock import now_z_ms, to_aware, utc_z, zone
 from ...config import Device
 from ...store import RecordFilter, Store, dumps
-from .adapter import OPLOG_CODES, TIME_FORMAT, command_text
+from .adapter import MAX_WINDOW_H, OPLOG_CODES, TIME_FORMAT, command_text
 from .tables import COMMANDS, EVENTS, PENDING, USERS
 
 MAX_ATTEMPTS = 3
@@ -99,7 +99,10 @@ def resolve_window(
         return start, end
     if start or end:
         raise ValueError("give both a start and an end time, or neither (then --hours)")
-    return local_window(tz_name, hours or default_hours)
+    hours = hours or default_hours
+    if not 0 < hours <= MAX_WINDOW_H:
+        raise ValueError(f"hours must be more than 0 and at most {MAX_WINDOW_H} (a year)")
+    return local_window(tz_name, hours)
 
 
 def enqueue(

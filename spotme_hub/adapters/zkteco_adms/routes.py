@@ -14,9 +14,9 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -249,11 +249,18 @@ async def ping(t: Terminal, request: Request) -> Response:
 # --- admin API -----------------------------------------------------------------------------
 
 
+#: rows a listing returns at most
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Rows at most.")]
+CommandStatus = Literal["queued", "sent", "done", "failed", "expired"]
+
+
 class CommandRequest(BaseModel):
     kind: Literal["backfill", "verify", "info"]
     start: str | None = Field(None, description="Device-local YYYY-MM-DD HH:MM:SS")
     end: str | None = Field(None, description="Device-local YYYY-MM-DD HH:MM:SS (inclusive)")
-    hours: float | None = Field(None, gt=0, description="Instead of start/end: the last N hours.")
+    hours: float | None = Field(
+        None, gt=0, le=wire.MAX_WINDOW_H, description="Instead of start/end: the last N hours."
+    )
 
 
 def _adms_device(rc: RouteContext, device_id: str) -> Device:
@@ -275,8 +282,8 @@ def _admin_router(rc: RouteContext) -> APIRouter:
         return await asyncio.to_thread(db.pending, rc.store)
 
     @r.get("/{device_id}/commands")
-    async def list_commands(device_id: str, status: str | None = None,
-                            limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+    async def list_commands(device_id: str, status: CommandStatus | None = None,
+                            limit: Limit = 100) -> list[dict[str, Any]]:  # fmt: skip
         _adms_device(rc, device_id)
         return await asyncio.to_thread(db.commands, rc.store, device_id, status, limit)
 
@@ -302,7 +309,7 @@ def _admin_router(rc: RouteContext) -> APIRouter:
         return await asyncio.to_thread(db.users, rc.store, device_id)
 
     @r.get("/{device_id}/events")
-    async def list_events(device_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_events(device_id: str, limit: Limit = 100) -> list[dict[str, Any]]:
         """OPLOG events the terminal reported."""
         _adms_device(rc, device_id)
         return await asyncio.to_thread(db.events, rc.store, device_id, limit)
