@@ -40,7 +40,7 @@ ENDPOINTS = [  # (method, path, scope, body, answer once authorised)
      {"device": "hr-api", "punches": [{"user_id": "1", "time": "2026-11-20T08:00:00"}]}, 200),
     ("GET", "/api/v1/quarantine", "admin", None, 200),
     ("POST", "/api/v1/quarantine/999/replay", "admin", None, 404),
-    ("GET", "/api/v1/forwarding", "admin", None, 404),  # not configured here
+    ("GET", "/api/v1/forward", "admin", None, 200),  # not configured here: says so
     ("GET", "/api/v1/overview", "admin", None, 200),
     ("GET", "/api/v1/adms/pending", "admin", None, 200),
 ]  # fmt: skip
@@ -365,8 +365,12 @@ def test_devices_offices_forwarding(tmp_path: Path) -> None:
             offices = (await api.client.get("/api/v1/offices", headers=auth("reader"))).json()
             assert [o["id"] for o in offices] == ["pjy-hq", "kch"]
             assert offices[1]["timezone"] == "Asia/Kuching"
-            resp = await api.client.get("/api/v1/forwarding", headers=auth("admin"))
-            assert resp.status_code == 404 and resp.json()["detail"] == "forwarding not configured"
+            resp = await api.client.get("/api/v1/forward", headers=auth("admin"))
+            assert resp.status_code == 200 and resp.json()["enabled"] is False
+            # one forwarding status, the forward part's (/api/v1/forwarding was a second copy)
+            assert (
+                await api.client.get("/api/v1/forwarding", headers=auth("admin"))
+            ).status_code == 404
             ov = (await api.client.get("/api/v1/overview", headers=auth("admin"))).json()
             assert ov["quarantine_open"] == 1 and ov["records_total"] == 3
             assert ov["recent"][0]["seq"] == 3 and ov["forwarding"] is None
@@ -482,22 +486,20 @@ def test_forwarding_status_endpoint_overview_and_metrics(tmp_path: Path) -> None
             await api.client.post("/api/v1/punches", headers=auth("writer"), json={
                 "device": "hr-api", "punches": [{"user_id": "1", "time": now_local()},
                                                 {"user_id": "2", "time": now_local()}]})  # fmt: skip
-            resp = await api.client.get("/api/v1/forwarding", headers=auth("admin"))
+            resp = await api.client.get("/api/v1/forward", headers=auth("admin"))
             assert resp.status_code == 200
             status = resp.json()
             assert status["enabled"] is True and status["backlog"] == 2
             assert status["url"] == "http://127.0.0.1:9/api/v1/attendance/batch"
             assert status["dead_letters"] == 0 and status["delivered"] == 0
             assert (
-                await api.client.get("/api/v1/forwarding", headers=auth("reader"))
+                await api.client.get("/api/v1/forward", headers=auth("reader"))
             ).status_code == 403
             ov = (await api.client.get("/api/v1/overview", headers=auth("admin"))).json()
             assert ov["forwarding"]["backlog"] == 2
             text = (await api.client.get("/metrics", headers=auth("reader"))).text
             assert "spotme_forward_backlog 2.0" in text
             assert "spotme_forward_dead_letters 0.0" in text
-            forward = await api.client.get("/api/v1/forward", headers=auth("admin"))
-            assert forward.status_code == 200 and forward.json()["backlog"] == 2
             assert (await api.client.get("/api/v1/forward")).status_code == 401
 
     asyncio.run(scenario())

@@ -62,6 +62,8 @@ async def test_core_down_backlog_grows_then_drains_all(make_config: Any, store: 
     st = forward_status(store, cfg)
     assert st["delivered"] == st["accepted"] == 650
     assert st["dead_letters"] == 0 and st["state"] == "ok"
+    # recovered: the outage is history (when it was, when it ended), not a current error
+    assert st["last_error"] is None and st["last_error_at"] <= st["recovered_at"]
 
 
 async def test_5xx_and_429_storm_delivers_everything_in_order(

@@ -1,4 +1,5 @@
-"""Device health, offices, quarantine (list and replay) and forwarding status."""
+"""Device health, offices, quarantine (list and replay); the overview's forwarding status (the
+forward part serves its own at `/api/v1/forward`)."""
 
 from __future__ import annotations
 
@@ -127,16 +128,5 @@ def admin_router(cfg: HubConfig, store: Store, admin: Any) -> APIRouter:
                     "records": out.records}  # fmt: skip
 
         return await asyncio.to_thread(run)
-
-    @r.get(
-        "/forwarding",
-        summary="Forwarding to the SPOT-Me core: backlog and dead letters",
-        responses={404: {"description": "Forwarding not configured"}},
-    )
-    async def forwarding() -> dict[str, Any]:
-        status = await asyncio.to_thread(forwarding_status, cfg, store)
-        if status is None:
-            raise HTTPException(404, "forwarding not configured")
-        return status
 
     return r

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,14 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import and_, select
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
 from tenacity.stop import stop_base, stop_never
 
 from ..clock import now_z_ms
@@ -97,6 +103,10 @@ class Forwarder:
         self.items = "records" if outbox is None else outbox.name  # the body's list
         self.hub_id = cfg.hub.id
         self.url = cfg.core.url.rstrip("/") + (cfg.core.path if outbox is None else outbox.path)
+        half_min, half_max = cfg.core.retry_min_s / 2, cfg.core.retry_max_s / 2
+        self._backoff = wait_exponential(
+            multiplier=half_min, max=half_max
+        ) + wait_random_exponential(multiplier=half_min, max=half_max)
         self.headers = {"Content-Type": "application/json"}
         if cfg.core.token is not None:
             self.headers["Authorization"] = f"Bearer {cfg.core.token.get_secret_value()}"
@@ -218,6 +228,9 @@ class Forwarder:
         s["dead_lettered"] = s.get("dead_lettered", 0) + len(dead)
         s["batches"] = s.get("batches", 0) + 1
         s["last_delivery_at"] = now_z_ms()
+        if s.get("state") == "retrying":  # recovered: the error is history, not the state
+            s["recovered_at"] = s["last_delivery_at"]
+            s["last_error"] = None
         s["state"] = "ok"
         if dead:
             log.warning("core rejected %d record(s); moving them to dead letters", len(dead))
@@ -324,9 +337,9 @@ class Forwarder:
 
     # -- retry plumbing ----------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
-        n = state.attempt_number
-        base = min(self.core.retry_max_s, self.core.retry_min_s * 2 ** (n - 1))
-        delay = base / 2 + random.uniform(0, base / 2)  # exponential with jitter
+        """Exponential with jitter (half the step fixed, half random: tenacity's waits), but
+        never sooner than the core's Retry-After."""
+        delay = float(self._backoff(state))
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:

@@ -131,6 +131,7 @@ def forward_status(store: Store, cfg: HubConfig) -> dict[str, Any]:
         "state": stats.get("state", "idle"),
         "last_error": stats.get("last_error"),
         "last_error_at": stats.get("last_error_at"),
+        "recovered_at": stats.get("recovered_at"),
         "alert": bool(alerts),
         "alerts": alerts,
         "outboxes": outbox_status(store),
