@@ -10,6 +10,7 @@ for anything missed while disconnected. See docs/zkteco.md.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+)
 
 from ...clock import zone
 from ...config import Device
@@ -44,6 +52,12 @@ BATCH = 5000
 
 #: an informational field the terminal would not give
 UNKNOWN = "unknown"
+
+
+def _last_answer(state: RetryCallState) -> Any:
+    """What the last attempt returned (tenacity's answer when the attempts run out)."""
+    assert state.outcome is not None
+    return state.outcome.result()
 
 
 class ZKTecoOptions(Options):
@@ -183,14 +197,14 @@ class ZKTecoAdapter(Streaming, Replayable, HasDemo):
         self.skew = skew
         if time.monotonic() >= self.users_due:
             self._refresh_users(c)
-        problem = ""
-        for _attempt in range(self.opts.retries):
+
+        def read_once() -> tuple[Snapshot, str]:
+            """One read of the log: (snapshot, "") or (nothing, why the counts disagree)."""
             with c.call("read sizes"):
                 c.read_sizes()
             reported = int(c.records)
             if reported == 0:
-                snap = Snapshot(count=0, skew=skew)
-                break
+                return Snapshot(count=0, skew=skew), ""
             with c.call("disable device"):
                 c.disable_device()
             self.left_disabled = True
@@ -199,11 +213,16 @@ class ZKTecoAdapter(Streaming, Replayable, HasDemo):
             finally:
                 if not keep:
                     self._enable(c)
-            snap, problem = self._reconcile(data, reported, skew)
-            if not problem:
-                break
-            ctx.count("reconcile_retries")
-        else:
+            return self._reconcile(data, reported, skew)
+
+        # a read whose counts do not reconcile is read again, `retries` times in all
+        snap, problem = Retrying(
+            stop=stop_after_attempt(self.opts.retries),
+            retry=retry_if_result(lambda got: bool(got[1])),
+            after=lambda state: ctx.count("reconcile_retries"),
+            retry_error_callback=_last_answer,
+        )(read_once)
+        if problem:
             ctx.mark_degraded(f"record count does not reconcile: {problem}", reconcile=problem)
             raise DeviceError("mismatch", f"record count does not reconcile: {problem}")
         if self.opts.clock == "correct" and abs(skew) > 2:
@@ -226,22 +245,28 @@ class ZKTecoAdapter(Streaming, Replayable, HasDemo):
         return Snapshot(body, size, reported, skew), ""
 
     def _enable(self, c: ZKClient) -> None:
-        """Re-enable the terminal: on this connection, else on a fresh one."""
-        for attempt in range(2):
-            try:
-                if attempt:
-                    from .client import ZKClient
+        """Re-enable the terminal: on this connection, else once on a fresh one (a terminal left
+        disabled is enabled first at the next session, `left_disabled`)."""
+        from .client import ZKClient
 
-                    c = ZKClient(self.opts.host, self.opts.port, self.opts.timeout,
-                                 self.opts.comm_key, self.opts.transport == "udp").open()  # fmt: skip
-                with c.call("enable device"):
-                    c.enable_device()
+        def enable(state: RetryCallState) -> None:
+            conn = c if state.attempt_number == 1 else ZKClient(
+                self.opts.host, self.opts.port, self.opts.timeout, self.opts.comm_key,
+                self.opts.transport == "udp").open()  # fmt: skip
+            try:
+                with conn.call("enable device"):
+                    conn.enable_device()
                 self.left_disabled = False
-                if attempt:
-                    c.close()
-                return
-            except DeviceError:
-                continue
+            finally:
+                if conn is not c:
+                    conn.close()
+
+        with contextlib.suppress(DeviceError):
+            for attempt in Retrying(
+                stop=stop_after_attempt(2), retry=retry_if_exception_type(DeviceError), reraise=True
+            ):
+                with attempt:
+                    enable(attempt.retry_state)
 
     def _clear(self, c: ZKClient, committed: int) -> None:
         with c.call("read sizes before clear"):
