@@ -16,6 +16,16 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def offset_point(
+    lat: float, lon: float, distance_m: float, bearing_rad: float
+) -> tuple[float, float]:
+    """The point `distance_m` from (lat, lon) towards `bearing_rad` (0 = north), for the short
+    distances of a geofence (a local flat approximation; simulators place punches with it)."""
+    dlat = distance_m * math.cos(bearing_rad) / EARTH_RADIUS_M
+    dlon = distance_m * math.sin(bearing_rad) / (EARTH_RADIUS_M * math.cos(math.radians(lat)))
+    return lat + math.degrees(dlat), lon + math.degrees(dlon)
+
+
 def valid_coordinates(lat: float | None, lon: float | None) -> bool:
     if lat is None or lon is None:
         return False

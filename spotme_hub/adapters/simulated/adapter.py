@@ -129,14 +129,11 @@ class SimulatedAdapter(Streaming):
         )
 
     def _near_office(self) -> tuple[float | None, float | None]:
-        from ...normalize.geo import EARTH_RADIUS_M
+        from ...normalize.geo import offset_point
 
         office_lat, office_lon = self.center
         if office_lat is None or office_lon is None:
             return None, None
         assert self.opts.gps_radius_m is not None
         d = self.rng.uniform(0, self.opts.gps_radius_m)
-        bearing = self.rng.uniform(0, 2 * math.pi)
-        dlat = (d * math.cos(bearing)) / EARTH_RADIUS_M
-        dlon = (d * math.sin(bearing)) / (EARTH_RADIUS_M * math.cos(math.radians(office_lat)))
-        return office_lat + math.degrees(dlat), office_lon + math.degrees(dlon)
+        return offset_point(office_lat, office_lon, d, self.rng.uniform(0, 2 * math.pi))

@@ -24,8 +24,9 @@ from typing import Any
 
 import httpx
 
+from ...normalize.geo import offset_point
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass
@@ -236,9 +237,6 @@ class PushTerminal:
             n += 1
 
     def near_center(self) -> tuple[float, float]:
-        lat0, lon0 = self.center
         d = self.rng.uniform(0, self.radius_m)
-        bearing = self.rng.uniform(0, 2 * math.pi)
-        dlat = d * math.cos(bearing) / EARTH_RADIUS_M
-        dlon = d * math.sin(bearing) / (EARTH_RADIUS_M * math.cos(math.radians(lat0)))
-        return round(lat0 + math.degrees(dlat), 6), round(lon0 + math.degrees(dlon), 6)
+        lat, lon = offset_point(*self.center, d, self.rng.uniform(0, 2 * math.pi))
+        return round(lat, 6), round(lon, 6)
