@@ -582,3 +582,36 @@ def test_a_row_with_an_unknown_punch_word_replays_once_the_device_knows_it(tmp_p
     assert outcome.status == "replayed", outcome.detail
     rec = next(r for r in store.iter_records() if r["source_user_id"] == "6")
     assert (rec["punch"], rec["local_time"]) == ("in", "2025-02-03T08:01:00+08:00")
+
+
+@pytest.mark.parametrize(
+    "rows", [3, 1500]
+)  # a small file, and one where only short rows are read again
+def test_a_time_cut_inside_the_last_line_is_quarantined_not_read_short(
+    tmp_path: Path, rows: int
+) -> None:
+    """A transfer cut off inside the last line (`…17:4`) is not 17:04: the row does not match
+    the file's format whole, so it is quarantined with its line."""
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    whole = "".join(attlog_line("1", f"2026-10-03 08:{i // 60 % 60:02d}:{i % 60:02d}")
+                    for i in range(rows))  # fmt: skip
+    text = whole + "        7\t2026-10-03 17:4"  # no newline: the file ends there
+    s = run_import(cfg, store, write(tmp_path / "7_attlog.dat", text))
+    assert (s.rows_read, s.imported, s.quarantined) == (rows + 1, rows, 1)
+    (item,) = store.quarantine_items("open")
+    assert item["source"]["line"] == rows + 1
+    assert "cannot read time '2026-10-03 17:4'" in item["reason"]
+    assert not [r for r in store.iter_records() if r["source_user_id"] == "7"]
+    # a replay reads the same row the same way
+    from spotme_hub.pipeline.replay import replay_item
+
+    again = replay_item(cfg, store, item)
+    assert again.status == "open" and again.detail.startswith("still rejected: cannot read time")
+
+
+def test_minutes_take_two_digits_in_a_12_hour_export_too(tmp_path: Path) -> None:
+    text = MALAY_TSV + "00012\tSiti binti Abu\t14/02/2025\t5:3 PM\tKeluar\n"
+    store, s = _import_malay(tmp_path, "kehadiran.tsv", text)
+    assert (s.imported, s.quarantined) == (2, 1)
+    assert "5:3 PM" in store.quarantine_items("open")[0]["reason"]

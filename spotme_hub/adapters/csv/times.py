@@ -9,6 +9,7 @@ Excel serial numbers are converted with the workbook's epoch and rounded to whol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,11 +189,55 @@ def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeForm
     )
 
 
+#: What each directive of a strptime format must be in full: minutes and seconds take two digits
+#: (strptime also reads "17:4" as 17:04), days, months and hours one or two.
+_WIDTHS = {"%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%H": r"\d{1,2}",
+           "%I": r"\d{1,2}", "%M": r"\d{2}", "%S": r"\d{2}", "%p": r"(?i:am|pm)", "%%": "%"}  # fmt: skip
+
+
+def _shape(fmt: str) -> str | None:
+    """A regex a value must match whole to be read with `fmt`; None when `fmt` has a directive
+    not listed (a given --date-format with %b, %f…: then strptime alone decides)."""
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            piece = _WIDTHS.get(fmt[i : i + 2])
+            if piece is None:
+                return None
+            out.append(piece)
+            i += 2
+        else:
+            out.append(re.escape(fmt[i]))
+            i += 1
+    return "".join(out)
+
+
+def _whole(s: pd.Series, when: np.ndarray, formats: list[str], by_others: np.ndarray) -> None:
+    """NaT (in place) for the rows read by a format they match only in part: a time cut short
+    ("…17:4", a transfer that stopped) must not become 17:04. Looked at: the rows the first
+    format did not read (`by_others`), those shorter than the longest, and every row of a
+    small input (a replayed row); a full-length row the first format read is whole."""
+    shapes = [_shape(f) for f in formats]
+    if None in shapes or not len(s):
+        return
+    values = s.tolist()
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    suspect = by_others | (lengths < lengths.max()) | (len(values) <= 1000)
+    look = np.flatnonzero(~np.isnat(when) & suspect)
+    if not len(look):
+        return
+    whole = re.compile("|".join(f"(?:{p})" for p in shapes if p))
+    for i in look.tolist():
+        if whole.fullmatch(values[i]) is None:
+            when[i] = np.datetime64("NaT")
+
+
 def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
-    """datetime64[s] per row (NaT where the value does not fit the file's format)."""
+    """datetime64[s] per row (NaT where the value does not fit the file's format, whole)."""
     when = pd.to_datetime(s, format=fmt.format, errors="coerce").to_numpy(dtype="datetime64[s]")
     when = when.copy()  # writable: rows read by another form are filled in below
     missing = np.isnat(when) & (s.to_numpy(dtype=object) != "")
+    by_others = missing.copy()
     for alt in fmt.alternatives():
         if not missing.any():
             break
@@ -200,4 +245,5 @@ def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
         again = pd.to_datetime(s.iloc[rows], format=alt, errors="coerce")
         when[rows] = again.to_numpy(dtype="datetime64[s]")
         missing[rows] = np.isnat(when[rows])
+    _whole(s, when, [fmt.format, *fmt.alternatives()], by_others)
     return when
