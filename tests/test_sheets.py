@@ -107,3 +107,35 @@ def test_html_and_xml_rows_stream_in_blocks(
           "</Table></Worksheet></Workbook>"  # fmt: skip
     (tmp_path / "b.xls").write_text(xml, encoding="utf-8")
     assert list(xml_rows(tmp_path / "b.xls", "utf-8")) == want
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_workbook_whose_xml_is_not_well_formed_is_refused(tmp_path: Path, streamed: bool) -> None:
+    """python-calamine reads a sheet with a missing `</t>` and merges two cells into one value;
+    the file is refused instead, naming the damaged part, and nothing is imported."""
+    import zipfile
+
+    from fileimport_helpers import MALAY_COLUMNS
+
+    from spotme_hub.adapters.csv.reader import FileRefused
+
+    good = tmp_path / "good.xlsx"
+    wb = openpyxl.Workbook()
+    for row in (["No. Pekerja", "Nama", "Tarikh", "Masa", "Status"],
+                ["00012", "Siti", "13/02/2025", "08:01 AM", "Masuk"]):  # fmt: skip
+        wb.active.append(row)
+    wb.save(good)
+    bad, part = tmp_path / "bad.xlsx", "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == part:
+                data = data.replace(b"</t>", b"", 1)
+            zout.writestr(item, data)
+    with pytest.raises(FileRefused, match=f"{part} is not well-formed XML"):
+        list(Workbook(bad, 0, streamed=streamed).rows())
+    cfg = make_config(tmp_path, MALAY_COLUMNS)
+    store = open_store(cfg)
+    with pytest.raises(FileRefused, match="the workbook is damaged"):
+        run_import(cfg, store, bad)
+    assert store.count_records() == 0
