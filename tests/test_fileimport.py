@@ -615,3 +615,47 @@ def test_minutes_take_two_digits_in_a_12_hour_export_too(tmp_path: Path) -> None
     store, s = _import_malay(tmp_path, "kehadiran.tsv", text)
     assert (s.imported, s.quarantined) == (2, 1)
     assert "5:3 PM" in store.quarantine_items("open")[0]["reason"]
+
+
+def test_a_refusal_says_what_the_file_looks_like_and_what_would_read_it(tmp_path: Path) -> None:
+    import os
+
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    noise = os.urandom(600).replace(b"PK", b"pk").replace(b"\xd0\xcf", b"dc")
+    for name in ("export.csv", "7_attlog.dat"):
+        with pytest.raises(FileRefused) as err:
+            run_import(cfg, store, _bytes(tmp_path / name, noise))
+        msg = str(err.value)
+        assert "binary data, not a text export or a workbook; it starts " in msg
+        assert len(msg) < 200 and "\\x" not in msg  # a short hex excerpt, not the bytes
+    with pytest.raises(FileRefused, match=r"not a workbook, although its name ends \.xlsx"):
+        run_import(cfg, store, _bytes(tmp_path / "report.xlsx", noise))
+    malay = "No. Pekerja,Nama,Tarikh,Masa,Status\n00012,Siti,13/02/2025,08:01 AM,Masuk\n"
+    with pytest.raises(FileRefused) as err:
+        run_import(cfg, store, write(tmp_path / "kehadiran.csv", malay))
+    msg = str(err.value)
+    assert "no preset recognises it" in msg and "'No. Pekerja, Nama, Tarikh, Masa, Status'" in msg
+    assert "zkteco_attlog" in msg and "biotime" in msg and "preset: generic" in msg
+    # a time no format reads: a short escaped excerpt, and the way out
+    text = attlog_line("1", "07-Dec-26 8h01\x07") * 3
+    with pytest.raises(FileRefused) as err:
+        run_import(cfg, store, write(tmp_path / "9_attlog.dat", text))
+    assert "'07-Dec-26 8h01\\x07'" in str(err.value) and "--date-format" in str(err.value)
+    assert store.count_records() == 0
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_the_summary_says_which_lines_were_skipped_and_why(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    store = open_store(cfg)
+    text = ("SN0012345\r\n" + attlog_line("1", "2026-10-03 08:59:01") + "\r\n"
+            + attlog_line("1", "2026-10-03 17:59:01") + "C3A9\r\n")  # fmt: skip
+    s = run_import(cfg, store, write(tmp_path / "7_attlog.dat", text))
+    assert (s.imported, s.skipped) == (2, 3)
+    assert s.skips == [(1, "a terminal's serial-number or checksum line"),
+                       (5, "a terminal's serial-number or checksum line")]  # fmt: skip

@@ -131,6 +131,13 @@ def _report(console: Console, s: Any) -> None:
         f"skipped {s.skipped:,} · {s.seconds:.1f} s ({rate:,.0f} rows/s)",
         highlight=False,
     )
+    for line, reason in s.skips:
+        console.print(f"  line {line}: skipped, {reason}", highlight=False)
+    if s.skipped > len(s.skips):
+        more = "blank" if not s.skips else "blank, or more of the kinds above"
+        console.print(
+            f"  … {s.skipped - len(s.skips):,} more skipped line(s) ({more})", highlight=False
+        )
     for line, reason in s.problems:
         console.print(f"  [red]line {line}[/red]: {reason}", highlight=False)
     if s.quarantined > len(s.problems):

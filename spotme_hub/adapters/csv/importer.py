@@ -49,6 +49,8 @@ class ImportSummary:
     duplicates: int = 0
     quarantined: int = 0
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    #: the first rows skipped that were not blank, with why (line, reason)
+    skips: list[tuple[int, str]] = field(default_factory=list)
     sheets: list[str] = field(default_factory=list)  # the sheets read, when chosen by name
     already_imported: dict[str, Any] | None = None
     dry_run: bool = False
@@ -155,6 +157,7 @@ def import_file(
                 )
                 summary.rows_read += prepared.read
                 summary.skipped += prepared.skipped
+                summary.skips += prepared.skips[: FIRST_PROBLEMS - len(summary.skips)]
                 summary.duplicates += sum(r.known for r in results)
                 summary.note(rejections)
                 if dry_run:

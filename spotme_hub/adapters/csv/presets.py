@@ -42,6 +42,15 @@ class Plan:
     edge_lines: bool = False  # attlog: a one-field first/last line is a serial/checksum
 
 
+#: What `preset: auto` knows, for a refusal to list.
+KNOWN = (
+    "the presets are zkteco_attlog (a terminal's USB attlog.dat: tab-separated PIN, date-time, "
+    "status, verify), biotime (a ZKBioTime export: a header with one of "
+    f"{', '.join(_BIOTIME_USER)} and one of {', '.join(_BIOTIME_TIME)}); for any other columns "
+    "use `preset: generic` with a `columns` mapping (docs/import.md)"
+)
+
+
 def plan_for(table: Table, opts: CsvOptions) -> Plan:
     preset = opts.preset
     if preset == "auto":
@@ -49,6 +58,10 @@ def plan_for(table: Table, opts: CsvOptions) -> Plan:
             preset = "generic"
         elif table.path.name.lower().endswith(".dat") or _looks_like_attlog(table):
             preset = "zkteco_attlog"
+        elif _biotime_header(table) is None:
+            raise NothingToImport(
+                f"{table.path.name}: no preset recognises it — {table.looks()}; {KNOWN}"
+            )
         else:
             preset = "biotime"
     if preset == "zkteco_attlog":
@@ -93,15 +106,19 @@ def _pick(names: list[str], options: list[str]) -> str | None:
     return None
 
 
-def _biotime(table: Table, opts: CsvOptions) -> Plan:
+def _biotime_header(table: Table) -> tuple[int, list[str]] | None:
     def wanted(names: list[str]) -> bool:
         return _pick(names, _BIOTIME_USER) is not None and _pick(names, _BIOTIME_TIME) is not None
 
-    found = find_header(table.preview, wanted)
+    return find_header(table.preview, wanted)
+
+
+def _biotime(table: Table, opts: CsvOptions) -> Plan:
+    found = _biotime_header(table)
     if found is None:
         raise NothingToImport(
             f"{table.path.name}: no BioTime header (needs one of {_BIOTIME_USER} and "
-            f"{_BIOTIME_TIME}); use preset generic with a `columns` mapping"
+            f"{_BIOTIME_TIME}) — {table.looks()}; use preset generic with a `columns` mapping"
         )
     index, names = found
     user, time_col = _pick(names, _BIOTIME_USER), _pick(names, _BIOTIME_TIME)

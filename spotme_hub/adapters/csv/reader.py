@@ -55,6 +55,17 @@ class Table:
             return f"text, {self.encoding}, delimiter {self.delimiter!r}"
         return self.kind
 
+    def looks(self) -> str:
+        """What the file looks like, for a refusal: its kind and its first row with cells."""
+        first = next((r for r in self.preview if any(c.strip() for c in r)), None)
+        kind = {"text": f"text ({self.describe()})", "excel": "a workbook",
+                "html": "an HTML table", "xml": "Excel XML"}[self.kind]  # fmt: skip
+        if first is None:
+            return f"{kind} with no rows"
+        cells = ", ".join(c.strip() for c in first[:8] if c.strip())
+        more = ", …" if len(first) > 8 else ""
+        return f"{kind} whose first row reads: {excerpt(cells, 120)}{more}"
+
     def chunks(
         self, names: list[str], data_start: int, chunk_rows: int, usecols: list[str] | None = None
     ) -> Iterator[Chunk]:
@@ -182,6 +193,11 @@ def open_table(
         table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet)
         table.preview = list(itertools.islice(table.rows(), PREVIEW_ROWS))
         return table
+    if _binary(head):
+        named = path.suffix.lower() in WORKBOOK_SUFFIXES
+        what = (f"not a workbook, although its name ends {path.suffix} (no zip or OLE2 header)"
+                if named else "binary data, not a text export or a workbook")  # fmt: skip
+        raise FileRefused(f"{path.name}: {what}; it starts {head[:12].hex(' ')} …")
     enc = _detect_encoding(path, head) if encoding == "auto" else encoding
     text_head = _decode_head(path, enc)
     stripped = text_head.lstrip()
@@ -198,6 +214,26 @@ def open_table(
     table = Table(path, "text", encoding=enc, delimiter=delim)
     table.preview = [next(csv.reader([ln], delimiter=delim), []) for ln in lines]
     return table
+
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """`text` quoted, control characters escaped, cut at `limit` characters (for messages)."""
+    shown = repr(text[:limit])
+    return shown + ("…" if len(text) > limit else "")
+
+
+def _binary(head: bytes) -> bool:
+    """Not text in any encoding an export uses: a NUL byte, or more than 1 in 20 bytes a control
+    character other than tab, CR, LF and form feed (UTF-16 has a BOM and is read as text)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return controls * 20 > len(head)
 
 
 def _detect_encoding(path: Path, head: bytes) -> str:

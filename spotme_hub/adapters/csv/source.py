@@ -79,6 +79,7 @@ class Prepared:
     devices: list[str]  # device id per row
     rejections: list[Rejection] = field(default_factory=list)
     skipped: int = 0
+    skips: list[tuple[int, str]] = field(default_factory=list)  # (line, why): the first, not blank
     read: int = 0
     last: bool = False
 
@@ -213,12 +214,15 @@ class ExportFile:
         if not filled[names[0]].all():  # the first non-empty cell of each row
             for c in names[1:]:
                 first_cell = np.where(filled[names[0]] | (first_cell != ""), first_cell, cells[c])
-        skip = (nonempty + extra_n) == 0  # blank
+        blank = (nonempty + extra_n) == 0
+        why = np.full(len(frame), None, dtype=object)  # why a row is skipped (None: it is not)
+        why[blank] = "blank"
         if _may_hold_summary(first_cell):
-            skip |= map_unique(first_cell, _is_summary).astype(bool)
+            summary = map_unique(first_cell, _is_summary).astype(bool)
+            why[summary & ~blank] = "a summary line (Total, Jumlah…)"
         if plan.header_names:
             same = np.sum([(cells[c].str.strip() == c).to_numpy() for c in names], axis=0)
-            skip |= (same > 0) & (same == nonempty)
+            why[(same > 0) & (same == nonempty) & (why == None)] = "the header again (a new page)"  # noqa: E711
         if plan.edge_lines:
             single = (nonempty == 1) & (np.asarray(extra_n) == 0) & filled[names[0]]
             edge = np.asarray(lines) == first_line
@@ -226,11 +230,13 @@ class ExportFile:
                 real = np.flatnonzero((nonempty + extra_n) != 0)
                 if len(real):
                     edge[real[-1]] = True
-            skip |= single & edge
+            why[single & edge & (why == None)] = "a terminal's serial-number or checksum line"  # noqa: E711
+        skip = why != None  # noqa: E711
         skip_arr = np.asarray(skip, dtype=bool)
         out = Prepared(pd.DataFrame(), np.array([], dtype="datetime64[s]"), [], [])
         out.read = len(frame)
         out.skipped = int(skip_arr.sum())
+        out.skips = [(lines[i], str(why[i])) for i in np.flatnonzero(skip_arr & ~blank)[:10]]
         out.last = last
         keep = ~skip_arr
         problem = np.full(len(frame), None, dtype=object)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import NothingToImport, UndecidedDates
-from .reader import FileRefused
+from .reader import FileRefused, excerpt
 
 _DATES: list[tuple[str, str]] = [
     ("%Y-%m-%d", "ymd"), ("%Y/%m/%d", "ymd"), ("%Y.%m.%d", "ymd"),
@@ -150,8 +150,12 @@ def choose_format(
         if ok:
             scores.append((ok, TimeFormat(fmt, order)))
     if not scores:
-        examples = ", ".join(repr(v) for v in values[:3])
-        raise FileRefused(f"{label}: no known date-time format reads values like {examples}")
+        examples = ", ".join(excerpt(str(v)) for v in values[:3])
+        raise FileRefused(
+            f"{label}: no known date-time format reads values like {examples}; give the "
+            "format with --date-format (or `date_format:` for the device), e.g. "
+            "--date-format '%d/%m/%Y %I:%M %p'"
+        )
     best = max(n for n, _ in scores)
     top = [f for n, f in scores if n == best]
     first = top[0]
