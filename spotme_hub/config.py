@@ -596,7 +596,7 @@ def _keys_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
     return list(model.model_fields)
 
 
-def _unknown_key(key: str, allowed: Sequence[str]) -> str:
+def unknown_key(key: str, allowed: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
     return (
         f"unknown key (did you mean `{close[0]}`?)" if close else "unknown key (check the spelling)"
@@ -624,7 +624,7 @@ def _pydantic_issues(
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = [*_keys_at(model, err["loc"][:-1]), *also] if model is not None else []
-            msg = _unknown_key(str(err["loc"][-1]), allowed)
+            msg = unknown_key(str(err["loc"][-1]), allowed)
         elif err["type"] == "missing":
             msg = "required key is missing"
         out.append(doc.issue(clean, msg))

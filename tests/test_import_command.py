@@ -94,3 +94,28 @@ def test_a_damaged_file_is_refused_and_the_next_one_imported(tmp_path: Path) -> 
     assert "refused quote.csv" in text and "a quote that opens a field must close it" in text
     assert "refused cut.xlsx" in text and "cannot read the workbook" in text
     assert "imported 24" in text
+
+
+def test_every_bad_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    export = tmp_path / "kehadiran.csv"
+    export.write_text("No. Pekerja,Tarikh,Masa,Status\n1,13/02/2025,08:01 AM,Masuk\n")
+    cases = {
+        ("--dayfirst", "--monthfirst"): "--dayfirst and --monthfirst contradict each other",
+        ("--timezone", "Mars/Olympus"): "--timezone: unknown IANA time zone 'Mars/Olympus'",
+        ("--preset", "generic"): "preset generic needs a `columns` mapping (--columns",
+        ("--columns", "user_id"): "'user_id' is not FIELD=COLUMN",
+        ("--columns", "user_id=No. Pekerja,tme=Masa"): "tme: unknown key (did you mean `time`?)",
+    }
+    for args, said in cases.items():
+        res = CliRunner().invoke(cli, ["import", str(export), "-c", str(cfg), "--device", "usb",
+                                       *args])  # fmt: skip
+        assert res.exit_code == 2, (args, res.output)
+        assert said in res.output and "Traceback" not in res.output, (args, res.output)
+        assert "validation error" not in res.output and "pydantic" not in res.output
+    # --columns gives the generic preset its mapping on the command line
+    ok = CliRunner().invoke(cli, [
+        "import", str(export), "-c", str(cfg), "--device", "usb", "--dayfirst",
+        "--columns", "user_id=No. Pekerja,time=Masa,punch=Status", "--date-column", "Tarikh"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "preset generic" in ok.output and "imported 1" in ok.output

@@ -28,12 +28,16 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option("--preset", type=click.Choice(["auto", "zkteco_attlog", "biotime", "generic"]))
     @click.option("--encoding", help="Text encoding (default: auto — BOM, UTF-8, GBK, cp1252).")
     @click.option("--delimiter", help="Field separator (default: sniffed; '\\t' for tab).")
-    @click.option(
-        "--dayfirst", "dayfirst", flag_value=True, default=None, help="03/02/2025 is 3 February."
-    )
-    @click.option("--monthfirst", "dayfirst", flag_value=False, help="03/02/2025 is 2 March.")
+    @click.option("--dayfirst", is_flag=True, help="03/02/2025 is 3 February.")
+    @click.option("--monthfirst", is_flag=True, help="03/02/2025 is 2 March.")
     @click.option("--date-format", help="strptime format of the time value, e.g. '%d/%m/%Y %H:%M'.")
     @click.option("--timezone", help="Zone of the file's times (default: the device's).")
+    @click.option(
+        "--columns", help="The generic preset's columns, FIELD=COLUMN pairs separated by commas "
+        "(user_id=No. Pekerja,time=Masa,punch=Status) or a JSON object as `columns:` takes; "
+        "implies --preset generic.",
+    )  # fmt: skip
+    @click.option("--date-column", help="A separate date column, joined to the time column.")
     @click.option(
         "--sheet", help="Workbook sheet, by name or number from 0 (default: every sheet with a "
         "header).",
@@ -48,11 +52,12 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     )  # fmt: skip
     def import_cmd(
         files: tuple[Path, ...], config_path: Path, device_id: str | None, preset: str | None,
-        encoding: str | None, delimiter: str | None, dayfirst: bool | None,
-        date_format: str | None, timezone: str | None, sheet: str | None, dry_run: bool,
-        force: bool, writer: str,
+        encoding: str | None, delimiter: str | None, dayfirst: bool, monthfirst: bool,
+        date_format: str | None, timezone: str | None, columns: str | None,
+        date_column: str | None, sheet: str | None, dry_run: bool, force: bool, writer: str,
     ) -> None:  # fmt: skip
         """Import CSV/Excel exports (attlog.dat, BioTime, generic columns): idempotent, fast."""
+        from pydantic import ValidationError
         from rich.console import Console
 
         from ...normalize import Normalizer
@@ -65,11 +70,18 @@ def register(cli: click.Group, tools: CommandTools) -> None:
             device = resolve_device(cfg, device_id)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
-        opts = options_for(
-            device, preset=preset, encoding=encoding, delimiter=delimiter, dayfirst=dayfirst,
-            date_format=date_format, timezone=timezone,
-            sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
-        )  # fmt: skip
+        if dayfirst and monthfirst:
+            raise click.UsageError("--dayfirst and --monthfirst contradict each other: give one")
+        try:
+            opts = options_for(
+                device, preset=preset or ("generic" if columns else None), encoding=encoding,
+                delimiter=delimiter, dayfirst=True if dayfirst else False if monthfirst else None,
+                date_format=date_format, timezone=timezone, columns=_columns(columns),
+                date_column=date_column,
+                sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise click.UsageError(_option_errors(exc)) from None
         store = tools.open_store(cfg)
         normalizer = Normalizer(cfg)
         failed = 0
@@ -89,6 +101,50 @@ def register(cli: click.Group, tools: CommandTools) -> None:
             store.close()
         if failed:
             raise SystemExit(1)
+
+
+def _columns(text: str | None) -> Any:
+    """--columns as `columns:` takes it: a JSON object, or FIELD=COLUMN pairs."""
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not a JSON object: {exc}", param_hint="--columns") from None
+    pairs = {}
+    for part in text.split(","):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise click.BadParameter(
+                f"{part.strip()!r} is not FIELD=COLUMN (e.g. user_id=No. Pekerja)",
+                param_hint="--columns",
+            )
+        pairs[field.strip()] = column.strip()
+    return pairs
+
+
+def _option_errors(exc: Any) -> str:
+    """The options' validation errors, one line, each named by its command-line option."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = "--" + loc[0].replace("_", "-") if loc else "the import's options"
+        if len(loc) > 1:
+            where += " " + ".".join(loc[1:])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and loc[:1] == ["columns"]:
+            from ...config import unknown_key
+            from ...normalize.mapping import Mapping
+
+            where, msg = (
+                "--columns",
+                f"{loc[-1]}: " + unknown_key(loc[-1], list(Mapping.model_fields)),
+            )
+        out.append(f"{where}: {msg}")
+    return "; ".join(out)
 
 
 def _one(console: Console, cfg: Any, store: Any, path: Path, device: Any, opts: Any, dry_run: bool,

@@ -71,7 +71,9 @@ class CsvOptions(Options):
         if self.watch and self.path:
             raise ValueError("give watch (a folder) or path (a glob), not both")
         if self.preset == "generic" and self.columns is None:
-            raise ValueError("preset generic needs a `columns` mapping")
+            raise ValueError(
+                "preset generic needs a `columns` mapping (--columns on the command line)"
+            )
         if self.date_format and self.dayfirst is not None:
             raise ValueError("give dayfirst or date_format, not both")
         return self
