@@ -631,3 +631,16 @@ def test_admin_routes_bound_every_number_and_answer_422_in_one_shape(tmp_path: P
             assert resp.json()["detail"][0]["msg"].startswith("until: not an RFC 3339 time")
 
     asyncio.run(scenario())
+
+
+def test_options_names_every_method_an_iclock_path_serves(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_hub(tmp_path) as h:
+            for path, methods in (("cdata", {"GET", "POST"}), ("cdata.aspx", {"GET", "POST"}),
+                                  ("getrequest", {"GET"}), ("devicecmd", {"POST"})):  # fmt: skip
+                resp = await h.client.options(f"/iclock/{path}")
+                assert resp.status_code == 204, (path, resp.text)
+                allow = {m.strip() for m in resp.headers["allow"].split(",")}
+                assert allow == methods | {"OPTIONS"}, (path, allow)
+
+    asyncio.run(scenario())

@@ -332,13 +332,27 @@ def _iclock_router(rc: RouteContext) -> APIRouter:
         return endpoint
 
     r = APIRouter(tags=["zkteco-adms"], include_in_schema=True)
+    served: dict[str, list[str]] = {}
     for suffix in ("", ".aspx"):  # some firmware appends .aspx
-        r.add_api_route(f"/iclock/cdata{suffix}", route(handshake), methods=["GET"])
-        r.add_api_route(f"/iclock/cdata{suffix}", route(upload), methods=["POST"])
-        r.add_api_route(f"/iclock/getrequest{suffix}", route(getrequest), methods=["GET"])
-        r.add_api_route(f"/iclock/devicecmd{suffix}", route(devicecmd), methods=["POST"])
-        r.add_api_route(f"/iclock/ping{suffix}", route(ping), methods=["GET"])
+        for path, method, handler in (
+            ("cdata", "GET", handshake), ("cdata", "POST", upload), ("getrequest", "GET", getrequest),
+            ("devicecmd", "POST", devicecmd), ("ping", "GET", ping),
+        ):  # fmt: skip
+            r.add_api_route(f"/iclock/{path}{suffix}", route(handler), methods=[method])
+            served.setdefault(f"/iclock/{path}{suffix}", []).append(method)
+    # One route per method would make OPTIONS (and a wrong method's 405) name only the first
+    # route's method: `/iclock/cdata` answered `allow: GET` though POST is served.
+    for path, methods in served.items():
+        allow = ", ".join([*methods, "OPTIONS"])
+        r.add_api_route(path, _allow(allow), methods=["OPTIONS"], include_in_schema=False)
     return r
+
+
+def _allow(methods: str) -> Callable[[], Awaitable[Response]]:
+    async def options() -> Response:
+        return Response(status_code=204, headers={"allow": methods})
+
+    return options
 
 
 def router(ctx: RouteContext) -> APIRouter:
