@@ -171,7 +171,11 @@ class DeviceContext(Protocol):
 
 @runtime_checkable
 class Adapter(Protocol):
-    """Every device kind: its name in the configuration, its options, its constructor."""
+    """Every device kind: its name in the configuration, its options, its constructor.
+
+    A kind may also say, as a class attribute `starting: str`, what a device of it is doing
+    until it calls `mark_up` the first time ("subscribing"): its health is STARTING meanwhile
+    and `/readyz` waits for it (a first failure ends the wait)."""
 
     kind: ClassVar[str]
     options_model: ClassVar[type[BaseModel]]

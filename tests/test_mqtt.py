@@ -359,3 +359,61 @@ async def test_quarantined_payload_replays_after_the_mapping_is_fixed(
         "in",
         "2026-11-23T00:00:00Z",
     )
+
+
+@aio
+async def test_readyz_waits_until_every_mqtt_device_is_subscribed(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Until a device's subscriptions are acknowledged it is STARTING (subscribing) and /readyz
+    says 503 naming it; a device whose broker never answers stops holding readiness once it
+    fails. The silent "broker" is a real socket that accepts and says nothing."""
+    import socket
+
+    import httpx
+    from mqtt_helpers import hub_config
+
+    from spotme_hub.forward.core_sim import free_port
+    from spotme_hub.service import config_from_dict, run_hub
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = free_port()
+    data = hub_config(tmp_path, [
+        dev(broker, id="door", topics=["t/+"], preset="tasmota"),
+        dev(broker, id="gate", topics=["g/+"], preset="tasmota"),
+        dev(broker, id="mute", topics=["m/+"], preset="tasmota",
+            broker=f"mqtt://127.0.0.1:{silent.getsockname()[1]}", connect_timeout_s=2),
+    ])  # fmt: skip
+    data["api"] = {"listen": f"127.0.0.1:{port}"}
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_hub(config_from_dict(data, tmp_path), stop=stop))
+    seen_starting: set[str] = set()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+            for _ in range(600):
+                try:
+                    ready = await c.get("/readyz")
+                    devices = {d["device_id"]: d for d in (await c.get("/api/v1/devices")).json()}
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+                    continue
+                starting = {d for d, row in devices.items() if row["state"] == "STARTING"}
+                for d in starting:
+                    assert devices[d]["detail"]["starting"] == "subscribing"
+                seen_starting |= starting
+                if ready.status_code == 200:
+                    break
+                assert ready.status_code == 503
+                assert "devices still starting" in ready.json()["detail"]
+                await asyncio.sleep(0.05)
+            assert ready.status_code == 200
+            devices = {d["device_id"]: d for d in (await c.get("/api/v1/devices")).json()}
+    finally:
+        stop.set()
+        await task
+        silent.close()
+    assert devices["door"]["state"] == devices["gate"]["state"] == "UP"
+    assert devices["mute"]["state"] != "STARTING" and devices["mute"]["last_error"]
+    assert "mute" in seen_starting  # it was STARTING while its CONNACK did not come

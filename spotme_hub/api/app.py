@@ -48,7 +48,7 @@ def create_app(
     read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
     registry, latency = new_registry(cfg, store, hub)
     app.add_middleware(RequestMetrics, histogram=latency, max_body=cfg.api.max_body_bytes)
-    app.include_router(ops_router(store, registry, read))
+    app.include_router(ops_router(store, registry, read, hub))
     app.state.streams = CommitSignal()  # wakes event streams on commits; closed by `serve`
     app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))
     app.include_router(devices_router(cfg, store, hub, read))

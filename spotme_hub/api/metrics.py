@@ -166,7 +166,7 @@ def new_registry(cfg: HubConfig, store: Store, hub: Any) -> tuple[CollectorRegis
     return registry, latency
 
 
-def ops_router(store: Store, registry: CollectorRegistry, read: Any) -> APIRouter:
+def ops_router(store: Store, registry: CollectorRegistry, read: Any, hub: Any = None) -> APIRouter:
     r = APIRouter(tags=["operations"])
 
     @r.get("/healthz", response_model=Status, summary="The process is alive (open)")
@@ -176,14 +176,18 @@ def ops_router(store: Store, registry: CollectorRegistry, read: Any) -> APIRoute
     @r.get(
         "/readyz",
         response_model=Status,
-        summary="The store answers (open)",
-        responses={503: {"description": "Store not reachable"}},
+        summary="The store answers and no device is still starting (open)",
+        responses={503: {"description": "Store not reachable, or devices still starting"}},
     )
     async def readyz() -> dict[str, str]:
         try:
             await asyncio.to_thread(store.ping)
         except Exception as exc:
             raise HTTPException(503, f"store not reachable: {exc}") from exc
+        starting = hub.starting() if hub is not None else {}
+        if starting:
+            what = ", ".join(f"{d} ({phase})" for d, phase in sorted(starting.items()))
+            raise HTTPException(503, f"devices still starting: {what}")
         return {"status": "ready"}
 
     @r.get(

@@ -42,7 +42,10 @@ class DeviceOut(BaseModel):
     name: str | None = None
     kind: str
     office_id: str | None
-    state: str = Field(description="UNKNOWN | UP | DEGRADED | DOWN | DISABLED")
+    state: str = Field(
+        description="UNKNOWN | STARTING | UP | DEGRADED | DOWN | DISABLED (STARTING: "
+        "`detail.starting` says what, e.g. subscribing)"
+    )
     last_seen: str | None
     last_error: str | None
     last_error_at: str | None

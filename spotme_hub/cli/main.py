@@ -257,8 +257,11 @@ def devices(config_path: Path, fmt: str) -> None:
     for h in out:
         c = h.get("counters") or {}
         color = colors.get(h["state"], "white")
+        state = h["state"]
+        if state == "STARTING" and (h.get("detail") or {}).get("starting"):
+            state = f"STARTING ({h['detail']['starting']})"
         t.add_row(
-            h["device_id"], h["kind"], h["office"], f"[{color}]{h['state']}[/{color}]",
+            h["device_id"], h["kind"], h["office"], f"[{color}]{state}[/{color}]",
             h.get("last_seen") or "never", str(c.get("new", 0)), str(c.get("duplicate", 0)),
             str(c.get("quarantined", 0)), h.get("last_error") or "",
         )  # fmt: skip

@@ -150,6 +150,7 @@ class Context:
             log.info("device %s is UP", self.device.id)
         h.state = "UP"
         h.consecutive_failures = 0
+        h.detail.pop("starting", None)
         h.detail.update(detail)
         h.detail.pop("degraded_reason", None)
         self.mark_seen()
@@ -228,6 +229,14 @@ class Hub:
             self.health[dev.id] = h
             self.contexts[dev.id] = Context(self, dev, h)
 
+    def starting(self) -> dict[str, str]:
+        """Devices still starting (device id → what they are doing, e.g. "subscribing")."""
+        return {
+            d: h.detail.get("starting", "starting")
+            for d, h in self.health.items()
+            if h.state == "STARTING"
+        }
+
     def committed_in_bulk(self, device: Device, counts: BulkCounts) -> None:
         """A bulk import committed `counts.new` records of `device`'s: the listeners hear of it
         as a commit without records (a feed stream and the forwarder just look again)."""
@@ -250,6 +259,10 @@ class Hub:
         self.writer.start()
         for dev in self.cfg.devices:
             if dev.enabled:
+                phase = getattr(registry.get(dev.kind), "starting", None)
+                if phase:
+                    self.health[dev.id].state = "STARTING"
+                    self.health[dev.id].detail["starting"] = phase
                 self.tasks[dev.id] = asyncio.create_task(
                     self._supervise(dev), name=f"device:{dev.id}"
                 )
@@ -340,6 +353,9 @@ class Hub:
 
     def _failed(self, ctx: Context, exc: BaseException) -> None:
         h = ctx.health
+        if h.state == "STARTING":  # it has an answer: readiness no longer waits for it
+            h.state = "UNKNOWN"
+            h.detail.pop("starting", None)
         h.consecutive_failures += 1
         h.counters["failures"] += 1
         h.last_error = _describe(exc)

@@ -135,6 +135,8 @@ class _Msg:
 class MqttAdapter(Streaming, Replayable, HasDemo):
     kind: ClassVar[str] = "mqtt"
     options_model: ClassVar[type[Options]] = MqttOptions
+    #: until its subscriptions are acknowledged: `/readyz` waits, the devices table says so
+    starting: ClassVar[str] = "subscribing"
 
     demo_part = sibling("demo", "part")
 

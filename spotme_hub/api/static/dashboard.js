@@ -30,12 +30,14 @@
   }
 
   function renderDevices(devices) {
-    const order = { DOWN: 0, DEGRADED: 1, UNKNOWN: 2, UP: 3, DISABLED: 4 };
+    const order = { DOWN: 0, DEGRADED: 1, STARTING: 2, UNKNOWN: 3, UP: 4, DISABLED: 5 };
+    const shown = (d) => d.state === "STARTING" && d.detail && d.detail.starting
+      ? d.detail.starting : d.state;
     devices.sort((a, b) => (order[a.state] ?? 9) - (order[b.state] ?? 9) ||
       a.device_id.localeCompare(b.device_id));
     $("devices").querySelector("tbody").innerHTML = devices.map((d) =>
       '<tr class="' + esc(d.state) + '" data-device="' + esc(d.device_id) + '">' +
-      '<td><span class="pill state ' + esc(d.state) + '">' + esc(d.state) + "</span></td>" +
+      '<td><span class="pill state ' + esc(d.state) + '">' + esc(shown(d)) + "</span></td>" +
       '<td><div class="dev-name">' + esc(d.name || d.device_id) + '</div><div class="dev-id">' +
       esc(d.device_id) + "</div></td>" +
       "<td>" + esc(d.office_id) + "</td><td>" + esc(d.kind) + "</td>" +
