@@ -114,7 +114,7 @@ def test_demo_runs_and_shows_punches(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     res = subprocess.run(
         [sys.executable, "-m", "spotme_hub.cli", "demo", "--duration", "8", "--port", str(port),
-         "--data-dir", str(tmp_path / "demo")],
+         "--keep", str(tmp_path / "demo")],
         capture_output=True, text=True, cwd=ROOT, timeout=180,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
@@ -128,6 +128,15 @@ def test_demo_runs_and_shows_punches(tmp_path: Path) -> None:
     assert "; kch-branch 4 officers, " in line and "; pjy-hq 12 officers, " in line
     present = int(line.split("pjy-hq 12 officers, ")[1].split(" ")[0])
     assert present >= 1  # the morning's arrivals come first, one a second
+    # --keep: a configuration the other commands read without the demo's environment
+    kept = tmp_path / "demo" / "hub.yaml"
+    assert f"spotme-hub records -c {kept}" in " ".join(res.stdout.split())
+    assert "${DEMO_" not in kept.read_text()
+    listed = cli("records", "-c", str(kept), "--format", "json", "--limit", "0")
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == store.count_records()
+    assert cli("devices", "-c", str(kept)).returncode == 0
+    assert cli("days", "-c", str(kept)).returncode == 0
 
 
 def test_records_since_and_until_read_times_as_the_api_does(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
 import socket
 import tempfile
 import time
@@ -94,7 +95,11 @@ def _today(cfg: HubConfig, hub: Any, settle: bool = False) -> tuple[dt.date, lis
     return date, today_summary(cfg, hub.store, date, None)
 
 
-async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None = None) -> None:
+async def run_demo(
+    duration: float = 0, port: int = 8080, data_dir: Path | None = None, keep: bool = False
+) -> None:
+    """The demo; with `keep`, `data_dir` keeps its store and a configuration the CLI can read
+    (`hub.yaml`, the demo's own with its simulators' addresses written in)."""
     tmp = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="spotme-demo-")
@@ -131,6 +136,8 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
                 else:
                     os.environ[k] = v
         demo.cfg = cfg
+        if keep:
+            _keep_config(data_dir / "hub.yaml", demo.env)
         stop = asyncio.Event()
         hub_task = asyncio.create_task(
             run_hub(cfg, serve_api=True, stop=stop, on_hub=lambda h: _attach(demo, h, on_commit))
@@ -165,8 +172,29 @@ async def run_demo(duration: float = 0, port: int = 8080, data_dir: Path | None 
     if demo.hub is not None:
         date, today = await asyncio.to_thread(_today, cfg, demo.hub, True)
         console.print(today_line(date, today), soft_wrap=True)
+    if keep:
+        kept = data_dir / "hub.yaml"
+        console.print(
+            f"kept in {data_dir}: look with `spotme-hub records -c {kept}` (and devices, "
+            "quarantine list, days, report monthly; the simulators are gone, so `run` would not "
+            "find its devices)", highlight=False, soft_wrap=True,
+        )  # fmt: skip
     if tmp is not None:
         tmp.cleanup()
+
+
+def _keep_config(path: Path, env: dict[str, str]) -> None:
+    """configs/demo.yaml with the demo's `${DEMO_…}` values written in, so the CLI reads the
+    kept store without the demo's environment."""
+
+    def value(m: re.Match[str]) -> str:
+        return env.get(m.group(1), m.group(0))
+
+    text = re.sub(r"\$\{(DEMO_[A-Z_]+)(?::-[^}]*)?\}", value, DEMO_CONFIG.read_text())
+    path.write_text(
+        f"# the spotme-hub demo's configuration as it ran ({dt.datetime.now():%Y-%m-%d %H:%M}), kept\n"
+        + text, encoding="utf-8",
+    )  # fmt: skip
 
 
 def _attach(demo: Demo, hub: Any, on_commit: Any) -> None:

@@ -345,9 +345,12 @@ def quarantine_replay(config_path: Path, ids: tuple[int, ...], replay_all: bool)
     "--duration", type=float, default=0, help="Stop after this many seconds (0 = Ctrl-C)."
 )
 @click.option("--port", type=int, default=8080, show_default=True, help="API/dashboard port.")
+@click.option("--keep", "keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the demo's store here, with a hub.yaml the other commands can read "
+              "(default: a temporary directory, deleted at the end).")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the demo's data here (default: a temporary directory).")  # fmt: skip
-def demo(duration: float, port: int, data_dir: Path | None) -> None:
+              hidden=True, help="The same as --keep (its older name).")  # fmt: skip
+def demo(duration: float, port: int, keep: Path | None, data_dir: Path | None) -> None:
     """Run a self-contained demo: simulated devices, embedded SQLite, the API — nothing external."""
     import asyncio
 
@@ -356,7 +359,8 @@ def demo(duration: float, port: int, data_dir: Path | None) -> None:
 
     try:
         listen_socket(f"127.0.0.1:{port}").close()  # before any simulator starts
-        asyncio.run(run_demo(duration=duration, port=port, data_dir=data_dir))
+        kept = keep or data_dir
+        asyncio.run(run_demo(duration=duration, port=port, data_dir=kept, keep=kept is not None))
     except ListenError as exc:
         raise click.ClickException(str(exc)) from None
 
