@@ -659,3 +659,22 @@ def test_the_summary_says_which_lines_were_skipped_and_why(tmp_path: Path) -> No
     assert (s.imported, s.skipped) == (2, 3)
     assert s.skips == [(1, "a terminal's serial-number or checksum line"),
                        (5, "a terminal's serial-number or checksum line")]  # fmt: skip
+
+
+def test_a_constant_token_after_every_time_is_recognised_and_said(tmp_path: Path) -> None:
+    """Some standalone terminals write `02/12/2024 5:15 A12P12`: a word that every time carries
+    and no date is made of is taken out (the summary says so); one that varies is not guessed."""
+    columns = {"columns": {"user_id": "No. Pekerja", "time": "Masa", "punch": "Status"},
+               "preset": "generic", "dayfirst": False}  # fmt: skip
+    cfg = make_config(tmp_path, columns)
+    store = open_store(cfg)
+    text = ("No. Pekerja,Masa,Status\n1,02/12/2024 5:15 A12P12,in\n"
+            "1,02/13/2024 17:20 A12P12,out\n")  # fmt: skip
+    s = run_import(cfg, store, write(tmp_path / "t.csv", text))
+    assert (s.imported, s.quarantined) == (2, 0)
+    assert s.time_format == "%m/%d/%Y %H:%M (the constant 'A12P12' removed from every time)"
+    assert sorted(r["local_time"] for r in _records(store)) == [
+        "2024-02-12T05:15:00+08:00", "2024-02-13T17:20:00+08:00"]  # fmt: skip
+    varies = "No. Pekerja,Masa,Status\n1,02/12/2024 5:15 A12P12,in\n1,02/13/2024 17:20 B7,out\n"
+    with pytest.raises(FileRefused, match="--date-format"):
+        run_import(cfg, store, write(tmp_path / "v.csv", varies))

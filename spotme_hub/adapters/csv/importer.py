@@ -129,7 +129,7 @@ def import_file(
     summary.preset = exports[0].plan.preset
     summary.reader = exports[0].table.describe()
     summary.sheets = [str(e.where["sheet"]) for e in exports if "sheet" in e.where]
-    summary.time_format = ", ".join(dict.fromkeys(e.resolve_time_format().format for e in exports))
+    summary.time_format = ", ".join(dict.fromkeys(e.resolve_time_format().label() for e in exports))
     normalizer = normalizer or Normalizer(cfg)
     devices = {d.id: d for d in cfg.devices}
     received_at = datetime.now(UTC)

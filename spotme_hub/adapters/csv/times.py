@@ -35,6 +35,15 @@ SAMPLE = 500
 class TimeFormat:
     format: str
     order: str  # ymd | dmy | mdy | given
+    #: a token every time carries that is not part of it (`02/12/2024 5:15 A12P12`, written by
+    #: some standalone terminals): removed from each value before it is read
+    constant: str = ""
+
+    def label(self) -> str:
+        """How the summary names it."""
+        if not self.constant:
+            return self.format
+        return f"{self.format} (the constant {self.constant!r} removed from every time)"
 
     def alternatives(self) -> list[str]:
         """Other forms tried for rows the main one cannot read (workbook columns mix `time`
@@ -142,6 +151,55 @@ def choose_format(
     values = pd.Series(pd.unique(sample[sample != ""]))[:SAMPLE]
     if values.empty:
         raise NothingToImport(f"{label}: no time values found")
+    found = _best(values, dayfirst)
+    if found is None:
+        for token in _constant_tokens(values):
+            found = _best(_without(values, token), dayfirst)
+            if found is not None:
+                found = _with_constant(found, token)
+                break
+    if found is None:
+        examples = ", ".join(excerpt(str(v)) for v in values[:3])
+        raise FileRefused(
+            f"{label}: no known date-time format reads values like {examples}; give the "
+            "format with --date-format (or `date_format:` for the device), e.g. "
+            "--date-format '%d/%m/%Y %I:%M %p'"
+        )
+    return found
+
+
+def _constant_tokens(values: pd.Series) -> list[str]:
+    """Words (split at spaces) that every value has, at the same place from its start or its
+    end, and that no date or time is made of (no `:`, `/`, `-` or `.`, not all digits)."""
+    words = [str(v).split() for v in values]
+    shortest = min(len(w) for w in words)
+    found: list[str] = []
+    for place in [*range(shortest), *range(-1, -shortest - 1, -1)]:
+        token = words[0][place]
+        if (
+            all(w[place] == token for w in words)
+            and token not in found
+            and not (token.isdigit() or any(ch in token for ch in ":/-."))
+        ):
+            found.append(token)
+    return found
+
+
+def _without(values: pd.Series, token: str) -> pd.Series:
+    """`values` with the word `token` taken out (and the spaces it leaves collapsed)."""
+    pattern = rf"(?:^|\s+){re.escape(token)}(?=\s|$)"
+    return values.astype(str).str.replace(pattern, "", regex=True).str.strip()
+
+
+def _with_constant(found: TimeFormat | Ambiguous, token: str) -> TimeFormat | Ambiguous:
+    if isinstance(found, Ambiguous):
+        return Ambiguous(_with_constant(found.dayfirst, token),  # type: ignore[arg-type]
+                         _with_constant(found.monthfirst, token), found.example)  # type: ignore[arg-type]  # fmt: skip
+    return TimeFormat(found.format, found.order, token)
+
+
+def _best(values: pd.Series, dayfirst: bool | None) -> TimeFormat | Ambiguous | None:
+    """The candidate format that reads the most values; None when none reads any."""
     scores: list[tuple[int, TimeFormat]] = []
     for fmt, order in CANDIDATES:
         if dayfirst is True and order == "mdy" or dayfirst is False and order == "dmy":
@@ -150,12 +208,7 @@ def choose_format(
         if ok:
             scores.append((ok, TimeFormat(fmt, order)))
     if not scores:
-        examples = ", ".join(excerpt(str(v)) for v in values[:3])
-        raise FileRefused(
-            f"{label}: no known date-time format reads values like {examples}; give the "
-            "format with --date-format (or `date_format:` for the device), e.g. "
-            "--date-format '%d/%m/%Y %I:%M %p'"
-        )
+        return None
     best = max(n for n, _ in scores)
     top = [f for n, f in scores if n == best]
     first = top[0]
@@ -179,6 +232,8 @@ def settle(amb: Ambiguous, columns: Iterable[pd.Series], label: str) -> TimeForm
     d_ok = m_ok = 0
     for s in columns:
         s = s[s != ""]
+        if amb.dayfirst.constant:
+            s = _without(s, amb.dayfirst.constant)
         d_ok += int(pd.to_datetime(s, format=amb.dayfirst.format, errors="coerce").notna().sum())
         m_ok += int(pd.to_datetime(s, format=amb.monthfirst.format, errors="coerce").notna().sum())
     if d_ok > m_ok:
@@ -238,6 +293,8 @@ def _whole(s: pd.Series, when: np.ndarray, formats: list[str], by_others: np.nda
 
 def parse(s: pd.Series, fmt: TimeFormat) -> np.ndarray:
     """datetime64[s] per row (NaT where the value does not fit the file's format, whole)."""
+    if fmt.constant:
+        s = _without(s, fmt.constant)
     when = pd.to_datetime(s, format=fmt.format, errors="coerce").to_numpy(dtype="datetime64[s]")
     when = when.copy()  # writable: rows read by another form are filled in below
     missing = np.isnat(when) & (s.to_numpy(dtype=object) != "")
