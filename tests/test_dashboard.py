@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def browser(profile: str):  # type: ignore[no-untyped-def]
+def browser(profile: str, offline: bool = False):  # type: ignore[no-untyped-def]
+    """Headless Chromium; `offline`: no name resolves but 127.0.0.1 (as on a cut network)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -31,6 +32,8 @@ def browser(profile: str):  # type: ignore[no-untyped-def]
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--window-size=1360,900", f"--user-data-dir={profile}"):  # fmt: skip
         opts.add_argument(flag)
+    if offline:
+        opts.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
 
 
@@ -245,5 +248,50 @@ def test_today_panel_counts_and_lists_an_offices_days(tmp_path: Path) -> None:
             assert driver.find_element(By.ID, "today-offices").is_displayed()
         finally:
             driver.quit()
+
+    asyncio.run(scenario())
+
+
+def test_api_docs_render_with_the_network_cut(tmp_path: Path) -> None:
+    """/docs and /redoc load their scripts from the hub, not a CDN: with every name but the
+    hub's own address unresolvable, both pages still draw the API. Saves test-artifacts/docs.png
+    and redoc.png."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def drive(url: str, profile: str) -> None:
+        driver = browser(profile, offline=True)
+        try:
+            wait = WebDriverWait(driver, 30)
+            driver.get(url + "/docs")
+            title = wait.until(
+                ec.visibility_of_element_located((By.CSS_SELECTOR, ".swagger-ui .title"))
+            )
+            assert "spotme-hub" in title.text
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+            assert len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) >= 15
+            ARTIFACTS.mkdir(exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "docs.png"))
+            driver.get(url + "/redoc")
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=menuitem], h1")))
+            assert "spotme-hub" in driver.find_element(By.TAG_NAME, "h1").text
+            driver.save_screenshot(str(ARTIFACTS / "redoc.png"))
+            # every script, style and the schema came from the hub (ReDoc's own "powered by"
+            # logo is an image from its CDN: it is not drawn, and nothing depends on it)
+            sources = driver.execute_script(
+                "return performance.getEntriesByType('resource')"
+                ".filter(e => e.initiatorType !== 'img').map(e => e.name)")  # fmt: skip
+            assert sources and all(s.startswith(url) for s in sources), sources
+        finally:
+            driver.quit()
+
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            profile = tempfile.mkdtemp(prefix="spotme-chromium-")
+            try:
+                await asyncio.to_thread(drive, api.url, profile)
+            finally:
+                shutil.rmtree(profile, ignore_errors=True)
 
     asyncio.run(scenario())

@@ -22,6 +22,7 @@ from ..store import Store
 from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
 from .dashboard import dashboard_router
 from .devices import admin_router, devices_router
+from .docs import docs_router
 from .feed import CommitSignal, feed_router
 from .metrics import RequestMetrics, new_registry, ops_router
 
@@ -42,6 +43,8 @@ def create_app(
         version="1",
         description="Device and system integration hub for SPOT-Me attendance. "
         "Bearer tokens from `api.tokens`; scopes feed:read, punches:write, facts:write, admin.",
+        docs_url=None,  # served by `docs_router`, with its assets from the hub (no CDN)
+        redoc_url=None,
     )
     app.add_exception_handler(StarletteHTTPException, _one_error_shape)
     auth = TokenAuth(cfg)
@@ -58,6 +61,7 @@ def create_app(
     for part in parts:
         app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     return app
 
 
