@@ -192,3 +192,55 @@ def test_a_busy_port_is_one_clear_line_before_anything_starts(tmp_path: Path) ->
                 "program); free it or choose another port (api.listen, or --port for the demo)"
             ], res.stderr
             assert "dashboard and API at" not in res.stdout and "store sqlite" not in res.stderr
+
+
+def test_tables_fit_80_columns_without_cutting_a_value_and_json_is_one_spelling(
+    tmp_path: Path,
+) -> None:
+    import click
+
+    from spotme_hub.cli.main import _add_part_commands
+    from spotme_hub.cli.main import cli as root
+
+    path = write_config(tmp_path)
+    cfg = load_config(path)
+    normalizer, device = Normalizer(cfg), cfg.device("sim")
+    store = Store(cfg.database_url)
+    store.create_all()
+    rec = normalizer.normalize(device, RawPunch(device_time=datetime(2026, 12, 7, 8, 1, 2),
+                                                user_id="9", punch="in"),
+                               now=datetime(2026, 12, 7, 1, tzinfo=UTC))  # fmt: skip
+    bad = Rejection("unknown punch type 'Hadir' (add it to hub.punch_map: {Hadir: in})",
+                    {"pin": "1", "status": "Hadir"}, {"file": "a-long-export-name.csv", "line": 1234},
+                    "sim")  # fmt: skip
+    store.commit([rec], [bad])  # type: ignore[list-item]
+    store.close()
+    env = {**__import__("os").environ, "COLUMNS": "80"}
+    for args, whole in ((["records"], ["unmapped_employee", "2026-12-07 08:01:02"]),
+                        (["quarantine", "list"], ["a-long-export-name.csv line 1234", "punch_map"])):  # fmt: skip
+        res = subprocess.run([sys.executable, "-m", "spotme_hub.cli", *args, "-c", str(path)],
+                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert lines and max(len(ln) for ln in lines) <= 80, res.stdout
+        assert "…" not in res.stdout, res.stdout  # folded, not cut
+        columns: dict[int, str] = {}  # each column's text, its wrapped lines joined
+        for ln in lines:
+            if ln.startswith("│"):
+                for i, cell in enumerate(ln.split("│")[1:-1]):
+                    columns[i] = columns.get(i, "") + cell.strip()
+        for value in whole:
+            found = [t for t in columns.values() if value.replace(" ", "") in t.replace(" ", "")]
+            assert found, (value, res.stdout)
+    # every command that prints data takes --format with json among its choices
+    _add_part_commands()
+    printing = [("records",), ("devices",), ("quarantine", "list"), ("forward", "status"),
+                ("forward", "dead"), ("adms", "commands"), ("adms", "pending"), ("days",)]  # fmt: skip
+    for names in printing:
+        cmd: click.Command = root
+        for name in names:
+            assert isinstance(cmd, click.Group)
+            cmd = cmd.commands[name]
+        (fmt,) = [p for p in cmd.params if p.name == "fmt"]
+        assert isinstance(fmt.type, click.Choice) and "json" in fmt.type.choices, names
+        assert fmt.opts == ["--format"], names

@@ -64,7 +64,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option("--to", "last", callback=_date, help="last date, YYYY-MM-DD (default: --date)")
     @click.option("--office", help="only officers of this home office")
     @click.option("--employee", help="only this officer")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+    @tools.format_option("table", "json", "csv")
     @click.pass_context
     def days(
         ctx: click.Context, config_path: Path, first: dt.date | None, last: dt.date | None,
@@ -127,8 +127,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @tools.config_option
     @click.option("--month", required=True, callback=_month, help="YYYY-MM")
     @click.option("--office", help="only officers of this home office")
-    @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx",
-                  show_default=True)  # fmt: skip
+    @tools.format_option("xlsx", "csv")
     @click.option("-o", "--output", type=click.Path(path_type=Path),
                   help="file (xlsx default: attendance-YYYY-MM[-OFFICE].xlsx here; csv: stdout)")  # fmt: skip
     @click.option("--days-sheet/--no-days-sheet", default=True, show_default=True,

@@ -35,6 +35,23 @@ CONFIG_OPTION = click.option(
 )  # fmt: skip
 
 
+_FORMATS = {
+    "table": "table: for reading, fitted to the terminal",
+    "json": "json: for programs (one JSON object per line, or one document)",
+    "csv": "csv: a header, then one row each",
+    "xlsx": "xlsx: an Excel workbook",
+}
+
+
+def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format` on every command that prints data (the contract's `CommandTools`)."""
+    choices = choices or ("table", "json")
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+        help="; ".join(_FORMATS[c] for c in choices) + ".",
+    )  # fmt: skip
+
+
 class PartsGroup(click.Group):
     """A group whose commands the parts also add to: loads them (once, for the whole CLI) when
     asked for a command it does not have of its own, or for the list."""
@@ -159,9 +176,9 @@ def _time_bound(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--office")
-@click.option("--employee")
-@click.option("--device")
+@click.option("--office", help="Only this office's records (its id).")
+@click.option("--employee", help="Only this officer's records (the employee id).")
+@click.option("--device", help="Only this device's records (its id).")
 @click.option("--since", callback=_time_bound, metavar="TIME",
               help="occurred_at >= this: RFC 3339 with an offset or Z (2026-12-07T05:00:00+08:00), "
               "or a date (its midnight, Malaysian time)")  # fmt: skip
@@ -170,7 +187,7 @@ def _time_bound(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--flag", help="only records with this flag (e.g. unmapped_employee)")
 @click.option("--limit", type=int, default=50, show_default=True, help="0 = all")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("table", "json", "csv")
 def records(
     config_path: Path, office: str | None, employee: str | None, device: str | None,
     since: str | None, until: str | None, flag: str | None, limit: int, fmt: str,
@@ -200,29 +217,25 @@ def records(
         from rich.console import Console
         from rich.table import Table
 
+        console = Console()
+        wide = console.width >= 100
         t = Table(title=f"{len(rows)} record(s)")
-        for col in (
-            "local_time",
-            "employee_id",
-            "source_user_id",
-            "punch",
-            "verify",
-            "device_id",
-            "office_id",
-            "flags",
-        ):
-            t.add_column(col)
+        t.add_column("when", no_wrap=True)
+        for col in ("who", "punch", "how", "device", *(["office"] if wide else [])):
+            t.add_column(col, overflow="fold")
+        t.add_column("flags", overflow="fold")
         for r in rows:
+            who = f"{r['employee_id'] or '—'} ({r['source_user_id'] or r['card'] or '?'})"
             t.add_row(
-                r["local_time"], r["employee_id"] or "—", r["source_user_id"] or r["card"] or "",
-                r["punch"], r["verify"], r["device_id"], r["office_id"], ",".join(r["flags"]),
+                r["local_time"][:19].replace("T", " "), who, r["punch"], r["verify"],
+                r["device_id"], *([r["office_id"]] if wide else []), ", ".join(r["flags"]),
             )  # fmt: skip
-        Console().print(t)
+        console.print(t)
 
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option()
 def devices(config_path: Path, fmt: str) -> None:
     """Device health: state, last seen, last error, counters."""
     from ..service import load_config, open_store
@@ -276,11 +289,16 @@ def quarantine() -> None:
 @quarantine.command("list")
 @CONFIG_OPTION
 @click.option(
-    "--status", type=click.Choice(["open", "replayed", "discarded", "all"]), default="open"
+    "--status",
+    type=click.Choice(["open", "replayed", "discarded", "all"]),
+    default="open",
+    show_default=True,
+    help="Which items: still open, replayed into records, discarded, or all.",
 )
-@click.option("--device")
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--device", help="Only this device's items.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True,
+              help="Items at most (the newest).")  # fmt: skip
+@format_option()
 def quarantine_list(
     config_path: Path, status: str, device: str | None, limit: int, fmt: str
 ) -> None:
@@ -298,13 +316,27 @@ def quarantine_list(
     from rich.table import Table
 
     t = Table(title=f"{len(items)} quarantined item(s)")
-    for col in ("id", "when", "device", "source", "reason", "status"):
-        t.add_column(col)
+    t.add_column("id", no_wrap=True)
+    t.add_column("when (UTC)", no_wrap=True)
+    for col in ("device", "from", "reason", "status"):
+        t.add_column(col, overflow="fold")
     for it in items:
-        src = {k: v for k, v in it["source"].items() if k != "punch"}
-        t.add_row(str(it["qid"]), it["created_at"], it["device_id"] or "", json.dumps(src)[:60],
-                  it["reason"], it["status"])  # fmt: skip
+        t.add_row(str(it["qid"]), it["created_at"][:16].replace("T", " "), it["device_id"] or "",
+                  _source_text(it["source"]), it["reason"], it["status"])  # fmt: skip
     Console().print(t)
+
+
+def _source_text(source: dict[str, Any]) -> str:
+    """Where a quarantined input came from, for a person: a file's name and line, a topic, or
+    the source's plain values (never a JSON text cut in the middle)."""
+    if "file" in source:
+        sheet = f" sheet {source['sheet']}" if source.get("sheet") is not None else ""
+        line = f" line {source['line']}" if source.get("line") is not None else ""
+        return f"{source['file']}{sheet}{line}"
+    if "topic" in source:
+        return f"topic {source['topic']}"
+    plain = [f"{k} {v}" for k, v in source.items() if k != "punch" and isinstance(v, str | int)]
+    return ", ".join(plain)
 
 
 @quarantine.command("replay")
@@ -379,6 +411,9 @@ class Tools:
 
     config_option: Callable[[Callable[..., Any]], Callable[..., Any]]
     simulate: click.Group
+
+    def format_option(self, *choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return format_option(*choices)
 
     def load_config(self, path: str | Path) -> HubConfig:
         from ..service import load_config

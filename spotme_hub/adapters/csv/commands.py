@@ -25,7 +25,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option(
         "--device", "device_id", help="Device the file belongs to (default: the only csv device)."
     )
-    @click.option("--preset", type=click.Choice(["auto", "zkteco_attlog", "biotime", "generic"]))
+    @click.option("--preset", type=click.Choice(["auto", "zkteco_attlog", "biotime", "generic"]),
+                  help="The export's layout (default: the device's, else recognised).")  # fmt: skip
     @click.option("--encoding", help="Text encoding (default: auto — BOM, UTF-8, GBK, cp1252).")
     @click.option("--delimiter", help="Field separator (default: sniffed; '\\t' for tab).")
     @click.option("--dayfirst", is_flag=True, help="03/02/2025 is 3 February.")

@@ -21,6 +21,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
         type=click.Choice(["rdm6300", "line", "wiegand", "osdp"]),
         default="rdm6300",
         show_default=True,
+        help="How the reader frames a card: RDM6300 125 kHz, text lines, Wiegand, or OSDP.",
     )
     @click.option(
         "--cards",
@@ -69,7 +70,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @click.option(
         "--address", "addresses", type=int, multiple=True, help="osdp: reader address(es)."
     )
-    @click.option("--seed", type=int, default=None)
+    @click.option("--seed", type=int, default=None, help="Random seed (the same reads each run).")
     def serial_cmd(framing: str, cards: str, every: float, count: int, hold: int, noise: bool,
                    faults: bool, link: Path | None, encoding: str, text: str, bits: str,
                    addresses: tuple[int, ...], seed: int | None) -> None:  # fmt: skip

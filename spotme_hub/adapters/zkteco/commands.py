@@ -21,7 +21,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
 
 @click.command("zk")
 @click.option("--port", type=int, default=4370, show_default=True, help="0 = any free port.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--udp", is_flag=True, help="Speak UDP instead of TCP.")
 @click.option("--comm-key", type=int, default=0, help="Comm key clients must present.")
 @click.option(
@@ -39,7 +39,8 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     help="User record size (default 28 for 8/16-byte logs, else 72).",
 )
 @click.option("--records", type=int, default=0, show_default=True, help="Punches in the log.")
-@click.option("--serial", default="SIM0001234567", show_default=True)
+@click.option("--serial", default="SIM0001234567", show_default=True,
+              help="Serial number the terminal reports.")  # fmt: skip
 @click.option("--clock-offset", type=float, default=0.0, help="Device clock minus real time, s.")
 @click.option("--punch-every", type=float, default=None, help="Generate a punch every S seconds.")
 @click.option(

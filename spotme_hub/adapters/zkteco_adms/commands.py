@@ -112,9 +112,11 @@ def register(cli: click.Group, tools: CommandTools) -> None:
     @adms.command("commands")
     @CONFIG_OPTION
     @click.argument("device_id", required=False)
-    @click.option("--status", type=click.Choice(["queued", "sent", "done", "failed", "expired"]))
-    @click.option("--limit", type=int, default=50, show_default=True)
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+    @click.option("--status", type=click.Choice(["queued", "sent", "done", "failed", "expired"]),
+                  help="Only commands in this state.")  # fmt: skip
+    @click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+                  help="Commands at most (the newest).")  # fmt: skip
+    @tools.format_option()
     def commands(
         config_path: Path, device_id: str | None, status: str | None, limit: int, fmt: str
     ) -> None:
@@ -138,7 +140,7 @@ def register(cli: click.Group, tools: CommandTools) -> None:
 
     @adms.command("pending")
     @CONFIG_OPTION
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+    @tools.format_option()
     def pending(config_path: Path, fmt: str) -> None:
         """Terminals that called with an unknown serial number (refused until you add them)."""
         from . import db
