@@ -115,6 +115,17 @@ class HubSection(Strict):
         "default is 700); objects made at start are frozen out of collection. 0 leaves the "
         "interpreter's settings alone.",
     )  # fmt: skip
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`spotme-hub run`'s log: text, or JSON Lines for a log collector."
+    )
+    log_level: Literal["warning", "info", "debug"] | None = Field(
+        None, description="`run`'s log level when -v is not given (default warning)."
+    )
+    log_file: str | None = Field(
+        None, description="Write `run`'s log to this file (relative to the config), rotated."
+    )
+    log_file_max_mb: float = Field(10, gt=0, le=10_000, description="Rotate at this size.")
+    log_file_backups: int = Field(5, ge=0, le=1000, description="Rotated files kept.")
     punch_map: dict[str, Literal[
         "in", "out", "break_out", "break_in", "overtime_in", "overtime_out", "unknown"
     ]] = Field(

@@ -244,3 +244,36 @@ def test_tables_fit_80_columns_without_cutting_a_value_and_json_is_one_spelling(
         (fmt,) = [p for p in cmd.params if p.name == "fmt"]
         assert isinstance(fmt.type, click.Choice) and "json" in fmt.type.choices, names
         assert fmt.opts == ["--format"], names
+
+
+def test_run_writes_json_lines_to_a_rotated_log_file(tmp_path: Path) -> None:
+    """`--log-format json` (or hub.log_format): one JSON object per event with the device, its
+    kind and record counts; hub.log_file is rotated by the standard library's handler."""
+    import signal
+    import time
+
+    path = write_config(tmp_path, log_file="logs/hub.log", log_file_max_mb=0.002,
+                        log_file_backups=2, log_level="info")  # fmt: skip
+    data = yaml.safe_load(path.read_text())
+    data["api"] = {"enabled": False}
+    path.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([sys.executable, "-m", "spotme_hub.cli", "--log-format", "json",
+                             "run", "-c", str(path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    log = tmp_path / "logs" / "hub.log"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "logs" / "hub.log.1").exists():
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    files = sorted((tmp_path / "logs").iterdir())
+    assert [f.name for f in files] == ["hub.log", "hub.log.1", "hub.log.2"][: len(files)]
+    assert len(files) >= 2 and all(f.stat().st_size <= 2100 for f in files[1:])
+    events = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert {"ts", "level", "logger", "msg"} <= set(events[0])
+    commits = [e for e in events if e.get("event") == "commit"]
+    assert commits and commits[0]["device"] == "sim" and commits[0]["records"] >= 1
+    assert commits[0]["kind"] == "simulated" and commits[0]["level"] == "info"
+    assert log.read_text() and "Traceback" not in err

@@ -93,13 +93,37 @@ class HubGroup(PartsGroup):
 
 @click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug and tracebacks).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="text for people, json for a log collector (one object per event, with its "
+              "device, kind and record counts); default: hub.log_format, else text.")  # fmt: skip
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the log here, rotated (hub.log_file_max_mb, hub.log_file_backups); "
+              "default: hub.log_file, else stderr.")  # fmt: skip
 @click.version_option(package_name="spotme-hub")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, log_format: str | None, log_file: Path | None) -> None:
     """spotme-hub: collect punches from time clocks, card readers, MQTT door devices and HR
     exports, normalise them into one attendance record, store them durably and forward them to
     SPOT-Me."""
+    from .logs import setup
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"log_level": level, "log_format": log_format, "log_file": log_file}
+    setup(level, log_format or "text", log_file)
+
+
+def _log_as_configured(cfg: HubConfig) -> None:
+    """The configuration's log settings, where the command line did not choose (`run`)."""
+    from .logs import setup
+
+    given = click.get_current_context().find_root().obj or {}
+    hub = cfg.hub
+    file = given.get("log_file") or (cfg.resolve_path(hub.log_file) if hub.log_file else None)
+    fmt = given.get("log_format") or hub.log_format
+    level = given.get("log_level", logging.WARNING)
+    if given.get("log_level") == logging.WARNING and hub.log_level:
+        level = logging.getLevelName(hub.log_level.upper())
+    setup(level, fmt, file, hub.log_file_max_mb, hub.log_file_backups)
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -115,6 +139,7 @@ def run(config_path: Path, no_api: bool) -> None:
     from ..service import load_config, run_hub
 
     cfg = load_config(config_path)
+    _log_as_configured(cfg)
     announce = functools.partial(click.echo, err=True)
     try:
         asyncio.run(run_hub(cfg, serve_api=cfg.api.enabled and not no_api, announce=announce))

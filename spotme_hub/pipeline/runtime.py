@@ -140,6 +140,12 @@ class Context:
         value: T = self._states[factory]
         return value
 
+    def _event(self, event: str, **fields: Any) -> dict[str, Any]:
+        """A log event's own fields (the JSON log writes them beside the message)."""
+        h = self.health
+        return {"event": event, "device": self.device.id, "kind": self.device.kind,
+                "records": h.counters.get("new", 0), **fields}  # fmt: skip
+
     def mark_seen(self) -> None:
         self.health.last_seen = now_z_ms()
         self.health.dirty = True
@@ -147,7 +153,7 @@ class Context:
     def mark_up(self, **detail: Any) -> None:
         h = self.health
         if h.state != "UP":
-            log.info("device %s is UP", self.device.id)
+            log.info("device %s is UP", self.device.id, extra=self._event("up"))
         h.state = "UP"
         h.consecutive_failures = 0
         h.detail.pop("starting", None)
@@ -163,7 +169,8 @@ class Context:
         h.last_error_at = now_z_ms()
         h.detail.update(detail, degraded_reason=reason)
         h.dirty = True
-        log.warning("device %s degraded: %s", self.device.id, reason)
+        log.warning("device %s degraded: %s", self.device.id, reason,
+                    extra=self._event("degraded", reason=reason))  # fmt: skip
 
     def count(self, name: str, n: int = 1) -> None:
         self.health.counters[name] += n
@@ -246,9 +253,15 @@ class Hub:
 
     def _committed(self, records: Sequence[Record], result: CommitResult) -> None:
         new = set(result.new)
+        per: Counter[tuple[str, str]] = Counter()
         for r in records:
             if r.id in new:
-                self.metrics[(r.device_id, r.device_kind)] += 1
+                per[(r.device_id, r.device_kind)] += 1
+        self.metrics.update(per)
+        if log.isEnabledFor(logging.INFO):
+            for (device, kind), n in per.items():
+                log.info("committed %d new record(s) of %s", n, device,
+                         extra={"event": "commit", "device": device, "kind": kind, "records": n})  # fmt: skip
         for listener in self.commit_listeners:
             listener(records, result)
 
@@ -337,7 +350,8 @@ class Hub:
                 self._failed(ctx, exc)
                 delay = wait(_retry_state(attempt))
                 health.detail["next_retry_in_s"] = round(delay, 1)
-                log.warning("device %s failed (%s); retry in %.1fs", dev.id, _describe(exc), delay)
+                log.warning("device %s failed (%s); retry in %.1fs", dev.id, _describe(exc), delay,
+                            extra=ctx._event("failed", error=_describe(exc), retry_s=delay))  # fmt: skip
                 await asyncio.sleep(delay)
 
     async def _poll_loop(self, adapter: Polling, ctx: Context) -> None:
@@ -362,7 +376,8 @@ class Hub:
         h.last_error_at = now_z_ms()
         if h.consecutive_failures >= self.cfg.hub.failures_to_down:
             if h.state != "DOWN":
-                log.error("device %s is DOWN: %s", ctx.device.id, h.last_error)
+                log.error("device %s is DOWN: %s", ctx.device.id, h.last_error,
+                          extra=ctx._event("down", error=h.last_error))  # fmt: skip
             h.state = "DOWN"
         h.dirty = True
 
