@@ -14,7 +14,7 @@ import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -343,6 +343,21 @@ class HubConfig(Strict):
         if len(index) != len(self.offices):  # built on first use (hot: once per punch)
             index = self._office_index = {o.id: o for o in self.offices}
         return index[office_id]
+
+    #: the sections a running hub takes from a re-read file (`adopt`); the others need a restart
+    LIVE: ClassVar[tuple[str, ...]] = ("devices", "employees", "offices", "facts", "calendar",
+                                       "schemes", "attendance", "report")  # fmt: skip
+
+    def adopt(self, new: HubConfig) -> list[str]:
+        """Take `new`'s live sections in place (whoever holds this configuration sees them) and
+        return the other sections that differ: those keep their running values until a
+        restart."""
+        for name in self.LIVE:
+            setattr(self, name, getattr(new, name))
+        self._office_index = {}
+        self._file_facts = new._file_facts
+        return [n for n in type(self).model_fields if n not in self.LIVE
+                and getattr(self, n) != getattr(new, n)]  # fmt: skip
 
     def device(self, device_id: str) -> Device:
         for d in self.devices:

@@ -137,6 +137,7 @@ async def run_hub(
     """Run the hub (devices, store, API, forwarder) until `stop` is set or SIGINT/SIGTERM."""
     import asyncio
     import contextlib
+    import os
     import signal
 
     sock = None
@@ -152,14 +153,59 @@ async def run_hub(
     hub = open_hub(cfg)
     if on_hub is not None:
         on_hub(hub)
+    reloads: set[asyncio.Task[None]] = set()  # one at a time; a reference while it runs
+
+    def on_sighup() -> None:
+        if not reloads:
+            task = asyncio.ensure_future(reload_hub(hub))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    pid_file = cfg.data_dir / "hub.pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
     services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api, sock)]
     if announce is not None:
         announce(
             f"spotme-hub {cfg.hub.id}: {len(cfg.devices)} device(s), store {redact(cfg.database_url)}"
             + (f", API http://{cfg.api.listen}" if serve_api else "")
         )
-    await hub.run_until(stop)
-    await asyncio.gather(*services, return_exceptions=True)
+    try:
+        await hub.run_until(stop)
+        await asyncio.gather(*services, return_exceptions=True)
+    finally:
+        with contextlib.suppress(OSError):
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+
+
+async def reload_hub(hub: Hub) -> None:
+    """SIGHUP (`spotme-hub reload`): re-read the configuration file and take it while running;
+    a file with errors is refused whole, each error logged, and the running configuration
+    stays."""
+    import asyncio
+    import logging
+
+    from .yamlsource import ConfigError
+
+    log = logging.getLogger("spotme_hub.reload")
+    try:
+        new = await asyncio.to_thread(load_config, hub.cfg.source)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            log.error("reload refused: %s", issue, extra={"event": "reload_refused"})
+        log.error("reload refused: %d problem(s) in %s; the running configuration stays",
+                  len(exc.issues), hub.cfg.source, extra={"event": "reload_refused"})  # fmt: skip
+        return
+    done = await hub.reload(new)
+    log.warning("reloaded %s: devices added %s, removed %s, changed %s", hub.cfg.source,
+                done["added"] or "none", done["removed"] or "none", done["changed"] or "none",
+                extra={"event": "reloaded", **done})  # fmt: skip
+    if done["restart"]:
+        log.warning("not applied until a restart: %s", ", ".join(done["restart"]),
+                    extra={"event": "reload_needs_restart"})  # fmt: skip
 
 
 def start_services(

@@ -277,3 +277,76 @@ def test_run_writes_json_lines_to_a_rotated_log_file(tmp_path: Path) -> None:
     assert commits and commits[0]["device"] == "sim" and commits[0]["records"] >= 1
     assert commits[0]["kind"] == "simulated" and commits[0]["level"] == "info"
     assert log.read_text() and "Traceback" not in err
+
+
+def test_reload_starts_and_stops_devices_without_touching_the_others(tmp_path: Path) -> None:
+    """`spotme-hub reload` (SIGHUP): a device added to the YAML starts, a removed one stops,
+    the one left alone keeps running (its counters go on); a file with errors is refused by the
+    command, and by the hub when signalled directly, and the running configuration stays."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from spotme_hub.forward.core_sim import free_port
+
+    port = free_port()
+    path = write_config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["devices"][0].pop("total")  # runs until stopped
+    data["devices"][0]["every"] = 0.05
+    data["api"] = {"listen": f"127.0.0.1:{port}"}
+    path.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([sys.executable, "-m", "spotme_hub.cli", "-v", "run", "-c", str(path)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def devices() -> dict[str, dict]:  # type: ignore[type-arg]
+        url = f"http://127.0.0.1:{port}/api/v1/devices"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return {d["device_id"]: d for d in json.loads(resp.read())}
+
+    def until(ok, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the hub exited"
+            try:
+                if ok():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(what)
+
+    try:
+        until(lambda: devices()["sim"]["counters"].get("new", 0) > 3, "sim committing")
+        before = devices()["sim"]["counters"]["new"]
+        # add a second device
+        second = {**data["devices"][0], "id": "sim2", "users": ["2"]}
+        data["devices"].append(second)
+        path.write_text(yaml.safe_dump(data))
+        res = cli("reload", "-c", str(path))
+        assert res.returncode == 0, res.stderr
+        until(lambda: devices()["sim2"]["counters"].get("new", 0) > 0, "sim2 started")
+        assert devices()["sim"]["counters"]["new"] > before  # left running, counters kept
+        # a broken file: the command refuses it, the hub is not asked
+        path.write_text(path.read_text().replace("kind: simulated", "kind: teleporter", 1))
+        refused = cli("reload", "-c", str(path))
+        assert refused.returncode == 2 and "unknown kind 'teleporter'" in refused.stderr
+        # ... and the hub, signalled directly, refuses it too and keeps what runs
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(1.0)
+        assert set(devices()) == {"sim", "sim2"} and proc.poll() is None
+        # remove the first device
+        data["devices"] = [second]
+        path.write_text(yaml.safe_dump(data))
+        assert cli("reload", "-c", str(path)).returncode == 0
+        until(lambda: set(devices()) == {"sim2"}, "sim removed")
+        stopped_at = devices()["sim2"]["counters"]["new"]
+        until(lambda: devices()["sim2"]["counters"]["new"] > stopped_at, "sim2 still running")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert "reload refused" in err and "unknown kind 'teleporter'" in err
+    assert "devices added ['sim2']" in err and "removed ['sim']" in err
+    assert not (tmp_path / "data" / "hub.pid").exists()  # removed when the hub stopped

@@ -151,6 +151,29 @@ def run(config_path: Path, no_api: bool) -> None:
         raise
 
 
+@cli.command()
+@CONFIG_OPTION
+def reload(config_path: Path) -> None:
+    """Make the running hub re-read its configuration (it also does on SIGHUP): devices added,
+    removed or changed are started or stopped without touching the others; officers and
+    offices are replaced. The file is checked first: with errors, nothing is sent."""
+    import os
+    import signal
+
+    from ..service import load_config
+
+    cfg = load_config(config_path)  # a file with errors stops here (exit 2): the hub keeps its own
+    pid_file = cfg.data_dir / "hub.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        raise click.ClickException(
+            f"no running hub for {config_path} (no live process in {pid_file})"
+        ) from None
+    click.echo(f"asked the hub (pid {pid}) to reload {config_path}; its log says what changed")
+
+
 # --- config -----------------------------------------------------------------------------------
 
 

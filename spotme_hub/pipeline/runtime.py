@@ -236,6 +236,40 @@ class Hub:
             self.health[dev.id] = h
             self.contexts[dev.id] = Context(self, dev, h)
 
+    async def reload(self, new: HubConfig) -> dict[str, list[str]]:
+        """Take a re-read configuration while running: devices added are started, removed ones
+        stopped, changed ones restarted with their new settings, the others left running;
+        officers, offices, facts, calendar and schemes replaced. Returns what it did, and the
+        sections that need a restart to change (hub, store, API, core)."""
+        old = {d.id: d for d in self.cfg.devices}
+        now = {d.id: d for d in new.devices}
+        removed = sorted(set(old) - set(now))
+        added = sorted(set(now) - set(old))
+        changed = sorted(d for d in set(old) & set(now) if old[d] != now[d])
+        for dev_id in (*removed, *changed):
+            task = self.tasks.pop(dev_id, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for dev_id in removed:
+            self.contexts.pop(dev_id, None)
+            self.health.pop(dev_id, None)
+        restart = self.cfg.adopt(new)
+        self.normalizer = Normalizer(self.cfg)
+        for dev_id in (*added, *changed):
+            dev = self.cfg.device(dev_id)
+            h = Health(dev.id, dev.kind, dev.office)
+            if dev_id in changed:  # the same device: its counters go on
+                h.counters = self.health[dev_id].counters
+            self.health[dev_id] = h
+            self.contexts[dev_id] = Context(self, dev, h)
+            if not dev.enabled:
+                h.state = "DISABLED"
+            elif self.started.is_set():
+                self._start_device(dev)
+        await asyncio.to_thread(self.flush_health, True)
+        return {"added": added, "removed": removed, "changed": changed, "restart": restart}
+
     def starting(self) -> dict[str, str]:
         """Devices still starting (device id → what they are doing, e.g. "subscribing")."""
         return {
@@ -272,16 +306,17 @@ class Hub:
         self.writer.start()
         for dev in self.cfg.devices:
             if dev.enabled:
-                phase = getattr(registry.get(dev.kind), "starting", None)
-                if phase:
-                    self.health[dev.id].state = "STARTING"
-                    self.health[dev.id].detail["starting"] = phase
-                self.tasks[dev.id] = asyncio.create_task(
-                    self._supervise(dev), name=f"device:{dev.id}"
-                )
+                self._start_device(dev)
         self._flusher = asyncio.create_task(self._flush_health_loop(), name="health-flush")
         await asyncio.to_thread(self.flush_health, True)
         self.started.set()
+
+    def _start_device(self, dev: Device) -> None:
+        phase = getattr(registry.get(dev.kind), "starting", None)
+        if phase:
+            self.health[dev.id].state = "STARTING"
+            self.health[dev.id].detail["starting"] = phase
+        self.tasks[dev.id] = asyncio.create_task(self._supervise(dev), name=f"device:{dev.id}")
 
     async def stop(self) -> None:
         """Stop devices, commit what is queued, persist health."""
