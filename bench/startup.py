@@ -14,8 +14,9 @@ Prints the median, spread and the ratio to `python -c pass` for each case.
 
 The processes run as an installed hub does, with its modules' bytecode cached: they write it to
 a cache of their own (`PYTHONPYCACHEPREFIX`, even where `PYTHONDONTWRITEBYTECODE` is set), and a
-first round that fills it is not counted. `--cold` measures without any cache of the hub's own
-modules (every start compiles them).
+first round that fills it is not counted. `--cold`: the processes write no bytecode and read only
+what lies beside the modules already (the libraries' installed bytecode; a checkout that never
+wrote its own compiles the hub's modules at every start).
 
     .venv/bin/python bench/startup.py [--rounds 7] [--punches 1000]
 """
@@ -128,7 +129,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="spotme-startup-"))
     if args.cold:
         ENV["PYTHONDONTWRITEBYTECODE"] = "1"
-        ENV["PYTHONPYCACHEPREFIX"] = str(tmp / "no-pycache")  # nothing there: no cached module
+        ENV.pop("PYTHONPYCACHEPREFIX", None)
     else:
         ENV.pop("PYTHONDONTWRITEBYTECODE", None)
         ENV["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
@@ -164,7 +165,7 @@ def main() -> None:
     sim.stop()
 
     base = statistics.median(times["python -c pass"])
-    mode = "cold: no bytecode cache" if args.cold else "bytecode cached"
+    mode = "cold: no bytecode written" if args.cold else "bytecode cached"
     print(f"{'case':28} {'median':>8} {'min':>8} {'max':>8} {'× pass':>8}   "
           f"({args.rounds} rounds, {mode})")  # fmt: skip
     for name, ts in times.items():
