@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def browser(profile: str, offline: bool = False):  # type: ignore[no-untyped-def]
+def browser(profile: str, offline: bool = False, size: str = "1360,900"):  # type: ignore[no-untyped-def]
     """Headless Chromium; `offline`: no name resolves but 127.0.0.1 (as on a cut network)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -30,7 +30,7 @@ def browser(profile: str, offline: bool = False):  # type: ignore[no-untyped-def
     opts.binary_location = CHROMIUM  # explicit paths: selenium-manager never downloads anything
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1360,900", f"--user-data-dir={profile}"):  # fmt: skip
+                 "--no-first-run", f"--window-size={size}", f"--user-data-dir={profile}"):  # fmt: skip
         opts.add_argument(flag)
     if offline:
         opts.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
@@ -293,5 +293,75 @@ def test_api_docs_render_with_the_network_cut(tmp_path: Path) -> None:
                 await asyncio.to_thread(drive, api.url, profile)
             finally:
                 shutil.rmtree(profile, ignore_errors=True)
+
+    asyncio.run(scenario())
+
+
+def test_dashboard_on_a_phone_with_the_core_down_quarantine_and_a_waiting_terminal(
+    tmp_path: Path,
+) -> None:
+    """At phone width (390 px) nothing scrolls sideways; the backlog tile turns red with the
+    forwarder's error and the oldest record's age while the core is unreachable; open
+    quarantine items are listed with their reasons and one is replayed from the page; a push
+    terminal with an unknown serial is listed for registration; times are the offices' zone.
+    Saves test-artifacts/dashboard-phone.png."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from spotme_hub.forward.forwarder import Forwarder
+    from spotme_hub.forward.outbox import forward_status
+
+    def drive(url: str, profile: str) -> None:
+        driver = browser(profile, size="390,844")
+        try:
+            wait = WebDriverWait(driver, 30)
+            driver.get(url + "/")
+            wait.until(ec.visibility_of_element_located((By.ID, "token"))).send_keys(
+                TOKENS["admin"]
+            )
+            driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+            wait.until(
+                lambda d: "alert" in d.find_element(By.ID, "tile-backlog").get_attribute("class")
+            )
+            tile = driver.find_element(By.ID, "tile-backlog").text
+            assert "not delivering" in tile and "oldest waiting" in tile, tile
+            assert "Asia/Kuala_Lumpur" in driver.find_element(By.ID, "updated").text
+            rows = driver.find_elements(By.CSS_SELECTOR, "#quarantine tbody tr[data-qid]")
+            assert len(rows) == 1 and "no user id or card" in rows[0].text
+            wait.until(ec.visibility_of_element_located((By.ID, "pending-card")))
+            assert "NEWTERM01" in driver.find_element(By.ID, "pending").text
+            width = driver.execute_script(
+                "return [document.documentElement.scrollWidth, innerWidth]"
+            )
+            assert width[0] <= width[1], width  # no sideways scrolling of the page
+            ARTIFACTS.mkdir(exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "dashboard-phone.png"))
+            rows[0].find_element(By.CSS_SELECTOR, "button.replay").click()
+            wait.until(lambda d: "still rejected" in d.find_element(By.ID, "replay-result").text)
+        finally:
+            driver.quit()
+
+    async def scenario() -> None:
+        core = {"url": "http://127.0.0.1:9", "backlog_alert_age_s": 1, "retry_max_s": 0.5}
+        async with running_api(tmp_path, core=core) as api:
+            stop = asyncio.Event()
+            forwarding = asyncio.create_task(Forwarder(api.cfg, api.store).run(stop))
+            await api.client.post("/api/v1/punches", headers=auth("writer"), json={
+                "device": "hr-api", "punches": [{"user_id": "1", "time": "2026-11-20T07:58:12"},
+                                                {"time": "2026-11-20T08:04:00"}]})  # fmt: skip
+            await api.client.get("/iclock/cdata", params={"SN": "NEWTERM01", "options": "all"})
+            for _ in range(200):
+                if forward_status(api.store, api.cfg)["state"] == "retrying":
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.2)  # the oldest record waits past backlog_alert_age_s
+            profile = tempfile.mkdtemp(prefix="spotme-chromium-")
+            try:
+                await asyncio.to_thread(drive, api.url, profile)
+            finally:
+                shutil.rmtree(profile, ignore_errors=True)
+                stop.set()
+                await forwarding
 
     asyncio.run(scenario())

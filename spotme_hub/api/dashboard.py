@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
-from ..clock import now_z
+from ..clock import DEFAULT_TZ, now_z
 from ..config import HubConfig
 from ..store import Store
 from .devices import device_rows, forwarding_status, live_health
@@ -32,11 +32,14 @@ def overview(cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None) ->
     return {
         "hub_id": cfg.hub.id,
         "now": now_z(),
+        # the page shows its times in the offices' zone, not the browser's
+        "timezone": cfg.offices[0].timezone if cfg.offices else DEFAULT_TZ,
         "devices": device_rows(cfg, store, live),
         "recent": list(reversed(recent)),
         "quarantine_open": store.quarantine_count("open"),
         "records_total": store.count_records(),
         "forwarding": forwarding_status(cfg, store),
+        "quarantine": store.quarantine_items("open", 10),
     }
 
 

@@ -99,8 +99,10 @@ class Status(BaseModel):
 class Overview(BaseModel):
     hub_id: str
     now: str
+    timezone: str = Field(description="The offices' zone: the dashboard shows its times in it.")
     devices: list[DeviceOut]
     recent: list[RecordOut]
     quarantine_open: int
     records_total: int
     forwarding: dict[str, Any] | None
+    quarantine: list[dict[str, Any]] = Field(description="The newest open quarantine items.")

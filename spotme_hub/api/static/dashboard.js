@@ -5,6 +5,7 @@
   const KEY = "spotme-hub-token";
   const $ = (id) => document.getElementById(id);
   let timer = null;
+  let zone = undefined; // the offices' zone (the overview says): every time is shown in it
 
   function esc(v) {
     return String(v == null ? "" : v).replace(/[&<>"']/g, (c) =>
@@ -15,7 +16,7 @@
     const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
     const txt = s < 60 ? s + " s" : s < 3600 ? Math.round(s / 60) + " min" : s < 86400
       ? Math.round(s / 3600) + " j/h" : Math.round(s / 86400) + " hari/d";
-    const local = new Date(iso).toLocaleString("en-MY", { hour12: false });
+    const local = new Date(iso).toLocaleString("en-MY", { hour12: false, timeZone: zone });
     return '<span title="' + esc(local) + '">' + txt + ' lalu <span class="en">ago</span></span>';
   }
   function headers() {
@@ -40,10 +41,10 @@
       '<td><span class="pill state ' + esc(d.state) + '">' + esc(shown(d)) + "</span></td>" +
       '<td><div class="dev-name">' + esc(d.name || d.device_id) + '</div><div class="dev-id">' +
       esc(d.device_id) + "</div></td>" +
-      "<td>" + esc(d.office_id) + "</td><td>" + esc(d.kind) + "</td>" +
+      '<td class="opt">' + esc(d.office_id) + '</td><td class="opt">' + esc(d.kind) + "</td>" +
       "<td>" + ago(d.last_seen) + "</td>" +
       '<td class="num">' + d.punches_today.toLocaleString() + "</td>" +
-      '<td class="num">' + (d.quarantined_open || '<span class="muted">0</span>') + "</td>" +
+      '<td class="num opt">' + (d.quarantined_open || '<span class="muted">0</span>') + "</td>" +
       '<td class="err">' + esc(d.state === "UP" ? "" : d.last_error || "") + "</td></tr>").join("") ||
       '<tr><td colspan="8" class="muted">Tiada peranti dikonfigurasi · no devices configured</td></tr>';
   }
@@ -128,10 +129,67 @@
     renderDays(office, days);
   }
 
+  function sourceText(src) {
+    if (src.file) return src.file + (src.sheet != null ? " sheet " + src.sheet : "") +
+      (src.line != null ? " line " + src.line : "");
+    if (src.topic) return "topic " + src.topic;
+    return Object.entries(src).filter(([k, v]) => k !== "punch" && typeof v !== "object")
+      .map(([k, v]) => k + " " + v).join(", ");
+  }
+  function renderQuarantine(items) {
+    $("quarantine").querySelector("tbody").innerHTML = items.map((it) =>
+      '<tr data-qid="' + esc(it.qid) + '"><td class="num">' + esc(it.qid) + "</td>" +
+      '<td class="opt">' + ago(it.created_at) + "</td><td>" + esc(it.device_id || "") + "</td>" +
+      '<td class="opt">' + esc(sourceText(it.source || {})) + '</td><td class="err">' +
+      esc(it.reason) + '</td><td><button class="replay" data-qid="' + esc(it.qid) + '">' +
+      'Ulang <span class="en">Replay</span></button></td></tr>').join("") ||
+      '<tr><td colspan="6" class="muted">Tiada item terbuka · nothing open</td></tr>';
+  }
+  async function replay(qid) {
+    const resp = await fetch("/api/v1/quarantine/" + encodeURIComponent(qid) + "/replay",
+      { method: "POST", headers: headers() });
+    const body = await resp.json().catch(() => ({}));
+    $("replay-result").textContent = "#" + qid + ": " + (resp.ok ? body.status + " — " +
+      body.detail : "HTTP " + resp.status + " " + JSON.stringify(body.detail || ""));
+    refresh();
+  }
+  async function refreshPending() {
+    const resp = await fetch("/api/v1/adms/pending", { headers: headers(), cache: "no-store" });
+    const rows = resp.ok ? await resp.json() : [];
+    $("pending-card").hidden = !rows.length;
+    $("pending").querySelector("tbody").innerHTML = rows.map((p) =>
+      "<tr><td><code>" + esc(p.serial) + "</code></td><td>" + ago(p.last_seen) + "</td>" +
+      '<td class="num">' + esc(p.requests) + '</td><td class="opt">' + esc(p.remote || "") +
+      "</td></tr>").join("");
+  }
+  function renderBacklog(f) {
+    if (!f) {
+      $("v-backlog").textContent = "—";
+      $("v-dead").innerHTML = 'tidak dikonfigurasi <span class="en">not configured</span>';
+      $("tile-backlog").className = "tile";
+      return;
+    }
+    $("v-backlog").textContent = (f.backlog ?? 0).toLocaleString();
+    const age = f.backlog && f.oldest_age_s != null ? Math.round(f.oldest_age_s) : null;
+    const ageText = age == null ? "" : age < 120 ? age + " s" : Math.round(age / 60) + " min";
+    const lines = [];
+    if (f.state === "retrying") {
+      lines.push('tidak dapat dihantar <span class="en">not delivering</span>: ' + esc(f.last_error || ""));
+    }
+    if (ageText) lines.push("tertua " + ageText + ' <span class="en">oldest waiting</span>');
+    if (f.dead_letters) lines.push(f.dead_letters + ' surat mati <span class="en">dead letters</span>');
+    for (const a of f.alerts || []) lines.push(esc(a));
+    $("v-dead").innerHTML = lines.join("<br>") || 'dihantar <span class="en">delivered</span>';
+    const bad = f.state === "retrying" || f.alert || (f.dead_letters || 0) > 0;
+    $("tile-backlog").className = "tile " + (bad ? "alert" : "ok");
+  }
+
   function render(o) {
+    zone = o.timezone;
     $("hub-id").textContent = o.hub_id;
-    $("updated").innerHTML = "Dikemas kini " + new Date().toLocaleTimeString("en-MY", { hour12: false }) +
-      ' <span class="en">updated</span>';
+    $("updated").innerHTML = "Dikemas kini " +
+      new Date().toLocaleTimeString("en-MY", { hour12: false, timeZone: zone }) +
+      ' <span class="en">updated (' + esc(zone) + ")</span>";
     const up = o.devices.filter((d) => d.state === "UP").length;
     const down = o.devices.filter((d) => d.state === "DOWN");
     const degraded = o.devices.filter((d) => d.state === "DEGRADED").length;
@@ -143,15 +201,8 @@
     $("tile-devices").className = "tile " + (up === o.devices.length ? "ok" : "warn");
     $("v-today").textContent = o.devices.reduce((n, d) => n + d.punches_today, 0).toLocaleString();
     $("v-total").innerHTML = o.records_total.toLocaleString() + ' rekod disimpan <span class="en">stored</span>';
-    const f = o.forwarding;
-    if (f) {
-      $("v-backlog").textContent = (f.backlog ?? 0).toLocaleString();
-      $("v-dead").innerHTML = (f.dead_letters ?? 0) + ' surat mati <span class="en">dead letters</span>';
-      $("tile-backlog").className = "tile " + ((f.dead_letters || 0) > 0 ? "alert" : "ok");
-    } else {
-      $("v-backlog").textContent = "—";
-      $("v-dead").innerHTML = 'tidak dikonfigurasi <span class="en">not configured</span>';
-    }
+    renderBacklog(o.forwarding);
+    renderQuarantine(o.quarantine || []);
     $("v-quarantine").textContent = o.quarantine_open.toLocaleString();
     $("tile-quarantine").className = "tile " + (o.quarantine_open ? "warn" : "ok");
     renderDevices(o.devices);
@@ -172,6 +223,7 @@
       if (!resp.ok) throw new Error("HTTP " + resp.status);
       render(await resp.json());
       await refreshToday();
+      await refreshPending();
       $("login").hidden = true;
       $("content").hidden = false;
       $("fetch-error").hidden = true;
@@ -196,6 +248,10 @@
     history.replaceState(null, "", location.pathname + location.search);
     $("today-days").hidden = true;
     refresh();
+  });
+  $("quarantine").addEventListener("click", (ev) => {
+    const btn = ev.target.closest("button.replay");
+    if (btn) replay(btn.dataset.qid);
   });
   $("signout").addEventListener("click", (ev) => {
     ev.preventDefault();
