@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..clock import DEFAULT_TZ, now_z
 from ..config import HubConfig
-from ..store import Store
+from ..store import Store, source_text
 from .devices import device_rows, forwarding_status, live_health
 from .models import Overview
 
@@ -39,7 +39,9 @@ def overview(cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None) ->
         "quarantine_open": store.quarantine_count("open"),
         "records_total": store.count_records(),
         "forwarding": forwarding_status(cfg, store),
-        "quarantine": store.quarantine_items("open", 10),
+        "quarantine": [
+            {**it, "from": source_text(it["source"])} for it in store.quarantine_items("open", 10)
+        ],
     }
 
 

@@ -105,4 +105,6 @@ class Overview(BaseModel):
     quarantine_open: int
     records_total: int
     forwarding: dict[str, Any] | None
-    quarantine: list[dict[str, Any]] = Field(description="The newest open quarantine items.")
+    quarantine: list[dict[str, Any]] = Field(
+        description="The newest open quarantine items, each with `from`: its source in words."
+    )

@@ -363,6 +363,8 @@ def quarantine_list(
     from rich.console import Console
     from rich.table import Table
 
+    from ..store import source_text
+
     t = Table(title=f"{len(items)} quarantined item(s)")
     t.add_column("id", no_wrap=True)
     t.add_column("when (UTC)", no_wrap=True)
@@ -370,21 +372,8 @@ def quarantine_list(
         t.add_column(col, overflow="fold")
     for it in items:
         t.add_row(str(it["qid"]), it["created_at"][:16].replace("T", " "), it["device_id"] or "",
-                  _source_text(it["source"]), it["reason"], it["status"])  # fmt: skip
+                  source_text(it["source"]), it["reason"], it["status"])  # fmt: skip
     Console().print(t)
-
-
-def _source_text(source: dict[str, Any]) -> str:
-    """Where a quarantined input came from, for a person: a file's name and line, a topic, or
-    the source's plain values (never a JSON text cut in the middle)."""
-    if "file" in source:
-        sheet = f" sheet {source['sheet']}" if source.get("sheet") is not None else ""
-        line = f" line {source['line']}" if source.get("line") is not None else ""
-        return f"{source['file']}{sheet}{line}"
-    if "topic" in source:
-        return f"topic {source['topic']}"
-    plain = [f"{k} {v}" for k, v in source.items() if k != "punch" and isinstance(v, str | int)]
-    return ", ".join(plain)
 
 
 @quarantine.command("replay")

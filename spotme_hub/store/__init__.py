@@ -15,6 +15,7 @@ from .base import is_database_error
 from .health import HealthStore
 from .migrations import Migrations
 from .pages import RecordFilter, RecordPages
+from .quarantine import source_text
 from .records import ROWS_PER_INSERT, BulkResult, CommitResult, RecordWrites
 from .schema import (
     BULK_COLUMNS,
@@ -51,4 +52,5 @@ __all__ = [
     "in_process_memory",
     "record_doc",
     "row_to_dict",
+    "source_text",
 ]

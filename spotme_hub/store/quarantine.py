@@ -15,6 +15,19 @@ from .base import StoreBase
 from .schema import QUARANTINE, dumps
 
 
+def source_text(source: Mapping[str, Any]) -> str:
+    """Where a quarantined input came from, for a person: a file's name (sheet) and line, a
+    topic, or the source's plain values (never a JSON text cut in the middle)."""
+    if "file" in source:
+        sheet = f" sheet {source['sheet']}" if source.get("sheet") is not None else ""
+        line = f" line {source['line']}" if source.get("line") is not None else ""
+        return f"{source['file']}{sheet}{line}"
+    if "topic" in source:
+        return f"topic {source['topic']}"
+    plain = [f"{k} {v}" for k, v in source.items() if k != "punch" and isinstance(v, str | int)]
+    return ", ".join(plain)
+
+
 class QuarantineStore(StoreBase):
     def _quarantine(self, conn: Connection, rejections: Sequence[Rejection], now: str) -> list[int]:
         """Each live arrival is an item of its own (a resent request, a repeated message); a row

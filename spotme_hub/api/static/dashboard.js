@@ -129,18 +129,11 @@
     renderDays(office, days);
   }
 
-  function sourceText(src) {
-    if (src.file) return src.file + (src.sheet != null ? " sheet " + src.sheet : "") +
-      (src.line != null ? " line " + src.line : "");
-    if (src.topic) return "topic " + src.topic;
-    return Object.entries(src).filter(([k, v]) => k !== "punch" && typeof v !== "object")
-      .map(([k, v]) => k + " " + v).join(", ");
-  }
   function renderQuarantine(items) {
     $("quarantine").querySelector("tbody").innerHTML = items.map((it) =>
       '<tr data-qid="' + esc(it.qid) + '"><td class="num">' + esc(it.qid) + "</td>" +
       '<td class="opt">' + ago(it.created_at) + "</td><td>" + esc(it.device_id || "") + "</td>" +
-      '<td class="opt">' + esc(sourceText(it.source || {})) + '</td><td class="err">' +
+      '<td class="opt">' + esc(it.from) + '</td><td class="err">' +
       esc(it.reason) + '</td><td><button class="replay" data-qid="' + esc(it.qid) + '">' +
       'Ulang <span class="en">Replay</span></button></td></tr>').join("") ||
       '<tr><td colspan="6" class="muted">Tiada item terbuka · nothing open</td></tr>';
