@@ -43,6 +43,12 @@ class CsvOptions(Options):
     sheet: str | int | None = Field(
         None, description="Workbook sheet (name or index); default: every sheet with a header."
     )
+    stream_sheet_mb: float = Field(
+        32, gt=0, le=4096,
+        description="An .xlsx sheet whose XML is larger than this is streamed (openpyxl: flat "
+        "memory, slower) instead of loaded whole (python-calamine, ~0.8 KB a row); lower it on a "
+        "small machine.",
+    )  # fmt: skip
     chunk_rows: int = Field(
         50_000, ge=100, le=1_000_000,
         description="Rows read and committed at a time (default 50,000 for `spotme-hub import`, 5,000 for a watch folder).",

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FileRefused
-from .sheets import Workbook, html_rows, xml_rows
+from .sheets import STREAM_SHEET_BYTES, Workbook, html_rows, xml_rows
 
 PREVIEW_ROWS = 64
 EXTRA_COLUMNS = 8  # room for lines with a few more fields than the header (they are quarantined)
@@ -46,6 +46,7 @@ class Table:
     delimiter: str | None = None
     excel_epoch: datetime | None = None  # 1899-12-30 or 1904-01-01 for workbooks
     sheet: str | int = 0
+    stream_bytes: int = STREAM_SHEET_BYTES  # a larger .xlsx sheet is streamed (`Workbook`)
     preview: list[list[str]] = field(default_factory=list)
     workbook: Workbook | None = None
     quoted: bool | None = None  # a text file holds a quote character (None: not looked yet)
@@ -141,7 +142,7 @@ class Table:
         each call; text files are read by `chunks` with pandas)."""
         if self.kind == "excel":
             if self.workbook is None:
-                self.workbook = Workbook(self.path, self.sheet)
+                self.workbook = Workbook(self.path, self.sheet, stream_bytes=self.stream_bytes)
             return self.workbook.rows()
         if self.kind == "xml":
             return xml_rows(self.path, self.encoding)
@@ -181,7 +182,11 @@ def is_workbook(path: Path) -> bool:
 
 
 def open_table(
-    path: Path, encoding: str = "auto", delimiter: str | None = None, sheet: str | int = 0
+    path: Path,
+    encoding: str = "auto",
+    delimiter: str | None = None,
+    sheet: str | int = 0,
+    stream_bytes: int = STREAM_SHEET_BYTES,
 ) -> Table:
     """Sniff `path` (magic bytes, encoding, delimiter) and preview its first rows."""
     path = Path(path)
@@ -190,7 +195,8 @@ def open_table(
     if not head:
         raise FileRefused(f"{path.name}: the file is empty")
     if head.startswith(b"\xd0\xcf\x11\xe0") or head.startswith(b"PK\x03\x04"):
-        table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet)
+        table = Table(path, "excel", excel_epoch=_excel_epoch(path, head), sheet=sheet,
+                      stream_bytes=stream_bytes)  # fmt: skip
         table.preview = list(itertools.islice(table.rows(), PREVIEW_ROWS))
         return table
     if _binary(head):

@@ -2,7 +2,7 @@
 
 Nothing here holds a whole file as Python rows: the importer takes rows a chunk at a time.
 Workbooks are read with python-calamine, which loads a sheet into its own memory (about 0.8 KB a
-row of eight cells) and is fast; an `.xlsx` sheet whose XML is larger than `STREAM_SHEET_BYTES`
+row of eight cells) and is fast; an `.xlsx` sheet whose XML is larger than `stream_sheet_mb` (default `STREAM_SHEET_BYTES`)
 (roughly 70,000 to 150,000 rows, depending on the program that wrote it) is streamed with
 openpyxl's read-only mode instead: flat memory, about fifteen times slower. Both give the same
 text for the same cell (`tests/test_sheets.py`).
@@ -62,11 +62,12 @@ def cell_text(value: Any) -> str:
 class Workbook:
     """One sheet of a workbook file; `rows()` can be called again (a new pass from row 1)."""
 
-    def __init__(self, path: Path, sheet: str | int = 0, streamed: bool | None = None):
+    def __init__(self, path: Path, sheet: str | int = 0, streamed: bool | None = None,
+                 stream_bytes: int = STREAM_SHEET_BYTES):  # fmt: skip
         self.path = Path(path)
         self.sheet = sheet
         self.streamed = streamed if streamed is not None else (
-            sheet_xml_bytes(self.path, sheet) > STREAM_SHEET_BYTES
+            sheet_xml_bytes(self.path, sheet) > stream_bytes
         )  # fmt: skip
         self._calamine: Any = None  # the loaded sheet, kept for the next pass
 

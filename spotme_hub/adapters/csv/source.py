@@ -143,7 +143,8 @@ class ExportFile:
         self.opts = opts
         self.path = Path(path)
         sheet = 0 if opts.sheet is None else opts.sheet
-        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter, sheet)
+        self.table: Table = open_table(self.path, opts.encoding, opts.delimiter, sheet,
+                                       int(opts.stream_sheet_mb * (1 << 20)))  # fmt: skip
         #: the source of a row without its line: the file, and the sheet when one was chosen
         self.where: dict[str, Any] = {"file": self.path.name}
         self.label = self.path.name  # for messages
