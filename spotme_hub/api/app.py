@@ -9,7 +9,7 @@ import contextlib
 import errno
 import socket
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
@@ -62,7 +62,31 @@ def create_app(
         app.include_router(part.routes(ctx))
     app.include_router(dashboard_router(cfg, store, hub, admin))
     app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
+    _document_refusals(app)
     return app
+
+
+def _document_refusals(app: FastAPI) -> None:
+    """Publish the answers every route may give besides its own: 401/403 where a token is
+    needed (the operations with a security requirement), 404 where the path names something
+    (a device, a fact, an item) that may not exist — so the schema says what the API does (a
+    schemathesis run with every check holds it to that)."""
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            published = FastAPI.openapi(app)
+            for path, operations in published.get("paths", {}).items():
+                for op in operations.values():
+                    answers = op.setdefault("responses", {})
+                    if op.get("security"):
+                        answers.setdefault("401", {"description": "No token, or not a known one"})
+                        answers.setdefault("403", {"description": "The token lacks the scope"})
+                    if "{" in path:
+                        answers.setdefault("404", {"description": "No such thing (the path's id)"})
+            app.openapi_schema = published
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
 
 async def _one_error_shape(request: Request, exc: Exception) -> Response:

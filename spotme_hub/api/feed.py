@@ -64,8 +64,18 @@ def record_filter(
     office: Annotated[str | None, Query(max_length=200, description="Office id.")] = None,
     employee: Annotated[str | None, Query(max_length=200, description="Employee id.")] = None,
     device: Annotated[str | None, Query(max_length=200, description="Device id.")] = None,
-    since: Annotated[str | None, Query(description="occurred_at ≥ this (RFC 3339).")] = None,
-    until: Annotated[str | None, Query(description="occurred_at < this (RFC 3339).")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            description="occurred_at ≥ this (RFC 3339).", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(
+            description="occurred_at < this (RFC 3339).", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None,
     flag: Annotated[
         str | None,
         Query(pattern=r"^[a-z_]{1,64}$", description="Only records carrying this flag."),

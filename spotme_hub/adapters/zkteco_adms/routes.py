@@ -338,7 +338,8 @@ def _iclock_router(rc: RouteContext) -> APIRouter:
             ("cdata", "GET", handshake), ("cdata", "POST", upload), ("getrequest", "GET", getrequest),
             ("devicecmd", "POST", devicecmd), ("ping", "GET", ping),
         ):  # fmt: skip
-            r.add_api_route(f"/iclock/{path}{suffix}", route(handler), methods=[method])
+            r.add_api_route(f"/iclock/{path}{suffix}", route(handler), methods=[method],
+                            openapi_extra=_SN, responses=_TERMINAL_REFUSALS)  # fmt: skip
             served.setdefault(f"/iclock/{path}{suffix}", []).append(method)
     # One route per method would make OPTIONS (and a wrong method's 405) name only the first
     # route's method: `/iclock/cdata` answered `allow: GET` though POST is served.
@@ -346,6 +347,18 @@ def _iclock_router(rc: RouteContext) -> APIRouter:
         allow = ", ".join([*methods, "OPTIONS"])
         r.add_api_route(path, _allow(allow), methods=["OPTIONS"], include_in_schema=False)
     return r
+
+
+#: what a terminal sends with every request (the routes read it from the query themselves)
+_SN: dict[str, Any] = {"parameters": [{
+    "name": "SN", "in": "query", "required": True, "description": "The terminal's serial number.",
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"},
+}]}  # fmt: skip
+_TERMINAL_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "No serial number (SN=), or a malformed one"},
+    403: {"description": "A serial the configuration does not know, or a disabled terminal"},
+    503: {"description": "The hub is not running its devices"},
+}
 
 
 def _allow(methods: str) -> Callable[[], Awaitable[Response]]:
