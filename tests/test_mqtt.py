@@ -127,7 +127,7 @@ async def test_zigbee2mqtt_lock(broker: Broker, tmp_path: Path) -> None:
     assert by_user["1"]["employee_id"] == "E1" and by_user["1"]["verify"] == "password"
     assert by_user["1"]["device_serial"] == "front_lock"
     assert "device_time_untrusted" in by_user["1"]["flags"]  # z2m sends no time by default
-    assert by_user["7"]["occurred_at"] == "2024-11-23T08:20:00Z"  # last_seen in epoch ms
+    assert by_user["7"]["occurred_at"] == "2024-11-23T08:20:00.123Z"  # last_seen in epoch ms
     assert by_user["7"]["verify"] == "card"
 
 

@@ -138,6 +138,24 @@ def test_aware_device_time_is_kept(norm) -> None:  # type: ignore[no-untyped-def
     assert rec.local_time == "2026-03-02T08:30:00+08:00"
 
 
+def test_a_fraction_of_a_second_is_kept_and_the_id_stays_at_the_second(norm) -> None:  # type: ignore[no-untyped-def]
+    """A float epoch (1607123958.748393 s) keeps its fraction, to the millisecond, in both
+    times; the record's id is the whole second's, so a redelivery with the fraction rounded
+    away is the same punch."""
+    from spotme_hub.normalize.mapping import epoch_to_datetime
+
+    n, devs = norm
+    precise = n.normalize(devs["dev1"], RawPunch(device_time=epoch_to_datetime(1607123958.748393),
+                                                 user_id="1", punch="in"), now=NOW)  # fmt: skip
+    whole = n.normalize(devs["dev1"], RawPunch(device_time=epoch_to_datetime(1607123958),
+                                               user_id="1", punch="in"), now=NOW)  # fmt: skip
+    assert isinstance(precise, Record) and isinstance(whole, Record)
+    assert precise.occurred_at == "2020-12-04T23:19:18.748Z"
+    assert precise.local_time == "2020-12-05T07:19:18.748+08:00"
+    assert whole.occurred_at == "2020-12-04T23:19:18Z"
+    assert precise.id == whole.id
+
+
 coords = st.tuples(st.floats(-89.9, 89.9), st.floats(-179.9, 179.9))
 
 

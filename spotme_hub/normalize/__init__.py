@@ -172,7 +172,13 @@ class Normalizer:
         if problem:
             return reject(problem)
         local = when_utc.astimezone(tz).replace(microsecond=0)
-        local_time = local.isoformat()  # …+08:00
+        # a time with a fraction of a second (an epoch float, ISO text with one) keeps it, to
+        # the millisecond; whole seconds stay as they were (the id is always to the second)
+        fraction = when_utc.microsecond >= 1000
+        if fraction:
+            local_time = when_utc.astimezone(tz).isoformat(timespec="milliseconds")
+        else:
+            local_time = local.isoformat()  # …+08:00
         # identity: the device's wall-clock second as given, which differs from `local` only in
         # a DST gap (`astimezone` into a time's own zone leaves it as it is)
         wall = when.replace(microsecond=0) if when.tzinfo is tz else local
@@ -210,7 +216,7 @@ class Normalizer:
             card=card,
             punch=str(punch),
             verify=str(verify),
-            occurred_at=utc_z(when_utc),
+            occurred_at=utc_z_ms(when_utc) if fraction else utc_z(when_utc),
             local_time=local_time,
             timezone=tz_name,
             received_at=self._received_text(received),
