@@ -174,6 +174,86 @@ def reload(config_path: Path) -> None:
     click.echo(f"asked the hub (pid {pid}) to reload {config_path}; its log says what changed")
 
 
+# --- backup / restore -------------------------------------------------------------------------
+
+
+def _running_hub(cfg: HubConfig) -> int | None:
+    """The pid of a live hub on this configuration's data (its `hub.pid`), or None."""
+    import os
+
+    try:
+        pid = int((cfg.data_dir / "hub.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _sqlite_path(cfg: HubConfig, verb: str) -> Path:
+    """The store's SQLite file; on PostgreSQL the line to run instead (exit 2)."""
+    from ..service import redact
+
+    url = cfg.database_url
+    if not url.startswith("sqlite"):
+        plain = redact(url).replace("postgresql+psycopg://", "postgresql://")
+        tool = {
+            "backup": "pg_dump --format=custom --file DEST",
+            "restore": "pg_restore --clean --dbname",
+        }[verb]
+        raise click.UsageError(
+            f"the store is PostgreSQL: {verb} it with its own tools, e.g.\n  {tool} '{plain}'"
+            + (" SRC" if verb == "restore" else "")
+        )
+    from sqlalchemy.engine import make_url
+
+    return Path(make_url(url).database or "")
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.argument("dest", type=click.Path(path_type=Path))
+def backup(config_path: Path, dest: Path) -> None:
+    """A consistent copy of the store (SQLite's online backup: records, quarantine,
+    checkpoints and the forward cursor as of one commit), while the hub runs. DEST: a file, or a
+    directory for a dated one."""
+    from ..forward.outbox import SCOPE
+    from ..service import load_config
+    from ..store.backup import backup as take
+
+    cfg = load_config(config_path)
+    db = _sqlite_path(cfg, "backup")
+    if not db.exists():
+        raise click.ClickException(f"no store at {db}")
+    copy = take(db, dest, (SCOPE, "cursor"))
+    click.echo(f"{copy.path}: {copy.bytes / 1e6:,.1f} MB, records up to seq {copy.last_seq:,}, "
+               f"forward cursor {copy.cursor:,}")  # fmt: skip
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(config_path: Path, src: Path) -> None:
+    """Put a copy made by `backup` in place of the store (never while a hub runs on it); the
+    store it replaces is kept beside it. The forwarder then resends what came after the copy's
+    cursor, and the core keeps each record once."""
+    from ..forward.outbox import SCOPE
+    from ..service import load_config
+    from ..store.backup import NotAStore
+    from ..store.backup import restore as put
+
+    cfg = load_config(config_path)
+    db = _sqlite_path(cfg, "restore")
+    pid = _running_hub(cfg)
+    if pid is not None:
+        raise click.ClickException(f"a hub (pid {pid}) is running on {db}: stop it first")
+    try:
+        copy, kept = put(src, db, (SCOPE, "cursor"))
+    except NotAStore as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {src} to {db}: records up to seq {copy.last_seq:,}, forward cursor "
+               f"{copy.cursor:,}" + (f"; the store it replaced is {kept}" if kept else ""))  # fmt: skip
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
