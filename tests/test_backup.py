@@ -123,3 +123,17 @@ def test_restore_refuses_what_is_not_a_whole_store(tmp_path: Path) -> None:
     res = cli("restore", "-c", str(path), str(other))
     assert res.returncode == 1 and "not a spotme-hub store" in res.stderr
     assert not (tmp_path / "data" / "hub.db").exists()  # nothing was put in place
+
+
+def test_on_postgresql_the_commands_say_what_to_run(tmp_path: Path) -> None:
+    data = base_config(tmp_path)
+    data["hub"]["database"] = "postgresql+psycopg://hub:s3cret@db.example:5432/spotme"
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = cli("backup", "-c", str(path), str(tmp_path / "x.dump"))
+    assert res.returncode == 2 and "pg_dump --format=custom" in res.stderr
+    assert (
+        "postgresql://hub:***@db.example:5432/spotme" in res.stderr and "s3cret" not in res.stderr
+    )
+    res = cli("restore", "-c", str(path), str(path))
+    assert res.returncode == 2 and "pg_restore" in res.stderr
