@@ -303,7 +303,7 @@ class HasCommands(Protocol):
 
 
 class DemoStage(Protocol):
-    """What a demo part sees of `spotme-hub demo`: values for `configs/demo.yaml` (``env``),
+    """What a demo part sees of `spotme-hub demo`: values for the demo's `demo.yaml` (``env``),
     tasks to run (``spawn``), lines under the live view (``note``), and the hub once it runs."""
 
     data_dir: Path

@@ -1,6 +1,6 @@
 """`spotme-hub demo`: a whole hub on one machine with nothing external.
 
-`configs/demo.yaml` describes the estate; each part's demo part (`HasDemo`: the device kinds'
+`demo.yaml` (beside this module, in the package) describes the estate; each part's demo part (`HasDemo`: the device kinds'
 `adapters/<kind>/demo.py`, forwarding's `forward/demo.py`) starts the simulator it points at. The
 screen shows devices and punches as they commit, and today's attendance per office from the stored
 days (what the dashboard's Today panel shows); the last line says where today stands.
@@ -33,7 +33,7 @@ from ..record import Record
 from ..service import demo_parts, load_config, run_hub
 from ..store import CommitResult
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().with_name("demo.yaml")  # shipped in the package
 
 
 def free_port() -> int:
@@ -184,7 +184,7 @@ async def run_demo(
 
 
 def _keep_config(path: Path, env: dict[str, str]) -> None:
-    """configs/demo.yaml with the demo's `${DEMO_…}` values written in, so the CLI reads the
+    """demo.yaml with the demo's `${DEMO_…}` values written in, so the CLI reads the
     kept store without the demo's environment."""
 
     def value(m: re.Match[str]) -> str:

@@ -3,7 +3,7 @@
 The broker is `mosquitto` when installed (MQTT 5), otherwise amqtt's pure-Python broker embedded
 in the demo's event loop (MQTT 3.1.1: the demo devices' `protocol` follows). Publishes Tasmota
 (RDM6300 + Wiegand) and esp-rfid payloads as the real firmwares do, heartbeats included, so the
-`mqtt` devices in configs/demo.yaml have something to ingest. SPOTME_DEMO_MQTT_BROKER=embedded
+`mqtt` devices in the demo's demo.yaml have something to ingest. SPOTME_DEMO_MQTT_BROKER=embedded
 uses the embedded broker even when mosquitto is there.
 """
 
