@@ -350,3 +350,26 @@ def test_reload_starts_and_stops_devices_without_touching_the_others(tmp_path: P
     assert "reload refused" in err and "unknown kind 'teleporter'" in err
     assert "devices added ['sim2']" in err and "removed ['sim']" in err
     assert not (tmp_path / "data" / "hub.pid").exists()  # removed when the hub stopped
+
+
+def test_init_writes_a_starter_that_checks_and_says_what_next(tmp_path: Path) -> None:
+    import os
+
+    kinds = ["zkteco", "zkteco_adms", "mqtt", "serial", "csv", "http", "simulated"]
+    made = cli("init", str(tmp_path / "hub"), *[a for k in kinds for a in ("--kind", k)],
+               "--office", "kb-district", "--state", "KTN")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    config, env = tmp_path / "hub" / "hub.yaml", tmp_path / "hub" / "env"
+    assert f"spotme-hub config check -c {config}" in made.stdout
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+    secrets = dict(line.split("=", 1) for line in env.read_text().splitlines()
+                   if line and not line.startswith("#"))  # fmt: skip
+    assert len(secrets["SPOTME_ADMIN_TOKEN"]) >= 24 and "MQTT_PASSWORD" in secrets
+    checked = subprocess.run(
+        [sys.executable, "-m", "spotme_hub.cli", "config", "check", "-c", str(config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, **secrets},
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "1 office(s), 7 device(s)" in checked.stdout
+    again = cli("init", str(tmp_path / "hub"))
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwritten

@@ -174,6 +174,37 @@ def reload(config_path: Path) -> None:
     click.echo(f"asked the hub (pid {pid}) to reload {config_path}; its log says what changed")
 
 
+# --- init -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["zkteco", "zkteco_adms", "mqtt", "serial", "csv", "http",
+                                 "simulated"]),
+              help="A device of this kind in the starter configuration (repeat for more).")  # fmt: skip
+@click.option("--office", default="hq", show_default=True, help="The office's id.")
+@click.option("--state", default="PJY", show_default=True,
+              help="The office's state code (JHR, KDH, KTN, ..., PJY, SGR, SWK, WPKL...).")  # fmt: skip
+@click.option("--hub-id", default="spotme-hub", show_default=True,
+              help="How this hub names itself to the core.")  # fmt: skip
+def init(directory: Path, kinds: tuple[str, ...], office: str, state: str, hub_id: str) -> None:
+    """Write a commented starter configuration (one office, a device of each --kind) and an env
+    file for its secrets in DIRECTORY, then say what to do next."""
+    from .init import write_starter
+
+    try:
+        config, env = write_starter(directory, list(kinds), office, state, hub_id)
+    except FileExistsError as exc:
+        raise click.UsageError(f"{exc} exists: init writes only new files") from None
+    click.echo(f"wrote {config} and {env} (secrets; readable by you only). Next:")
+    click.echo(f"  1. edit {config}: the devices' addresses, the office, the core URL")
+    click.echo(f"  2. put the secrets in {env}")
+    click.echo(f"  3. set -a; . {env}; set +a")
+    click.echo(f"  4. spotme-hub config check -c {config}")
+    click.echo(f"  5. spotme-hub run -c {config}   (as a service: docs/deploy.md)")
+
+
 # --- backup / restore -------------------------------------------------------------------------
 
 
