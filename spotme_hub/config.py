@@ -115,6 +115,14 @@ class HubSection(Strict):
         "default is 700); objects made at start are frozen out of collection. 0 leaves the "
         "interpreter's settings alone.",
     )  # fmt: skip
+    disk_alert_mb: float = Field(
+        1024, ge=0, description="Alert (metrics, dashboard, devices) when the data directory's "
+        "disk has less free space than this.",
+    )  # fmt: skip
+    disk_floor_mb: float = Field(
+        200, ge=0, description="Below this free space the hub refuses new data (503 with "
+        "Retry-After: push clients retry) rather than fill the disk.",
+    )  # fmt: skip
     log_format: Literal["text", "json"] = Field(
         "text", description="`spotme-hub run`'s log: text, or JSON Lines for a log collector."
     )

@@ -503,3 +503,34 @@ def test_forwarding_status_endpoint_overview_and_metrics(tmp_path: Path) -> None
             assert (await api.client.get("/api/v1/forward")).status_code == 401
 
     asyncio.run(scenario())
+
+
+def test_disk_room_is_visible_and_a_full_disk_refuses_new_data(tmp_path: Path) -> None:
+    """Store size, free space and the oldest record on /metrics and the overview; under
+    hub.disk_alert_mb an alert, under hub.disk_floor_mb every write is a 503 with Retry-After
+    (push clients retry) and nothing is stored, while reads go on."""
+
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            c = api.client
+            await c.post("/api/v1/punches", headers=auth("writer"), json={
+                "device": "hr-api", "punches": [{"user_id": "1", "time": now_local(-5)}]})  # fmt: skip
+            text = (await c.get("/metrics", headers=auth("reader"))).text
+            for name in ("spotme_store_bytes", "spotme_data_free_bytes",
+                         "spotme_oldest_record_age_seconds", "spotme_disk_alert 0.0"):  # fmt: skip
+                assert name in text, name
+            disk = (await c.get("/api/v1/overview", headers=auth("admin"))).json()["disk"]
+            assert disk["store_bytes"] > 0 and disk["free_bytes"] > 0 and not disk["alert"]
+            # the same hub with more room asked for than this disk has
+            api.cfg.hub.disk_alert_mb = api.cfg.hub.disk_floor_mb = 10**12
+            disk = (await c.get("/api/v1/overview", headers=auth("admin"))).json()["disk"]
+            assert disk["alert"] and disk["refusing_writes"]
+            before = api.store.count_records()
+            refused = await c.post("/api/v1/punches", headers=auth("writer"), json={
+                "device": "hr-api", "punches": [{"user_id": "2", "time": now_local(-4)}]})  # fmt: skip
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "60"
+            assert "out of disk space" in refused.json()["detail"][0]["msg"]
+            assert api.store.count_records() == before
+            assert (await c.get("/api/v1/records", headers=auth("reader"))).status_code == 200
+
+    asyncio.run(scenario())

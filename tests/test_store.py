@@ -418,3 +418,14 @@ def test_background_checkpoints_copy_the_wal_so_commits_do_not(tmp_path, make_co
         assert store.wal_autocheckpoint() == 1000
     finally:
         store.close()
+
+
+def test_footprint_is_the_stores_size_and_its_oldest_record(store: Store, make_config) -> None:  # type: ignore[no-untyped-def]
+    size, oldest = store.footprint()
+    assert size > 0 and oldest is None  # a new store: its tables, no record yet
+    store.commit(make_records(make_config, 5))
+    size, oldest = store.footprint()
+    from spotme_hub.clock import parse_utc
+
+    assert size > 0 and oldest is not None
+    assert abs((parse_utc(oldest) - datetime.now(parse_utc(oldest).tzinfo)).total_seconds()) < 60

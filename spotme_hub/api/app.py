@@ -22,6 +22,7 @@ from ..store import Store
 from .auth import ADMIN, FEED_READ, PUNCHES_WRITE, TokenAuth
 from .dashboard import dashboard_router
 from .devices import admin_router, devices_router
+from .disk import DiskFloor
 from .docs import docs_router
 from .feed import CommitSignal, feed_router
 from .metrics import RequestMetrics, new_registry, ops_router
@@ -51,6 +52,7 @@ def create_app(
     read, write, admin = auth.require(FEED_READ), auth.require(PUNCHES_WRITE), auth.require(ADMIN)
     registry, latency = new_registry(cfg, store, hub)
     app.add_middleware(RequestMetrics, histogram=latency, max_body=cfg.api.max_body_bytes)
+    app.add_middleware(DiskFloor, cfg=cfg)
     app.include_router(ops_router(store, registry, read, hub))
     app.state.streams = CommitSignal()  # wakes event streams on commits; closed by `serve`
     app.include_router(feed_router(store, hub, cfg.api.max_page, read, app.state.streams))

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..clock import DEFAULT_TZ, now_z
 from ..config import HubConfig
+from ..pipeline.disk import disk_status
 from ..store import Store, source_text
 from .devices import device_rows, forwarding_status, live_health
 from .models import Overview
@@ -39,6 +40,7 @@ def overview(cfg: HubConfig, store: Store, live: list[dict[str, Any]] | None) ->
         "quarantine_open": store.quarantine_count("open"),
         "records_total": store.count_records(),
         "forwarding": forwarding_status(cfg, store),
+        "disk": disk_status(cfg, store),
         "quarantine": [
             {**it, "from": source_text(it["source"])} for it in store.quarantine_items("open", 10)
         ],

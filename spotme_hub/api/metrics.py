@@ -15,11 +15,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import HubConfig
+from ..pipeline.disk import disk_status
 from ..store import Store
 from .devices import forwarding_status
 from .models import Status
 
-STATES = ("UNKNOWN", "UP", "DEGRADED", "DOWN", "DISABLED")
+STATES = ("UNKNOWN", "STARTING", "UP", "DEGRADED", "DOWN", "DISABLED")
 
 
 class HubCollector:
@@ -53,6 +54,17 @@ class HubCollector:
             up.add_metric([row["device_id"]], 1.0 if row["state"] == "UP" else 0.0)
         yield state
         yield up
+        disk = disk_status(self.cfg, self.store)
+        yield GaugeMetricFamily(
+            "spotme_store_bytes", "The store's size on disk.", disk["store_bytes"]
+        )
+        yield GaugeMetricFamily("spotme_data_free_bytes", "Free space under the data directory.",
+                                disk["free_bytes"])  # fmt: skip
+        if disk["oldest_age_s"] is not None:
+            yield GaugeMetricFamily("spotme_oldest_record_age_seconds",
+                                    "Age of the oldest record kept.", disk["oldest_age_s"])  # fmt: skip
+        yield GaugeMetricFamily("spotme_disk_alert", "1 below hub.disk_alert_mb free.",
+                                float(disk["alert"]))  # fmt: skip
         fwd = forwarding_status(self.cfg, self.store)
         if fwd is not None:
             for key in ("backlog", "dead_letters"):

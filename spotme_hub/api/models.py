@@ -105,6 +105,7 @@ class Overview(BaseModel):
     quarantine_open: int
     records_total: int
     forwarding: dict[str, Any] | None
+    disk: dict[str, Any] = Field(description="Store size, free space, oldest record, alerts.")
     quarantine: list[dict[str, Any]] = Field(
         description="The newest open quarantine items, each with `from`: its source in words."
     )

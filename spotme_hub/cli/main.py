@@ -437,7 +437,11 @@ def devices(config_path: Path, fmt: str) -> None:
             h.get("last_seen") or "never", str(c.get("new", 0)), str(c.get("duplicate", 0)),
             str(c.get("quarantined", 0)), h.get("last_error") or "",
         )  # fmt: skip
-    Console().print(t)
+    from ..pipeline.disk import disk_line, disk_status
+
+    console = Console()
+    console.print(t)
+    console.print(disk_line(disk_status(cfg, store)), highlight=False, soft_wrap=True)
 
 
 @cli.group()

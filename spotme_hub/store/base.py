@@ -8,7 +8,9 @@ the record by construction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -125,6 +127,25 @@ class StoreBase:
         """The setting a new connection gets (0 while background checkpoints run)."""
         with self.engine.connect() as conn:
             return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    def footprint(self) -> tuple[int, str | None]:
+        """(bytes the store takes on disk, the oldest record's commit time or None)."""
+        with self.engine.connect() as conn:
+            oldest = conn.execute(
+                text("SELECT committed_at FROM records ORDER BY seq LIMIT 1")
+            ).scalar()
+            if self.is_sqlite:
+                path = self.engine.url.database
+                size = 0
+                if path and not in_process_memory(self.url):
+                    for suffix in ("", "-wal"):
+                        with contextlib.suppress(OSError):
+                            size += os.stat(path + suffix).st_size
+            else:
+                size = int(
+                    conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+                )
+        return size, oldest
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

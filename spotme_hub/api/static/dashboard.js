@@ -193,7 +193,13 @@
     $("tile-down").className = "tile " + (down.length ? "alert" : "ok");
     $("tile-devices").className = "tile " + (up === o.devices.length ? "ok" : "warn");
     $("v-today").textContent = o.devices.reduce((n, d) => n + d.punches_today, 0).toLocaleString();
-    $("v-total").innerHTML = o.records_total.toLocaleString() + ' rekod disimpan <span class="en">stored</span>';
+    const disk = o.disk || {};
+    $("v-total").innerHTML = o.records_total.toLocaleString() + ' rekod disimpan <span class="en">stored</span>' +
+      (disk.store_bytes != null ? "<br>" + (disk.store_bytes / 1e6).toFixed(1) + " MB · " +
+        (disk.free_bytes / 1e9).toFixed(1) + ' GB bebas <span class="en">free</span>' : "") +
+      (disk.refusing_writes ? '<br><b>cakera penuh · disk full: new data refused</b>'
+        : disk.alert ? '<br><b>cakera hampir penuh · low disk</b>' : "");
+    $("tile-today").className = "tile " + (disk.refusing_writes ? "alert" : disk.alert ? "warn" : "");
     renderBacklog(o.forwarding);
     renderQuarantine(o.quarantine || []);
     $("v-quarantine").textContent = o.quarantine_open.toLocaleString();
