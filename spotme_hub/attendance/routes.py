@@ -57,7 +57,7 @@ def days_router(ctx: RouteContext) -> APIRouter:
             int, Query(ge=0, le=2**62, description="`next_cursor` of the last page")
         ] = 0,
         limit: Annotated[
-            int, Query(ge=1, description="Page size (capped at api.max_page).")
+            int, Query(ge=1, le=1_000_000, description="Page size (capped at api.max_page).")
         ] = 1000,
     ) -> Response:
         """Every stored day that changed after `after` (each with its `seq`), filtered as
