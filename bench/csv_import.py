@@ -4,7 +4,9 @@ hub   = `import_file` (the code behind `spotme-hub import`): full canonical reco
         by id, committed to SQLite in one transaction per chunk.
 floor = pandas `read_csv(dtype=str)` of the same file + sqlite3 `executemany` of one 5-column
         tuple (id, user, time, punch, verify) per row into a WAL table with no index.
-Each side runs in its own child process so its peak RSS is its own.
+Each side runs in its own child process so its peak RSS is its own; the CPU-seconds beside each
+wall time count every process it waited for (the hub's writer process too), since a hub that
+uses both cores can look fast in wall time while it costs more CPU.
 
     python bench/csv_import.py [--rows 1000000] [--keep DIR] [--writer auto|thread|process]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -95,10 +98,16 @@ print(json.dumps({"seconds": dt, "rows": s.rows_read, "new": s.imported, "dup": 
 
 
 def child(code: str, *args: str) -> dict:
+    """Run one side in a process of its own; its result, with `cpu_s`: the CPU-seconds it and
+    every process it waited for used (the hub's writer process counts)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result
 
 
 def peak_mb(run: dict) -> float:
@@ -155,9 +164,12 @@ def main() -> None:
         forced = import_once(force=True)
     n = args.rows
     f = floor["seconds"]
-    print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  peak RSS {floor['rss_mb']:.0f} MB")
+    fc = floor["cpu_s"]
+    print(f"floor  : {f:6.2f} s  {n / f:>10,.0f} rows/s  CPU {fc:6.2f} s  "
+          f"peak RSS {floor['rss_mb']:.0f} MB")  # fmt: skip
     print(
         f"hub    : {hub['seconds']:6.2f} s  {n / hub['seconds']:>10,.0f} rows/s  "
+        f"CPU {hub['cpu_s']:6.2f} s ({hub['cpu_s'] / fc:.2f}x the floor's)  "
         f"peak RSS {rss(hub)}  ratio {hub['seconds'] / f:.2f}x (target <= 2.5x)  "
         f"new {hub['new']:,} dup {hub['dup']:,} quarantined {hub['quarantined']:,} "
         f"stored {hub['count']:,}"
@@ -168,7 +180,8 @@ def main() -> None:
     )
     print(
         f"re-import, forced (all duplicates): {forced['seconds']:6.2f} s  "
-        f"{n / forced['seconds']:>10,.0f} rows/s  ratio {forced['seconds'] / f:.2f}x "
+        f"{n / forced['seconds']:>10,.0f} rows/s  CPU {forced['cpu_s']:6.2f} s  "
+        f"ratio {forced['seconds'] / f:.2f}x "
         f"(target <= 1.5x)  new {forced['new']:,} dup {forced['dup']:,}  "
         f"peak RSS {rss(forced)}  stored {forced['count']:,}"
     )
