@@ -341,6 +341,11 @@ class HubConfig(Strict):
         return p if p.is_absolute() else (self._base_dir / p)
 
     @property
+    def pid_file(self) -> Path:
+        """Where a running hub writes its process id (`reload` signals it, `restore` checks)."""
+        return self.data_dir / "hub.pid"
+
+    @property
     def database_url(self) -> str:
         if self.hub.database:
             return self.hub.database

@@ -163,7 +163,7 @@ async def run_hub(
 
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    pid_file = cfg.data_dir / "hub.pid"
+    pid_file = cfg.pid_file
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     services = [asyncio.create_task(s) for s in start_services(hub, stop, serve_api, sock)]

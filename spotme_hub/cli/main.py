@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .init import DEVICES as STARTER_DEVICES
+
 if TYPE_CHECKING:
     from ..config import HubConfig
     from ..pipeline.runtime import Hub
@@ -163,14 +165,12 @@ def reload(config_path: Path) -> None:
     from ..service import load_config
 
     cfg = load_config(config_path)  # a file with errors stops here (exit 2): the hub keeps its own
-    pid_file = cfg.data_dir / "hub.pid"
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError):
+    pid = _running_hub(cfg)
+    if pid is None:
         raise click.ClickException(
-            f"no running hub for {config_path} (no live process in {pid_file})"
-        ) from None
+            f"no running hub for {config_path} (no live process in {cfg.pid_file})"
+        )
+    os.kill(pid, signal.SIGHUP)
     click.echo(f"asked the hub (pid {pid}) to reload {config_path}; its log says what changed")
 
 
@@ -180,8 +180,7 @@ def reload(config_path: Path) -> None:
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--kind", "kinds", multiple=True,
-              type=click.Choice(["zkteco", "zkteco_adms", "mqtt", "serial", "csv", "http",
-                                 "simulated"]),
+              type=click.Choice(list(STARTER_DEVICES)),
               help="A device of this kind in the starter configuration (repeat for more).")  # fmt: skip
 @click.option("--office", default="hq", show_default=True, help="The office's id.")
 @click.option("--state", default="PJY", show_default=True,
@@ -213,7 +212,7 @@ def _running_hub(cfg: HubConfig) -> int | None:
     import os
 
     try:
-        pid = int((cfg.data_dir / "hub.pid").read_text())
+        pid = int(cfg.pid_file.read_text())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
